@@ -1,0 +1,1 @@
+"""Pipelines: the dlt pipeline factory, the run orchestration, the CLI and the Airflow DAG."""

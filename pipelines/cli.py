@@ -1,0 +1,301 @@
+"""The `approvalmax` command: thin Typer commands; the only place that prints or picks exit codes."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from .errors import EXIT_FAILED, EXIT_OK, exit_code, find_cause
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    name="approvalmax",
+    help="Load ApprovalMax companies, documents and approval histories into a warehouse with dlt.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+)
+out = Console()
+err = Console(stderr=True)
+_debug = False
+
+
+def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn any failure into one line on stderr and its documented exit code; no traceback
+    unless --debug."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except KeyboardInterrupt:
+            err.print("interrupted: nothing after the last completed load was saved", style="red", highlight=False)
+            raise typer.Exit(130) from None
+        except Exception as exc:  # the one place every error ends
+            cause = find_cause(exc)
+            if _debug:
+                err.print("".join(traceback.format_exception(exc)), highlight=False, markup=False)
+            message = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+            if not _is_ours(cause):
+                message = f"unexpected {type(cause).__name__}: {message} (rerun with --debug for details)"
+            err.print(f"error: {message}", style="red", highlight=False, markup=False)
+            raise typer.Exit(exit_code(cause)) from None
+
+    return wrapper
+
+
+def _is_ours(exc: BaseException) -> bool:
+    from .errors import OUR_ERRORS
+
+    return isinstance(exc, OUR_ERRORS)
+
+
+@app.callback()
+def options(
+    log_level: Annotated[
+        str, typer.Option(help="Log level on stderr: debug, info, warning, error.", envvar="APPROVALMAX_LOG_LEVEL")
+    ] = "warning",
+    debug: Annotated[bool, typer.Option(help="Show tracebacks of unexpected errors.")] = False,
+) -> None:
+    global _debug
+    _debug = debug
+    level = getattr(logging, log_level.upper(), None)
+    if not isinstance(level, int):
+        err.print(f"error: --log-level {log_level!r} is not one of debug, info, warning, error", style="red")
+        raise typer.Exit(2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # dlt warns about every all-null column; keep its log at error unless asked for more.
+    os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR" if level >= logging.WARNING else log_level.upper())
+
+
+@contextmanager
+def progress_display(enabled: bool, monitor: Any) -> Iterator[None]:
+    """A one-line live status on stderr, fed from the run's counters."""
+    if not enabled:
+        yield
+        return
+    stop = threading.Event()
+    started = time.monotonic()
+
+    def line() -> str:
+        stats, report = monitor.stats, monitor.report
+        requests = stats.requests if stats else 0
+        retries = stats.retries if stats else 0
+        documents = report.documents if report else 0
+        return (f"{monitor.phase} · {requests} requests · {documents} rows · {retries} retries · "
+                f"{time.monotonic() - started:.0f} s")
+
+    with err.status(line(), spinner="dots") as status:
+        def refresh() -> None:
+            while not stop.wait(0.25):
+                status.update(line())
+
+        thread = threading.Thread(target=refresh, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+
+def _settings() -> Any:
+    from sources.approvalmax.config import load_settings
+
+    return load_settings()
+
+
+DestinationOption = Annotated[
+    str, typer.Option("--destination", "-d", help="dlt destination: duckdb, postgres or bigquery.",
+                      envvar="APPROVALMAX_DESTINATION")
+]
+DatasetOption = Annotated[str, typer.Option(help="Dataset (schema) in the destination.")]
+PipelineOption = Annotated[str, typer.Option("--pipeline-name", help="dlt pipeline name (working folder and state).")]
+
+
+@app.command()
+@handle_errors
+def run(
+    destination: DestinationOption = "duckdb",
+    dataset: DatasetOption = "approvalmax",
+    company: Annotated[
+        list[str] | None, typer.Option("--company", "-c", help="Only this company id (repeatable).")
+    ] = None,
+    resource: Annotated[
+        list[str] | None, typer.Option("--resource", "-r", help="Only this resource/table (repeatable).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Backfill documents modified at or after this date; cursors untouched.")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Backfill end (exclusive); needs --since.")] = None,
+    pipeline_name: PipelineOption = "approvalmax",
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Live status on stderr (default: on a terminal).")
+    ] = None,
+) -> None:
+    """Load every company's documents; incremental unless --since is given."""
+    from .options import parse_when
+    from .run import RunMonitor, RunRequest, run_pipeline
+    from .summary import run_summary
+
+    request = RunRequest(
+        destination=destination,
+        dataset=dataset,
+        pipeline_name=pipeline_name,
+        companies=tuple(company or ()),
+        resources=tuple(resource or ()),
+        since=parse_when("--since", since),
+        until=parse_when("--until", until),
+    )
+    settings = _settings()
+    monitor = RunMonitor()
+    with progress_display(err.is_terminal if progress is None else progress, monitor):
+        result = run_pipeline(settings, request, monitor)
+    out.print(run_summary(result))
+    raise typer.Exit(EXIT_FAILED if result.failed else EXIT_OK)
+
+
+@app.command()
+@handle_errors
+def companies() -> None:
+    """List the organisations the connection can read."""
+    from sources.approvalmax.tokens import open_client
+
+    from .summary import companies_table
+
+    with open_client(_settings()) as client:
+        out.print(companies_table(client.companies()))
+
+
+@app.command()
+@handle_errors
+def ping() -> None:
+    """Check that the API answers and the credentials work."""
+    from sources.approvalmax.tokens import open_client
+
+    settings = _settings()
+    with open_client(settings) as client:
+        started = time.monotonic()
+        client.ping()
+        elapsed = (time.monotonic() - started) * 1000
+        count = len(client.companies())
+    out.print(f"{settings.api_base_url} answered in {elapsed:.0f} ms; the token can read {count} organisation(s)")
+
+
+@app.command()
+@handle_errors
+def state(
+    destination: DestinationOption = "duckdb",
+    dataset: DatasetOption = "approvalmax",
+    pipeline_name: PipelineOption = "approvalmax",
+    from_destination: Annotated[
+        bool, typer.Option(help="Restore the state stored in the warehouse first (fresh working folder).")
+    ] = False,
+) -> None:
+    """Show the incremental cursor of every company and resource."""
+    from .state import read_cursors
+    from .summary import cursor_table
+
+    cursors = read_cursors(destination, dataset, pipeline_name, from_destination=from_destination)
+    if not cursors:
+        out.print(f"no cursors yet for pipeline {pipeline_name}: the next run is a full load")
+        return
+    out.print(cursor_table(cursors, {}))
+
+
+@app.command()
+@handle_errors
+def demo(
+    duckdb_file: Annotated[Path, typer.Option(help="DuckDB file to write (replaced on every demo).")] = Path(
+        "approvalmax_demo.duckdb"
+    ),
+    workdir: Annotated[Path, typer.Option(help="Demo working folder (replaced on every demo).")] = Path(
+        ".approvalmax-demo"
+    ),
+    companies: Annotated[int, typer.Option(min=1, max=50, help="Sandbox companies.")] = 4,
+    documents: Annotated[int, typer.Option(min=10, max=100_000, help="Sandbox documents per company.")] = 400,
+) -> None:
+    """Start the sandbox, load it into a local DuckDB file, change it, load again, show the tables."""
+    from .demo import DemoPaths, run_demo
+    from .summary import row_count_table, run_summary
+
+    paths = DemoPaths(workdir=workdir.resolve(), duckdb_file=duckdb_file.resolve())
+
+    def on_step(step: str, value: Any) -> None:
+        if step == "first":
+            out.rule("1. full load from the sandbox")
+            out.print(run_summary(value))
+        elif step == "changes":
+            out.rule("2. the sandbox changes documents")
+            out.print(f"changed {len(set(value['modified']))} and added {len(value['added'])} documents")
+        else:
+            out.rule("3. incremental load: only what changed")
+            out.print(run_summary(value))
+
+    counts = run_demo(paths, companies, documents, on_step)
+    out.rule(f"4. what is in {paths.duckdb_file}")
+    out.print(row_count_table(counts, f"tables in dataset approvalmax ({len(counts)})"))
+    out.print(f"query it: duckdb {paths.duckdb_file} \"select * from approvalmax.xero_bills limit 5\"")
+
+
+@app.command()
+@handle_errors
+def sandbox(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 8900,
+    companies: Annotated[int, typer.Option(min=1, help="Companies.")] = 4,
+    documents: Annotated[int, typer.Option(min=1, help="Documents per company.")] = 400,
+    seed: Annotated[int, typer.Option(help="Data seed: the same seed serves the same data.")] = 7,
+    latency: Annotated[float, typer.Option(help="Seconds added to every API request.")] = 0.0,
+    rate_limit: Annotated[int | None, typer.Option(help="Requests per minute per company, then 429.")] = None,
+    error_rate: Annotated[float, typer.Option(help="Share of API requests answered 503.")] = 0.0,
+    disabled: Annotated[
+        list[str] | None, typer.Option(help="Company id whose data endpoints answer 'disabled' (repeatable).")
+    ] = None,
+) -> None:
+    """Run the bundled ApprovalMax-compatible server until Ctrl-C."""
+    from sandbox import SandboxKnobs, start_sandbox
+
+    knobs = SandboxKnobs(latency=latency, rate_limit_per_minute=rate_limit, error_rate=error_rate,
+                         disabled_companies=list(disabled or ()))
+    server = start_sandbox(port=port, seed=seed, companies=companies, documents_per_company=documents, knobs=knobs)
+    refresh_token = server.identity.issue_refresh_token()
+    out.print(f"sandbox serving {companies} companies at {server.url} (identity and API); point the pipeline at it:")
+    # These are the sandbox's own throwaway credentials, not secrets of any real account.
+    for key, value in (
+        ("SOURCES__APPROVALMAX__API_BASE_URL", server.url),
+        ("SOURCES__APPROVALMAX__IDENTITY_BASE_URL", server.url),
+        ("SOURCES__APPROVALMAX__CREDENTIALS__CLIENT_ID", server.identity.client_id),
+        ("SOURCES__APPROVALMAX__CREDENTIALS__CLIENT_SECRET", server.identity.client_secret),
+        ("SOURCES__APPROVALMAX__CREDENTIALS__REFRESH_TOKEN", refresh_token),
+        ("SOURCES__APPROVALMAX__TOKEN_STORE", "./.approvalmax/sandbox-tokens.json"),
+    ):
+        out.print(f"export {key}={value}", highlight=False, soft_wrap=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

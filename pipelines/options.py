@@ -1,0 +1,63 @@
+"""Checks and parsing of run options, kept pure so each rule has its own small test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sources.approvalmax.errors import ConfigError
+from sources.approvalmax.settings import RESOURCE_NAMES
+
+
+def parse_when(option: str, value: str | None) -> datetime | None:
+    """`--since`/`--until`: a date (midnight UTC) or an ISO 8601 timestamp (UTC if no zone)."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            f"{option} {value!r} is not a date: use YYYY-MM-DD or an ISO 8601 timestamp "
+            "such as 2025-01-31T12:00:00Z"
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def check_window(since: datetime | None, until: datetime | None) -> None:
+    if since is not None and until is not None and since >= until:
+        raise ConfigError("--since must be earlier than --until")
+    if until is not None and since is None:
+        raise ConfigError("--until needs --since: a backfill window has a start")
+
+
+def select_resources(names: Sequence[str]) -> tuple[str, ...]:
+    """The resources to load; all when none are named."""
+    if not names:
+        return RESOURCE_NAMES
+    unknown = [name for name in names if name not in RESOURCE_NAMES]
+    if unknown:
+        raise ConfigError(
+            f"unknown resource {', '.join(map(repr, unknown))}: choose from {', '.join(RESOURCE_NAMES)}"
+        )
+    return tuple(dict.fromkeys(names))
+
+
+def select_companies(
+    companies: Sequence[Mapping[str, Any]], wanted: Iterable[str] | None
+) -> list[Mapping[str, Any]]:
+    """The companies to load, in the API's order; every named id must be one the token may read."""
+    wanted_ids = list(dict.fromkeys(wanted or ()))
+    if not wanted_ids:
+        return list(companies)
+    known = {str(company.get("companyId")) for company in companies}
+    unknown = [cid for cid in wanted_ids if cid not in known]
+    if unknown:
+        raise ConfigError(
+            f"unknown company {', '.join(unknown)}: not among the {len(known)} organisations this "
+            "connection can read (`approvalmax companies` lists them)"
+        )
+    return [company for company in companies if str(company.get("companyId")) in wanted_ids]

@@ -1,0 +1,108 @@
+"""One run: list companies, build the source, run dlt, and gather what the summary needs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from dlt.common.destination import Destination
+
+from sources.approvalmax import ExtractOptions, RunReport, Window, approvalmax_source
+from sources.approvalmax.client import RequestStats
+from sources.approvalmax.config import ApprovalMaxSettings
+from sources.approvalmax.tokens import open_client, open_tokens
+
+from .factory import DATASET_NAME, PIPELINE_NAME, loader_file_format, make_pipeline, resolve_destination
+from .options import check_window, select_companies, select_resources
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What the operator asked for; defaults are a full incremental run into DuckDB."""
+
+    destination: str | Destination[Any, Any] = "duckdb"
+    dataset: str = DATASET_NAME
+    pipeline_name: str = PIPELINE_NAME
+    pipelines_dir: str | None = None
+    companies: tuple[str, ...] = ()
+    resources: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass
+class RunMonitor:
+    """Live numbers a progress display may read from another thread."""
+
+    stats: RequestStats | None = None
+    report: RunReport | None = None
+    phase: str = "connecting"
+
+
+@dataclass
+class RunResult:
+    companies: list[Mapping[str, Any]]
+    report: RunReport
+    table_rows: dict[str, int]
+    requests: int
+    retries: int
+    throttled: int
+    token_refreshes: int
+    duration: float
+    destination: str
+    dataset: str
+    pipeline: str
+    backfill: bool = False
+    resources: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.report.failures)
+
+
+def run_pipeline(
+    settings: ApprovalMaxSettings, request: RunRequest, monitor: RunMonitor | None = None
+) -> RunResult:
+    """Everything `approvalmax run` does, without printing."""
+    monitor = monitor or RunMonitor()
+    started = time.monotonic()
+    check_window(request.since, request.until)
+    resources = select_resources(request.resources)
+    destination = resolve_destination(request.destination)
+    tokens = open_tokens(settings)
+    with open_client(settings, tokens) as client:
+        monitor.stats = client.stats
+        companies = select_companies(client.companies(), request.companies or settings.company_ids)
+        window = Window(request.since, request.until) if request.since or request.until else None
+        options = ExtractOptions(lookback=timedelta(minutes=settings.lookback_minutes), window=window)
+        monitor.report = options.report
+        source = approvalmax_source(client, companies, options).with_resources(*resources)
+        pipeline = make_pipeline(destination, request.dataset, request.pipeline_name, request.pipelines_dir)
+        monitor.phase = "loading"
+        pipeline.run(source, loader_file_format=loader_file_format(destination))  # type: ignore[arg-type]
+        monitor.phase = "done"
+        trace = pipeline.last_trace
+        normalize = trace.last_normalize_info if trace is not None else None
+        table_rows = {
+            table: count
+            for table, count in (normalize.row_counts.items() if normalize is not None else [])
+            if not table.startswith("_dlt")
+        }
+        return RunResult(
+            companies=companies,
+            report=options.report,
+            table_rows=table_rows,
+            requests=client.stats.requests,
+            retries=client.stats.retries,
+            throttled=client.stats.throttled,
+            token_refreshes=tokens.refreshes,
+            duration=time.monotonic() - started,
+            destination=destination.destination_name,
+            dataset=request.dataset,
+            pipeline=request.pipeline_name,
+            backfill=window is not None,
+            resources=resources,
+        )

@@ -1,0 +1,98 @@
+"""Rich renderables for the run summary, the state and the company list (the CLI prints them)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from .run import RunResult
+
+WIDE_LIMIT = 6  # up to this many companies, one column each
+
+
+def company_label(company: Mapping[str, Any]) -> str:
+    return str(company.get("name") or company.get("companyId"))
+
+
+def run_summary(result: RunResult) -> RenderableType:
+    names = {str(c["companyId"]): company_label(c) for c in result.companies}
+    tables = sorted({t for rows in result.report.rows.values() for t in rows} | set(result.table_rows))
+    parts: list[RenderableType] = []
+    kind = "backfill" if result.backfill else "incremental run"
+    status = "[red]with failures[/]" if result.failed else "[green]ok[/]"
+    parts.append(Text.from_markup(
+        f"[bold]{kind}[/] into {result.destination} dataset [bold]{result.dataset}[/] "
+        f"(pipeline {result.pipeline}): {status} in {result.duration:.1f} s"
+    ))
+    company_ids = [str(c["companyId"]) for c in result.companies]
+    if len(company_ids) <= WIDE_LIMIT:
+        grid = Table(title="rows loaded per table and company", title_justify="left")
+        grid.add_column("table")
+        for cid in company_ids:
+            grid.add_column(names[cid], justify="right")
+        grid.add_column("total", justify="right", style="bold")
+        for table in tables:
+            counts = [result.report.rows.get(cid, Counter()).get(table, 0) for cid in company_ids]
+            grid.add_row(table, *map(str, counts), str(result.table_rows.get(table, sum(counts))))
+    else:
+        grid = Table(title="rows loaded per company", title_justify="left")
+        grid.add_column("company")
+        grid.add_column("documents", justify="right")
+        grid.add_column("all rows", justify="right")
+        for cid in company_ids:
+            rows = result.report.rows.get(cid, Counter())
+            documents = sum(n for t, n in rows.items() if "__" not in t and t not in ("companies", "user_profiles"))
+            grid.add_row(names[cid], str(documents), str(sum(rows.values())))
+        per_table = Table(title="rows loaded per table", title_justify="left")
+        per_table.add_column("table")
+        per_table.add_column("rows", justify="right")
+        for table in tables:
+            per_table.add_row(table, str(result.table_rows.get(table, 0)))
+        parts.append(per_table)
+    parts.insert(1, grid)
+    parts.append(Text(
+        f"API requests {result.requests} · retries {result.retries} · throttled (429) {result.throttled} "
+        f"· token refreshes {result.token_refreshes}"
+    ))
+    for failure in result.report.failures:
+        name = names.get(failure.company_id, failure.company_id)
+        parts.append(Text(
+            f"FAILED company {failure.company_id} ({name}) · {failure.resource} · {failure.message}", style="red"
+        ))
+    return Group(*parts)
+
+
+def cursor_table(cursors: Mapping[str, Mapping[str, str]], names: Mapping[str, str]) -> Table:
+    table = Table(title="incremental cursors (modifiedAt of the newest loaded row, per company)",
+                  title_justify="left")
+    table.add_column("resource")
+    table.add_column("company")
+    table.add_column("cursor")
+    for resource in sorted(cursors):
+        for company_id, cursor in sorted(cursors[resource].items()):
+            label = f"{names[company_id]} ({company_id})" if company_id in names else company_id
+            table.add_row(resource, label, cursor)
+    return table
+
+
+def companies_table(companies: Sequence[Mapping[str, Any]]) -> Table:
+    table = Table(title=f"{len(companies)} organisation(s) this connection can read", title_justify="left")
+    table.add_column("companyId")
+    table.add_column("name")
+    for company in companies:
+        table.add_row(str(company.get("companyId")), str(company.get("name", "")))
+    return table
+
+
+def row_count_table(counts: Mapping[str, int], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, count in sorted(counts.items()):
+        table.add_row(name, str(count))
+    return table

@@ -1,0 +1,393 @@
+"""Deterministic synthetic ApprovalMax data, generated per document on demand so any scale fits in memory."""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import random
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
+SPAN = timedelta(days=540)
+TICKS_PER_SECOND = 10_000_000  # .NET ticks: 100 ns, the 7 fractional digits of ASP.NET timestamps
+SYSTEM_USER = "00000000-0000-0000-0000-000000000000"
+
+# Document types served, with their share of a company's documents.
+TYPE_WEIGHTS: dict[str, int] = {
+    "xero/bills": 30,
+    "xero/purchase-orders": 25,
+    "xero/credit-notes": 8,
+    "xero/sales-invoices": 15,
+    "xero/batch-payments": 5,
+    "xero/quotes": 7,
+    "standalone/documents": 10,
+}
+# Types whose documents leave out `companyId`, as some live endpoints do.
+TYPES_WITHOUT_COMPANY_ID = frozenset({"xero/batch-payments", "standalone/documents"})
+# Types whose `requestStatus` is the spec's `{name, value}` object instead of a string.
+TYPES_WITH_STATUS_OBJECT = frozenset({"xero/quotes"})
+
+STATUSES = ("draft", "onApproval", "approved", "rejected", "cancelled")
+STATUS_WEIGHTS = (5, 20, 55, 10, 10)
+CURRENCIES = ("NZD", "AUD", "USD", "GBP")
+ACCOUNTS = (("200", "Sales"), ("400", "Advertising"), ("429", "General Expenses"), ("453", "Office Supplies"),
+            ("461", "Printing"), ("493", "Travel - National"), ("720", "Computer Equipment"))
+TRACKING = {
+    "Region": ("North", "South", "East", "West"),
+    "Department": ("Finance", "Operations", "Marketing", "IT"),
+}
+CONTACTS = ("Acme Supplies", "Blue Fern Ltd", "Kauri Consulting", "Pohutukawa Print", "Tui Travel",
+            "Southern Cross IT", "Harbour Freight", "Kiwi Office Co", "Ruru Legal", "Weta Catering")
+FIRST = ("Aroha", "Ben", "Chloe", "Dev", "Emma", "Finn", "Grace", "Hemi", "Isla", "Jack", "Kiri", "Liam")
+LAST = ("Ngata", "Smith", "Wong", "Patel", "Brown", "Taylor", "Wilson", "Te Awa", "Singh", "Clark")
+
+
+def stable_uuid(*parts: object) -> str:
+    digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=16).digest()
+    return str(uuid.UUID(bytes=digest, version=4))
+
+
+def stable_rng(*parts: object) -> random.Random:
+    digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=8).digest()
+    return random.Random(int.from_bytes(digest, "big"))
+
+
+def to_ticks(value: datetime) -> int:
+    delta = value - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * TICKS_PER_SECOND + delta.microseconds * 10
+
+
+def from_ticks(ticks: int) -> datetime:
+    return EPOCH + timedelta(microseconds=ticks // 10)
+
+
+def format_ticks(ticks: int, offset_minutes: int = 0) -> str:
+    """ASP.NET style: 7 fractional digits, `Z` or an offset."""
+    moment = from_ticks(ticks)
+    if offset_minutes:
+        moment = moment.astimezone(timedelta_zone(offset_minutes))
+    base = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = f"{ticks % TICKS_PER_SECOND:07d}"
+    if not offset_minutes:
+        return f"{base}.{fraction}Z"
+    sign = "+" if offset_minutes > 0 else "-"
+    hours, minutes = divmod(abs(offset_minutes), 60)
+    return f"{base}.{fraction}{sign}{hours:02d}:{minutes:02d}"
+
+
+def timedelta_zone(offset_minutes: int) -> Any:
+    from datetime import timezone
+
+    return timezone(timedelta(minutes=offset_minutes))
+
+
+def parse_filter_time(value: str) -> int:
+    """Ticks from an ISO 8601 filter value; ValueError when unreadable."""
+    text = value.strip().replace("Z", "+00:00")
+    fraction_ticks = 0
+    if "." in text:
+        head, rest = text.split(".", 1)
+        digits = ""
+        while rest and rest[0].isdigit():
+            digits, rest = digits + rest[0], rest[1:]
+        fraction_ticks = int((digits + "0000000")[:7]) if digits else 0
+        text = head + rest
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return to_ticks(moment.astimezone(UTC).replace(microsecond=0)) + fraction_ticks
+
+
+@dataclass
+class Company:
+    company_id: str
+    name: str
+    index: int
+
+
+@dataclass
+class DocHeader:
+    """What listing needs without building the document: id, generator index, change time."""
+
+    request_id: str
+    index: int
+    created: int
+    modified: int
+
+
+@dataclass
+class Collection:
+    """One company's documents of one type, ordered by request id (not by change time)."""
+
+    headers: list[DocHeader] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    by_id: dict[str, DocHeader] = field(default_factory=dict)
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def insert(self, header: DocHeader) -> None:
+        position = bisect.bisect_left(self.ids, header.request_id)
+        self.ids.insert(position, header.request_id)
+        self.headers.insert(position, header)
+        self.by_id[header.request_id] = header
+
+
+class Dataset:
+    """The sandbox's ground truth. Documents are rebuilt from (seed, company, type, index);
+    changed and added ones live in `overrides`."""
+
+    def __init__(self, seed: int = 7, companies: int = 4, documents_per_company: int = 200) -> None:
+        self.seed = seed
+        self.lock = threading.RLock()
+        self.companies = [
+            Company(stable_uuid(seed, "company", i), f"Sandbox Org {i + 1}", i) for i in range(companies)
+        ]
+        self.users: dict[str, list[dict[str, Any]]] = {}
+        self.collections: dict[tuple[str, str], Collection] = {}
+        total_weight = sum(TYPE_WEIGHTS.values())
+        for company in self.companies:
+            self.users[company.company_id] = self._users(company)
+            for doc_type, weight in TYPE_WEIGHTS.items():
+                count = max(1, documents_per_company * weight // total_weight)
+                collection = Collection()
+                headers = [self._header(company, doc_type, i) for i in range(count)]
+                headers.sort(key=lambda h: h.request_id)
+                collection.headers = headers
+                collection.ids = [h.request_id for h in headers]
+                collection.by_id = {h.request_id: h for h in headers}
+                self.collections[(company.company_id, doc_type)] = collection
+        self._mutations = 0
+
+    # --- generation ---------------------------------------------------------------------
+
+    def _users(self, company: Company) -> list[dict[str, Any]]:
+        rng = stable_rng(self.seed, "users", company.company_id)
+        users = []
+        for i in range(6 + company.index % 3):
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            users.append({
+                "userId": stable_uuid(self.seed, "user", company.company_id, i),
+                "firstName": first,
+                "lastName": last,
+                "email": f"{first.lower()}.{last.lower().replace(' ', '')}{i}@example.com",
+            })
+        return users
+
+    def _header(self, company: Company, doc_type: str, index: int) -> DocHeader:
+        rng = stable_rng(self.seed, "header", company.company_id, doc_type, index)
+        created = rng.randrange(0, to_ticks(EPOCH + SPAN) - 30 * 86_400 * TICKS_PER_SECOND)
+        modified = created + rng.randrange(0, 20 * 86_400 * TICKS_PER_SECOND)
+        return DocHeader(stable_uuid(self.seed, "doc", company.company_id, doc_type, index), index, created, modified)
+
+    def document(self, company_id: str, doc_type: str, header: DocHeader) -> dict[str, Any]:
+        collection = self.collections[(company_id, doc_type)]
+        override = collection.overrides.get(header.request_id)
+        if override is not None:
+            return override
+        return self._build(company_id, doc_type, header)
+
+    def _build(self, company_id: str, doc_type: str, header: DocHeader) -> dict[str, Any]:
+        rng = stable_rng(self.seed, "doc-body", company_id, doc_type, header.index)
+        users = self.users[company_id]
+        status = rng.choices(STATUSES, STATUS_WEIGHTS)[0]
+        offset = 780 if header.index % 5 == 0 else 0  # some timestamps carry +13:00, NZ daylight time
+        created, modified = header.created, header.modified
+        decided = created + (modified - created) // 2 if status in ("approved", "rejected") else None
+        requester = rng.choice(users)["userId"]
+        events = self._events(rng, users, requester, status, created, decided, modified, offset)
+        if doc_type == "standalone/documents":
+            doc: dict[str, Any] = {
+                "requestId": header.request_id,
+                "documentName": rng.choice(("Expense claim", "Contract approval", "Leave request", "Capex")),
+                "description": f"<p>Request {header.index}: please <b>approve</b>.</p>",
+                "friendlyName": f"SA-{header.index:05d}",
+                "requestStatus": status,
+                "additionalInformation": [
+                    {"additionalFieldName": "Cost centre", "value": rng.choice(("CC-10", "CC-20", "CC-30"))},
+                    {"additionalFieldName": "Priority", "value": rng.choice(("low", "normal", "high"))},
+                ],
+                "events": events,
+                "createdAt": format_ticks(created, offset),
+                "modifiedAt": format_ticks(modified, offset),
+                "decisionDate": format_ticks(decided, offset) if decided is not None else None,
+            }
+            return doc
+        prefix = {"xero/bills": "BILL", "xero/purchase-orders": "PO", "xero/credit-notes": "CN",
+                  "xero/sales-invoices": "INV", "xero/batch-payments": "BP", "xero/quotes": "QU"}[doc_type]
+        lines = [self._line(rng) for _ in range(rng.randint(1, 4))]
+        sub_total = round(sum(line["amount"] for line in lines), 2)
+        tax = round(sub_total * 0.15, 2)
+        contact_index = rng.randrange(len(CONTACTS))
+        doc = {
+            "requestId": header.request_id,
+            "companyId": company_id,
+            "documentNumber": "" if status == "draft" else f"{prefix}-{header.index:05d}",
+            "friendlyName": f"{prefix}-{header.index:05d}",
+            "externalUrl": None if status == "draft" else f"https://go.xero.com/{prefix.lower()}/{header.request_id}",
+            "contactId": stable_uuid(self.seed, "contact", company_id, contact_index),
+            "contact": CONTACTS[contact_index],
+            "subTotal": sub_total,
+            "totalTax": tax,
+            "total": round(sub_total + tax, 2),
+            "currencyCode": rng.choice(CURRENCIES),
+            "exchangeRate": 1.0,
+            "taxType": "Exclusive",
+            "date": from_ticks(created).strftime("%Y-%m-%dT00:00:00"),
+            "createdAt": format_ticks(created, offset),
+            "modifiedAt": format_ticks(modified, offset),
+            "decisionDate": format_ticks(decided, offset) if decided is not None else None,
+            "requestStatus": status,
+            "origin": rng.choice(("ApprovalMax", "Xero")),
+            "lineItems": lines,
+            "attachments": [
+                {"attachmentId": stable_uuid(self.seed, "att", header.request_id, i),
+                 "fileName": f"scan-{header.index}-{i}.pdf", "fileSize": rng.randrange(10_000, 900_000)}
+                for i in range(rng.choice((0, 0, 1, 2)))
+            ],
+            "events": events,
+        }
+        if doc_type == "xero/bills":
+            doc["dueDate"] = from_ticks(created + 30 * 86_400 * TICKS_PER_SECOND).strftime("%Y-%m-%dT00:00:00")
+            doc["amountDue"] = doc["total"] if status != "approved" else round(doc["total"] * rng.choice((0, 1)), 2)
+        if doc_type == "xero/purchase-orders":
+            doc["deliveryDate"] = from_ticks(created + 14 * 86_400 * TICKS_PER_SECOND).strftime("%Y-%m-%dT00:00:00")
+            doc["billed"] = status == "approved" and rng.random() < 0.5
+        if doc_type in TYPES_WITHOUT_COMPANY_ID:
+            del doc["companyId"]
+        if doc_type in TYPES_WITH_STATUS_OBJECT:
+            doc["requestStatus"] = {"name": status[0].upper() + status[1:], "value": STATUSES.index(status)}
+        return doc
+
+    def _line(self, rng: random.Random) -> dict[str, Any]:
+        code, name = rng.choice(ACCOUNTS)
+        quantity = rng.randint(1, 10)
+        price = round(rng.uniform(5, 900), 2)
+        tracking = []
+        for category, options in TRACKING.items():
+            if rng.random() < 0.6:
+                option = rng.choice(options)
+                tracking.append({
+                    "categoryId": stable_uuid(self.seed, "category", category),
+                    "categoryName": category,
+                    "optionId": stable_uuid(self.seed, "option", category, option),
+                    "optionName": option,
+                })
+        return {
+            "description": f"{name} item",
+            "quantity": quantity,
+            "itemPrice": price,
+            "amount": round(quantity * price, 2),
+            "accountCode": code,
+            "accountId": stable_uuid(self.seed, "account", code),
+            "itemCode": None,
+            "itemId": None,
+            "taxCode": "INPUT2",
+            "taxRate": 15.0,
+            "discountRate": None,
+            "tracking": tracking,
+        }
+
+    def _events(
+        self, rng: random.Random, users: list[dict[str, Any]], requester: str, status: str,
+        created: int, decided: int | None, modified: int, offset: int,
+    ) -> list[dict[str, Any]]:
+        if status == "draft":
+            return []
+        step = max(1, (modified - created) // 6)
+        events = [{"eventType": "requesterSubmitted", "eventDate": format_ticks(created, offset),
+                   "authorId": requester, "isSystem": False, "comment": None}]
+        approver = rng.choice(users)["userId"]
+        if status == "approved" and decided is not None:
+            events.append({"eventType": "approverApprovedRequestApproved", "eventDate": format_ticks(decided, offset),
+                           "authorId": approver, "isSystem": False, "comment": rng.choice((None, "OK", "Approved"))})
+            events.append({"eventType": "pushedToSource", "eventDate": format_ticks(decided + step, offset),
+                           "authorId": SYSTEM_USER, "isSystem": True, "comment": None})
+        elif status == "rejected" and decided is not None:
+            events.append({"eventType": "approverRejected", "eventDate": format_ticks(decided, offset),
+                           "authorId": approver, "isSystem": False, "comment": "Please attach the quote"})
+        elif status == "cancelled":
+            events.append({"eventType": "comment", "eventDate": format_ticks(created + step, offset),
+                           "authorId": requester, "isSystem": False, "comment": "No longer needed"})
+        return events
+
+    # --- queries and changes --------------------------------------------------------------
+
+    def company_ids(self) -> list[str]:
+        return [company.company_id for company in self.companies]
+
+    def list_documents(
+        self, company_id: str, doc_type: str, modified_from: int | None, created_from: int | None,
+        status: str | None,
+    ) -> list[DocHeader]:
+        with self.lock:
+            collection = self.collections[(company_id, doc_type)]
+            result = []
+            for header in collection.headers:
+                if modified_from is not None and header.modified < modified_from:
+                    continue
+                if created_from is not None and header.created < created_from:
+                    continue
+                if status is not None and self._status(company_id, doc_type, header) != status:
+                    continue
+                result.append(header)
+            return result
+
+    def _status(self, company_id: str, doc_type: str, header: DocHeader) -> str:
+        value = self.document(company_id, doc_type, header)["requestStatus"]
+        if isinstance(value, dict):
+            name = str(value["name"])
+            return name[0].lower() + name[1:]
+        return str(value)
+
+    def all_documents(self, company_id: str, doc_type: str) -> list[dict[str, Any]]:
+        with self.lock:
+            collection = self.collections[(company_id, doc_type)]
+            return [self.document(company_id, doc_type, header) for header in collection.headers]
+
+    def mutate(self, modify: int, add: int, now: datetime) -> dict[str, list[str]]:
+        """Change `modify` existing documents and add `add` new ones per company, stamped `now`.
+        Changed documents get a new status, a changed amount, one line item fewer and an event."""
+        changed: list[str] = []
+        added: list[str] = []
+        with self.lock:
+            self._mutations += 1
+            round_no = self._mutations
+            stamp = to_ticks(now)
+            for company in self.companies:
+                rng = stable_rng(self.seed, "mutate", round_no, company.company_id)
+                types = list(TYPE_WEIGHTS)
+                for _ in range(modify):
+                    doc_type = rng.choice(types)
+                    collection = self.collections[(company.company_id, doc_type)]
+                    header = rng.choice(collection.headers)
+                    doc = dict(self.document(company.company_id, doc_type, header))
+                    stamp += 1
+                    header.modified = stamp
+                    doc["modifiedAt"] = format_ticks(stamp)
+                    approved = {"name": "Approved", "value": 2} if isinstance(doc["requestStatus"], dict) else "approved"
+                    doc["requestStatus"] = approved
+                    doc["decisionDate"] = format_ticks(stamp)
+                    if "lineItems" in doc and doc["lineItems"]:
+                        doc["lineItems"] = [dict(line) for line in doc["lineItems"][:-1]]
+                        doc["total"] = round(sum(line["amount"] for line in doc["lineItems"]) * 1.15, 2)
+                    doc["events"] = [*doc.get("events", []), {
+                        "eventType": "approverApprovedRequestApproved", "eventDate": format_ticks(stamp),
+                        "authorId": self.users[company.company_id][0]["userId"], "isSystem": False,
+                        "comment": f"changed in round {round_no}"}]
+                    collection.overrides[header.request_id] = doc
+                    changed.append(header.request_id)
+                for n in range(add):
+                    doc_type = rng.choice(types)
+                    collection = self.collections[(company.company_id, doc_type)]
+                    index = 1_000_000 * round_no + n
+                    stamp += 1
+                    header = DocHeader(stable_uuid(self.seed, "new", company.company_id, doc_type, index),
+                                       index, stamp, stamp)
+                    doc = self._build(company.company_id, doc_type, header)
+                    collection.insert(header)
+                    collection.overrides[header.request_id] = doc
+                    added.append(header.request_id)
+        return {"modified": changed, "added": added}

@@ -1,0 +1,462 @@
+"""The sandbox HTTP server: ApprovalMax's identity and API endpoints over real HTTP, with fault knobs."""
+
+from __future__ import annotations
+
+import base64
+import collections
+import hashlib
+import json
+import random
+import re
+import socket
+import struct
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from .data import TYPE_WEIGHTS, Dataset, parse_filter_time
+from .identity import Identity, IdentityKnobs
+
+PAGE_CAP = 100
+LIST_PARAMS = frozenset({"limit", "continuationToken", "modifiedAtOrAfter", "createdAtOrAfter",
+                         "decidedAtOrAfter", "requestStatus"})
+STATUSES = frozenset({"draft", "onApproval", "approved", "rejected", "cancelled"})
+_COMPANY_ROUTE = re.compile(r"^/api/v1/companies/(?P<company>[^/]+)/(?P<rest>.+)$")
+
+
+@dataclass
+class SandboxKnobs:
+    """Faults and limits; every field can be changed at run time with POST /_sandbox/config."""
+
+    latency: float = 0.0  # seconds added to every API request
+    rate_limit_per_minute: int | None = None  # per company, sliding 60 s window, then 429
+    error_rate: float = 0.0  # share of API requests answered 503
+    reset_rate: float = 0.0  # share of API requests whose connection is reset with no answer
+    truncate_rate: float = 0.0  # share of API requests whose JSON body is cut in half
+    slow_rate: float = 0.0  # share of API requests delayed by slow_seconds
+    slow_seconds: float = 0.0
+    token_error_rate: float = 0.0  # share of token requests answered 503
+    html_responses: bool = False  # answer API requests with an HTML page, like a captive portal
+    disabled_companies: list[str] = field(default_factory=list)
+    fault_seed: int = 1
+
+
+@dataclass
+class SandboxStats:
+    requests: int = 0
+    by_status: collections.Counter[int] = field(default_factory=collections.Counter)
+    log: collections.deque[dict[str, Any]] = field(default_factory=lambda: collections.deque(maxlen=200_000))
+    documents_served: int = 0
+
+
+class Sandbox:
+    """A running sandbox: its URL, data, identity server, knobs and counters."""
+
+    def __init__(self, dataset: Dataset, identity: Identity, knobs: SandboxKnobs) -> None:
+        self.dataset = dataset
+        self.identity = identity
+        self.knobs = knobs
+        self.stats = SandboxStats()
+        self.lock = threading.Lock()
+        self._windows: dict[str, collections.deque[float]] = {}
+        self._fault_rng = random.Random(knobs.fault_seed)
+        self.server: SandboxHTTPServer | None = None
+        self.thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def configure(self, changes: dict[str, Any]) -> None:
+        with self.lock:
+            for key, value in changes.items():
+                if key in IdentityKnobs.__dataclass_fields__:
+                    setattr(self.identity.knobs, key, value)
+                elif key in SandboxKnobs.__dataclass_fields__:
+                    setattr(self.knobs, key, value)
+                    if key == "fault_seed":
+                        self._fault_rng = random.Random(value)
+                else:
+                    raise KeyError(key)
+
+    def roll(self, rate: float) -> bool:
+        if rate <= 0:
+            return False
+        with self.lock:
+            return self._fault_rng.random() < rate
+
+    def admit(self, company_id: str) -> float | None:
+        """None when the request may go ahead, else seconds until it may (rate limit)."""
+        limit = self.knobs.rate_limit_per_minute
+        if not limit:
+            return None
+        now = time.monotonic()
+        with self.lock:
+            window = self._windows.setdefault(company_id, collections.deque())
+            while window and window[0] <= now - 60:
+                window.popleft()
+            if len(window) >= limit:
+                return window[0] + 60 - now
+            window.append(now)
+            return None
+
+    def record(self, method: str, path: str, query: dict[str, str], status: int, documents: int = 0) -> None:
+        with self.lock:
+            self.stats.requests += 1
+            self.stats.by_status[status] += 1
+            self.stats.documents_served += documents
+            self.stats.log.append({"method": method, "path": path, "query": query, "status": status,
+                                   "documents": documents})
+
+    def stats_json(self, with_log: bool) -> dict[str, Any]:
+        with self.lock:
+            data: dict[str, Any] = {
+                "requests": self.stats.requests,
+                "by_status": {str(k): v for k, v in self.stats.by_status.items()},
+                "documents_served": self.stats.documents_served,
+                "grants": dict(self.identity.grants),
+            }
+            if with_log:
+                data["log"] = list(self.stats.log)
+            return data
+
+    def reset_stats(self) -> None:
+        with self.lock:
+            self.stats = SandboxStats()
+            self.identity.grants.clear()
+
+
+class SandboxHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+    def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        super().__init__(address, SandboxHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Injected resets make broken pipes on purpose; stay quiet about them."""
+
+
+def _encode_token(offset: int, signature: str) -> str:
+    return base64.urlsafe_b64encode(f"{offset}|{signature}".encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> tuple[int, str]:
+    padded = token + "=" * (-len(token) % 4)
+    offset, signature = base64.urlsafe_b64decode(padded.encode()).decode().split("|", 1)
+    return int(offset), signature
+
+
+class SandboxHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: SandboxHTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """No access log on stderr."""
+
+    @property
+    def sandbox(self) -> Sandbox:
+        return self.server.sandbox
+
+    # --- responses --------------------------------------------------------------------------
+
+    def send_json(self, status: int, body: Any, headers: dict[str, str] | None = None,
+                  content_type: str = "application/json; charset=utf-8") -> None:
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def send_problem(self, status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> None:
+        self.send_json(status, {
+            "type": f"https://tools.ietf.org/html/rfc9110#section-15.5.{status - 399}",
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "instance": urlsplit(self.path).path,
+            "traceId": f"00-{hashlib.md5(self.path.encode()).hexdigest()}-00",
+        }, headers, content_type="application/problem+json; charset=utf-8")
+
+    def reset_connection(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        except OSError:
+            pass
+
+    def send_truncated(self, body: Any) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload[: len(payload) // 2])
+        self.wfile.flush()
+        self.reset_connection()
+
+    # --- dispatch -----------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        path = parts.path.rstrip("/") or "/"
+        if path.startswith("/_sandbox/"):
+            return self.admin_get(path, query)
+        if path == "/connect/authorize":
+            status, headers, body = self.sandbox.identity.authorize(query)
+            if status == 302:
+                self.send_response(302)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            else:
+                self.send_json(status, body)
+            return None
+        return self.api_get(path, query)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        path = urlsplit(self.path).path.rstrip("/")
+        if path == "/connect/token":
+            if self.sandbox.roll(self.sandbox.knobs.token_error_rate):
+                self.send_json(503, {"error": "temporarily_unavailable"})
+                return
+            kind = self.headers.get("Content-Type", "")
+            if "json" in kind:
+                form = {k: str(v) for k, v in json.loads(raw or b"{}").items()}
+            else:
+                form = dict(parse_qsl(raw.decode(), keep_blank_values=True))
+            status, body = self.sandbox.identity.token(form)
+            self.send_json(status, body, {"Cache-Control": "no-store"})
+            return
+        if path.startswith("/_sandbox/"):
+            self.admin_post(path, json.loads(raw or b"{}"))
+            return
+        self.send_problem(404, "Not Found", f"no POST endpoint {path}")
+
+    # --- the API ---------------------------------------------------------------------------------
+
+    def api_get(self, path: str, query: dict[str, str]) -> None:
+        sandbox = self.sandbox
+        problem = sandbox.identity.check_access_token(self.headers.get("Authorization"))
+        if problem is not None:
+            sandbox.record("GET", path, query, 401)
+            self.send_json(401, {"error": problem}, {"WWW-Authenticate": f'Bearer error="invalid_token", '
+                                                     f'error_description="{problem}"'})
+            return
+        match = _COMPANY_ROUTE.match(path)
+        company = match.group("company") if match else ""
+        if match:
+            wait = sandbox.admit(company)
+            if wait is not None:
+                sandbox.record("GET", path, query, 429)
+                self.send_problem(429, "Too Many Requests", "rate limit exceeded",
+                                  {"Retry-After": str(max(1, int(wait + 0.999)))})
+                return
+        knobs = sandbox.knobs
+        if sandbox.roll(knobs.reset_rate):
+            sandbox.record("GET", path, query, 0)
+            self.reset_connection()
+            return
+        if sandbox.roll(knobs.error_rate):
+            sandbox.record("GET", path, query, 503)
+            self.send_problem(503, "Service Unavailable", "injected failure")
+            return
+        if knobs.latency:
+            time.sleep(knobs.latency)
+        if sandbox.roll(knobs.slow_rate):
+            time.sleep(knobs.slow_seconds)
+        if knobs.html_responses:
+            sandbox.record("GET", path, query, 200)
+            payload = b"<html><body>Please sign in to the network</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
+        if path == "/ping":
+            sandbox.record("GET", path, query, 200)
+            self.send_json(200, "pong")
+            return
+        if path == "/api/v1/companies":
+            body = [{"companyId": c.company_id, "name": c.name} for c in sandbox.dataset.companies]
+            sandbox.record("GET", path, query, 200)
+            self.send_json(200, body)
+            return
+        if not match or company not in sandbox.dataset.company_ids():
+            sandbox.record("GET", path, query, 404)
+            self.send_problem(404, "Not Found", f"no resource at {path}")
+            return
+        if company in knobs.disabled_companies:
+            sandbox.record("GET", path, query, 400)
+            self.send_problem(400, "Bad Request", f"The {company} is disabled.")
+            return
+        rest = match.group("rest")
+        if rest == "userProfiles":
+            body = sandbox.dataset.users[company]
+            sandbox.record("GET", path, query, 200)
+            self.send_json(200, body)
+            return
+        for known in TYPE_WEIGHTS:
+            if rest == known or rest.startswith(known + "/"):
+                doc_type, request_id = known, rest[len(known) + 1:]
+                break
+        else:
+            sandbox.record("GET", path, query, 404)
+            self.send_problem(404, "Not Found", f"no resource at {path}")
+            return
+        if request_id:
+            self.one_document(path, query, company, doc_type, request_id)
+        else:
+            self.list_documents(path, query, company, doc_type)
+
+    def one_document(self, path: str, query: dict[str, str], company: str, doc_type: str, request_id: str) -> None:
+        dataset = self.sandbox.dataset
+        with dataset.lock:
+            header = dataset.collections[(company, doc_type)].by_id.get(request_id)
+            doc = dataset.document(company, doc_type, header) if header else None
+        status = 200 if doc else 404
+        self.sandbox.record("GET", path, query, status, 1 if doc else 0)
+        if doc is None:
+            self.send_problem(404, "Not Found", f"no document {request_id}")
+        else:
+            self.send_json(200, doc)
+
+    def list_documents(self, path: str, query: dict[str, str], company: str, doc_type: str) -> None:
+        sandbox = self.sandbox
+        unknown = sorted(set(query) - LIST_PARAMS)
+        if unknown:
+            sandbox.record("GET", path, query, 400)
+            self.send_problem(400, "One or more validation errors occurred.",
+                              f"Unknown query parameter(s): {', '.join(unknown)}")
+            return
+        try:
+            limit = min(PAGE_CAP, int(query.get("limit", PAGE_CAP)))
+            if limit < 1:
+                raise ValueError
+        except ValueError:
+            sandbox.record("GET", path, query, 400)
+            self.send_problem(400, "One or more validation errors occurred.", "limit must be a positive integer")
+            return
+        try:
+            modified_from = parse_filter_time(query["modifiedAtOrAfter"]) if "modifiedAtOrAfter" in query else None
+            created_from = parse_filter_time(query["createdAtOrAfter"]) if "createdAtOrAfter" in query else None
+        except ValueError:
+            sandbox.record("GET", path, query, 400)
+            self.send_problem(400, "One or more validation errors occurred.", "a date filter is not ISO 8601")
+            return
+        status = query.get("requestStatus")
+        if status is not None and status not in STATUSES:
+            sandbox.record("GET", path, query, 400)
+            self.send_problem(400, "One or more validation errors occurred.", f"requestStatus {status!r} is invalid")
+            return
+        signature = hashlib.sha1(repr((path, modified_from, created_from, status)).encode()).hexdigest()[:12]
+        offset = 0
+        if query.get("continuationToken"):
+            try:
+                offset, token_signature = _decode_token(query["continuationToken"])
+                if token_signature != signature or offset < 0:
+                    raise ValueError
+            except ValueError:
+                sandbox.record("GET", path, query, 400)
+                self.send_problem(400, "Bad Request", "continuationToken is invalid for this query")
+                return
+        dataset = sandbox.dataset
+        with dataset.lock:
+            headers = dataset.list_documents(company, doc_type, modified_from, created_from, status)
+            page = [dataset.document(company, doc_type, h) for h in headers[offset: offset + limit]]
+        more = offset + limit < len(headers)
+        body = {"payload": page, "continuationToken": _encode_token(offset + limit, signature) if more else None}
+        sandbox.record("GET", path, query, 200, len(page))
+        if sandbox.roll(sandbox.knobs.truncate_rate):
+            self.send_truncated(body)
+            return
+        self.send_json(200, body)
+
+    # --- admin ------------------------------------------------------------------------------------
+
+    def admin_get(self, path: str, query: dict[str, str]) -> None:
+        sandbox = self.sandbox
+        if path == "/_sandbox/stats":
+            self.send_json(200, sandbox.stats_json(with_log=query.get("log") == "1"))
+        elif path == "/_sandbox/config":
+            self.send_json(200, {**asdict(sandbox.knobs), **asdict(sandbox.identity.knobs)})
+        elif path == "/_sandbox/export":
+            dataset = sandbox.dataset
+            companies = [query["company"]] if "company" in query else dataset.company_ids()
+            types = [query["type"]] if "type" in query else list(TYPE_WEIGHTS)
+            body = {c: {t: dataset.all_documents(c, t) for t in types} for c in companies}
+            self.send_json(200, body)
+        else:
+            self.send_problem(404, "Not Found", f"no admin endpoint {path}")
+
+    def admin_post(self, path: str, body: dict[str, Any]) -> None:
+        sandbox = self.sandbox
+        if path == "/_sandbox/config":
+            try:
+                sandbox.configure(body)
+            except KeyError as exc:
+                self.send_problem(400, "Bad Request", f"unknown knob {exc}")
+                return
+            self.send_json(200, {**asdict(sandbox.knobs), **asdict(sandbox.identity.knobs)})
+        elif path == "/_sandbox/mutate":
+            result = sandbox.dataset.mutate(int(body.get("modify", 0)), int(body.get("add", 0)), datetime.now(UTC))
+            self.send_json(200, result)
+        elif path == "/_sandbox/refresh-token":
+            self.send_json(200, {"refresh_token": sandbox.identity.issue_refresh_token()})
+        elif path == "/_sandbox/revoke":
+            sandbox.identity.revoke_all()
+            self.send_json(200, {"revoked": True})
+        elif path == "/_sandbox/reset-stats":
+            sandbox.reset_stats()
+            self.send_json(200, {"reset": True})
+        else:
+            self.send_problem(404, "Not Found", f"no admin endpoint {path}")
+
+
+def start_sandbox(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    seed: int = 7,
+    companies: int = 4,
+    documents_per_company: int = 200,
+    knobs: SandboxKnobs | None = None,
+    identity_knobs: IdentityKnobs | None = None,
+) -> Sandbox:
+    """Start in a daemon thread and return at once; `port=0` picks a free port."""
+    dataset = Dataset(seed=seed, companies=companies, documents_per_company=documents_per_company)
+    identity = Identity(knobs=identity_knobs or IdentityKnobs())
+    sandbox = Sandbox(dataset, identity, knobs or SandboxKnobs())
+    server = SandboxHTTPServer((host, port), sandbox)
+    sandbox.server = server
+    sandbox.thread = threading.Thread(target=server.serve_forever, name="approvalmax-sandbox", daemon=True)
+    sandbox.thread.start()
+    return sandbox

@@ -1,0 +1,1 @@
+"""dlt sources of this project: the ApprovalMax source and the reusable OAuth token layer."""

@@ -1,0 +1,101 @@
+"""Settings from dlt's providers (`.dlt/*.toml` under [sources.approvalmax], or SOURCES__APPROVALMAX__*)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dlt.common.configuration import configspec, resolve_configuration
+from dlt.common.configuration.exceptions import (
+    ConfigFieldMissingException,
+    ConfigurationException,
+    LookupTraces,
+)
+from dlt.common.configuration.specs import BaseConfiguration, CredentialsConfiguration
+from dlt.common.typing import TSecretStrValue
+
+from .errors import ConfigError
+from .settings import DEFAULT_API_BASE_URL, DEFAULT_IDENTITY_BASE_URL, DEFAULT_SCOPES
+
+SECTIONS = ("sources", "approvalmax")
+ENV_PREFIX = "SOURCES__APPROVALMAX__"
+
+
+@configspec
+class ApprovalMaxCredentials(CredentialsConfiguration):
+    """The app's client id and secret, and the first refresh token (the store keeps the newest)."""
+
+    client_id: str = None
+    client_secret: TSecretStrValue = None
+    refresh_token: TSecretStrValue | None = None
+
+
+@configspec
+class ApprovalMaxSettings(BaseConfiguration):
+    """Every non-destination setting of the connector; README's Configuration table lists them."""
+
+    api_base_url: str = DEFAULT_API_BASE_URL
+    identity_base_url: str = DEFAULT_IDENTITY_BASE_URL
+    credentials: ApprovalMaxCredentials = None
+    token_store: str = "~/.approvalmax/tokens.json"
+    lookback_minutes: float = 10.0
+    concurrency: int = 4
+    request_timeout: float = 60.0
+    max_attempts: int = 6
+    token_refresh_skew_seconds: float = 300.0
+    company_ids: list[str] | None = None
+    scopes: str = DEFAULT_SCOPES
+    redirect_uri: str = "http://127.0.0.1:8765/callback"
+
+
+def env_name(field_path: str) -> str:
+    """The environment variable for a dotted field path, e.g. `credentials.client_id`."""
+    return ENV_PREFIX + field_path.replace(".", "__").upper()
+
+
+def load_settings() -> ApprovalMaxSettings:
+    """Resolve settings now; a missing or bad value becomes one ConfigError naming the key."""
+    try:
+        settings = resolve_configuration(ApprovalMaxSettings(), sections=SECTIONS)
+    except ConfigFieldMissingException as exc:
+        raise ConfigError(_missing_message(exc)) from None
+    except ConfigurationException as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"invalid configuration: {first}") from None
+    validate(settings)
+    return settings
+
+
+def validate(settings: ApprovalMaxSettings) -> None:
+    """Checks dlt cannot make: ranges and URL shapes."""
+    for name in ("api_base_url", "identity_base_url"):
+        value = getattr(settings, name)
+        if not value.startswith(("http://", "https://")):
+            raise ConfigError(f"{env_name(name)} must be an http(s) URL, got {value!r}")
+    if settings.lookback_minutes < 0:
+        raise ConfigError(f"{env_name('lookback_minutes')} must be 0 or more")
+    if not 1 <= settings.concurrency <= 64:
+        raise ConfigError(f"{env_name('concurrency')} must be between 1 and 64")
+    if settings.max_attempts < 1:
+        raise ConfigError(f"{env_name('max_attempts')} must be 1 or more")
+
+
+def _missing_message(exc: ConfigFieldMissingException) -> str:
+    names = ", ".join(env_name(path) for path in missing_fields(exc.traces)) or "a required setting"
+    return (
+        f"missing setting {names}: set it in the environment or under [sources.approvalmax] "
+        "in .dlt/secrets.toml (see .dlt/secrets.toml.example)"
+    )
+
+
+def missing_fields(traces: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted paths of the missing fields, descending into nested configurations."""
+    paths: list[str] = []
+    for name, field_traces in traces.items():
+        nested = [t for t in field_traces if isinstance(t, LookupTraces)]
+        if nested:
+            for trace in nested:
+                paths.extend(missing_fields(trace.traces, f"{prefix}{name}."))
+        else:
+            paths.append(prefix + name)
+    return paths

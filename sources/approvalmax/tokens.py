@@ -1,0 +1,76 @@
+"""Wire the generic token layer to ApprovalMax: its token URL, grace period, messages and store."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from ..oauth_tokens import (
+    BearerAuth,
+    FileTokenStore,
+    RotatingRefreshTokens,
+    TokenEndpoint,
+    TokenStore,
+)
+from ..http_retry import RetryPolicy
+from .client import ApprovalMaxClient
+from .config import ApprovalMaxSettings, env_name
+from .errors import ConfigError
+from .settings import REFRESH_GRACE_MINUTES, TOKEN_PATH
+
+REAUTHORIZE_HINT = (
+    "run `approvalmax auth login` (or `approvalmax auth import` with a new refresh token) "
+    f"or set {env_name('credentials.refresh_token')} to a new one"
+)
+REVOKED_HINT = (
+    "Ask an ApprovalMax administrator to re-enable it on the Connections page, or create a new "
+    "one with `approvalmax auth login`."
+)
+
+
+def open_token_store(location: str) -> TokenStore:
+    """A store from the `token_store` setting: a file path (PostgreSQL URLs come with issue 4)."""
+    if location.startswith(("postgres://", "postgresql://")):
+        raise ConfigError(
+            f"{env_name('token_store')}: PostgreSQL token stores are not available in this version; "
+            "use a file path"
+        )
+    if not location.strip():
+        raise ConfigError(f"{env_name('token_store')} is empty: give a file path")
+    return FileTokenStore(location)
+
+
+def token_endpoint(settings: ApprovalMaxSettings) -> TokenEndpoint:
+    # A refresh request that may have reached the server can be sent again: the old
+    # refresh token stays valid for an hour after rotation.
+    return TokenEndpoint(
+        settings.identity_base_url.rstrip("/") + TOKEN_PATH,
+        body="form",
+        retry=RetryPolicy(max_attempts=settings.max_attempts),
+        resend_is_safe=True,
+        timeout=settings.request_timeout,
+    )
+
+
+def open_tokens(settings: ApprovalMaxSettings) -> RotatingRefreshTokens:
+    credentials = settings.credentials
+    return RotatingRefreshTokens(
+        token_endpoint(settings),
+        open_token_store(settings.token_store),
+        client_id=credentials.client_id,
+        client_secret=credentials.client_secret,
+        seed_refresh_token=credentials.refresh_token or None,
+        skew=timedelta(seconds=settings.token_refresh_skew_seconds),
+        grace=timedelta(minutes=REFRESH_GRACE_MINUTES),
+        reauthorize_hint=REAUTHORIZE_HINT,
+    )
+
+
+def open_client(settings: ApprovalMaxSettings, tokens: RotatingRefreshTokens | None = None) -> ApprovalMaxClient:
+    """The API client with bearer auth from the token store."""
+    return ApprovalMaxClient(
+        settings.api_base_url,
+        auth=BearerAuth(tokens or open_tokens(settings), revoked_hint=REVOKED_HINT),
+        timeout=settings.request_timeout,
+        retry=RetryPolicy(max_attempts=settings.max_attempts),
+        concurrency=settings.concurrency,
+    )

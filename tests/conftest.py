@@ -1,0 +1,95 @@
+"""Shared fixtures: a sandbox over real HTTP, an isolated working folder, and the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+import pytest
+
+from sandbox import Sandbox, start_sandbox
+
+REPO = Path(__file__).resolve().parent.parent
+# Environment variables a test must not inherit from the machine running it.
+_LEAKY = ("SOURCES__", "DESTINATION__", "DLT_", "RUNTIME__", "APPROVALMAX_")
+
+
+@dataclass
+class Workspace:
+    """A temp folder with its own dlt data dir, token store and DuckDB file, wired to a sandbox."""
+
+    root: Path
+    sandbox: Sandbox
+    env: dict[str, str]
+
+    @property
+    def duckdb_file(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def token_file(self) -> Path:
+        return self.root / "tokens" / "tokens.json"
+
+    def cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        """Run `approvalmax ARGS` as a real process, as an operator or cron would."""
+        return subprocess.run(
+            [sys.executable, "-m", "pipelines.cli", *args],
+            cwd=self.root,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def admin(self, method: str, path: str, **body: Any) -> Any:
+        response = httpx.request(method, f"{self.sandbox.url}/_sandbox/{path}", json=body or None, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        with duckdb.connect(str(self.duckdb_file), read_only=True) as connection:
+            return connection.execute(sql).fetchall()
+
+
+def clean_environ() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(_LEAKY)}
+
+
+def workspace_env(root: Path, sandbox: Sandbox, refresh_token: str) -> dict[str, str]:
+    env = clean_environ()
+    env.update({
+        "PYTHONPATH": str(REPO),
+        "DLT_DATA_DIR": str(root / "dlt"),
+        "SOURCES__APPROVALMAX__API_BASE_URL": sandbox.url,
+        "SOURCES__APPROVALMAX__IDENTITY_BASE_URL": sandbox.url,
+        "SOURCES__APPROVALMAX__CREDENTIALS__CLIENT_ID": sandbox.identity.client_id,
+        "SOURCES__APPROVALMAX__CREDENTIALS__CLIENT_SECRET": sandbox.identity.client_secret,
+        "SOURCES__APPROVALMAX__CREDENTIALS__REFRESH_TOKEN": refresh_token,
+        "SOURCES__APPROVALMAX__TOKEN_STORE": str(root / "tokens" / "tokens.json"),
+        "SOURCES__APPROVALMAX__MAX_ATTEMPTS": "4",
+        "DESTINATION__DUCKDB__CREDENTIALS": str(root / "warehouse.duckdb"),
+        "APPROVALMAX_LOG_LEVEL": "warning",
+        "COLUMNS": "200",
+    })
+    return env
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    server = start_sandbox(companies=3, documents_per_company=500)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, sandbox: Sandbox) -> Workspace:
+    return Workspace(tmp_path, sandbox, workspace_env(tmp_path, sandbox, sandbox.identity.issue_refresh_token()))
