@@ -54,7 +54,7 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
             message = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
             if not _is_ours(cause):
                 message = f"unexpected {type(cause).__name__}: {message} (rerun with --debug for details)"
-            err.print(f"error: {message}", style="red", highlight=False, markup=False)
+            err.print(f"error: {message}", style="red", highlight=False, markup=False, soft_wrap=True)
             raise typer.Exit(exit_code(cause)) from None
 
     return wrapper
@@ -98,10 +98,13 @@ def progress_display(enabled: bool, monitor: Any) -> Iterator[None]:
         requests = stats.requests if stats else 0
         retries = stats.retries if stats else 0
         documents = report.documents if report else 0
-        return (f"{monitor.phase} · {requests} requests · {documents} rows · {retries} retries · "
-                f"{time.monotonic() - started:.0f} s")
+        return (
+            f"{monitor.phase} · {requests} requests · {documents} rows · {retries} retries · "
+            f"{time.monotonic() - started:.0f} s"
+        )
 
     with err.status(line(), spinner="dots") as status:
+
         def refresh() -> None:
             while not stop.wait(0.25):
                 status.update(line())
@@ -122,8 +125,10 @@ def _settings() -> Any:
 
 
 DestinationOption = Annotated[
-    str, typer.Option("--destination", "-d", help="dlt destination: duckdb, postgres or bigquery.",
-                      envvar="APPROVALMAX_DESTINATION")
+    str,
+    typer.Option(
+        "--destination", "-d", help="dlt destination: duckdb, postgres or bigquery.", envvar="APPROVALMAX_DESTINATION"
+    ),
 ]
 DatasetOption = Annotated[str, typer.Option(help="Dataset (schema) in the destination.")]
 PipelineOption = Annotated[str, typer.Option("--pipeline-name", help="dlt pipeline name (working folder and state).")]
@@ -251,7 +256,7 @@ def demo(
     counts = run_demo(paths, companies, documents, on_step)
     out.rule(f"4. what is in {paths.duckdb_file}")
     out.print(row_count_table(counts, f"tables in dataset approvalmax ({len(counts)})"))
-    out.print(f"query it: duckdb {paths.duckdb_file} \"select * from approvalmax.xero_bills limit 5\"")
+    out.print(f'query it: duckdb {paths.duckdb_file} "select * from approvalmax.xero_bills limit 5"')
 
 
 @app.command()
@@ -271,8 +276,12 @@ def sandbox(
     """Run the bundled ApprovalMax-compatible server until Ctrl-C."""
     from sandbox import SandboxKnobs, start_sandbox
 
-    knobs = SandboxKnobs(latency=latency, rate_limit_per_minute=rate_limit, error_rate=error_rate,
-                         disabled_companies=list(disabled or ()))
+    knobs = SandboxKnobs(
+        latency=latency,
+        rate_limit_per_minute=rate_limit,
+        error_rate=error_rate,
+        disabled_companies=list(disabled or ()),
+    )
     server = start_sandbox(port=port, seed=seed, companies=companies, documents_per_company=documents, knobs=knobs)
     refresh_token = server.identity.issue_refresh_token()
     out.print(f"sandbox serving {companies} companies at {server.url} (identity and API); point the pipeline at it:")

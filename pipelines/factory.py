@@ -13,7 +13,7 @@ from sources.approvalmax.errors import ConfigError
 PIPELINE_NAME = "approvalmax"
 DATASET_NAME = "approvalmax"
 
-# Columnar load files: on DuckDB 24× faster to load than insert_values, at a tenth of the memory.
+# Columnar load files: on DuckDB 24 times faster to load than insert_values, at a tenth of the memory.
 LOADER_FILE_FORMATS: dict[str, str] = {"duckdb": "parquet", "motherduck": "parquet", "bigquery": "parquet"}
 
 
@@ -22,15 +22,16 @@ def resolve_destination(destination: str | Destination[Any, Any]) -> Destination
     if not isinstance(destination, str):
         return destination
     try:
-        return Destination.from_reference(destination)
+        resolved = Destination.from_reference(destination)
     except (UnknownDestinationModule, ValueError, ImportError) as exc:
         if isinstance(exc, ImportError) and not isinstance(exc, UnknownDestinationModule):
             raise ConfigError(
                 f"destination {destination!r} needs extra packages: pip install -e '.[{destination}]'"
             ) from None
-        raise ConfigError(
-            f"unknown destination {destination!r}: use duckdb, postgres or bigquery"
-        ) from None
+        raise ConfigError(f"unknown destination {destination!r}: use duckdb, postgres or bigquery") from None
+    if resolved is None:
+        raise ConfigError(f"unknown destination {destination!r}: use duckdb, postgres or bigquery")
+    return resolved
 
 
 def loader_file_format(destination: Destination[Any, Any]) -> str | None:
@@ -43,9 +44,10 @@ def make_pipeline(
     pipeline_name: str = PIPELINE_NAME,
     pipelines_dir: str | None = None,
 ) -> dlt.Pipeline:
+    # pipelines_dir None means dlt's default (DLT_DATA_DIR, else ~/.dlt/pipelines)
     return dlt.pipeline(
         pipeline_name=pipeline_name,
         destination=resolve_destination(destination),
         dataset_name=dataset_name,
-        pipelines_dir=pipelines_dir,
+        pipelines_dir=pipelines_dir,  # type: ignore[arg-type]
     )

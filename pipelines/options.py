@@ -21,8 +21,7 @@ def parse_when(option: str, value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ConfigError(
-            f"{option} {value!r} is not a date: use YYYY-MM-DD or an ISO 8601 timestamp "
-            "such as 2025-01-31T12:00:00Z"
+            f"{option} {value!r} is not a date: use YYYY-MM-DD or an ISO 8601 timestamp such as 2025-01-31T12:00:00Z"
         ) from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
@@ -40,15 +39,11 @@ def select_resources(names: Sequence[str]) -> tuple[str, ...]:
         return RESOURCE_NAMES
     unknown = [name for name in names if name not in RESOURCE_NAMES]
     if unknown:
-        raise ConfigError(
-            f"unknown resource {', '.join(map(repr, unknown))}: choose from {', '.join(RESOURCE_NAMES)}"
-        )
+        raise ConfigError(f"unknown resource {', '.join(map(repr, unknown))}: choose from {', '.join(RESOURCE_NAMES)}")
     return tuple(dict.fromkeys(names))
 
 
-def select_companies(
-    companies: Sequence[Mapping[str, Any]], wanted: Iterable[str] | None
-) -> list[Mapping[str, Any]]:
+def select_companies(companies: Sequence[Mapping[str, Any]], wanted: Iterable[str] | None) -> list[Mapping[str, Any]]:
     """The companies to load, in the API's order; every named id must be one the token may read."""
     wanted_ids = list(dict.fromkeys(wanted or ()))
     if not wanted_ids:

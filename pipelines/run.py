@@ -63,9 +63,7 @@ class RunResult:
         return bool(self.report.failures)
 
 
-def run_pipeline(
-    settings: ApprovalMaxSettings, request: RunRequest, monitor: RunMonitor | None = None
-) -> RunResult:
+def run_pipeline(settings: ApprovalMaxSettings, request: RunRequest, monitor: RunMonitor | None = None) -> RunResult:
     """Everything `approvalmax run` does, without printing."""
     monitor = monitor or RunMonitor()
     started = time.monotonic()

@@ -25,10 +25,12 @@ def run_summary(result: RunResult) -> RenderableType:
     parts: list[RenderableType] = []
     kind = "backfill" if result.backfill else "incremental run"
     status = "[red]with failures[/]" if result.failed else "[green]ok[/]"
-    parts.append(Text.from_markup(
-        f"[bold]{kind}[/] into {result.destination} dataset [bold]{result.dataset}[/] "
-        f"(pipeline {result.pipeline}): {status} in {result.duration:.1f} s"
-    ))
+    parts.append(
+        Text.from_markup(
+            f"[bold]{kind}[/] into {result.destination} dataset [bold]{result.dataset}[/] "
+            f"(pipeline {result.pipeline}): {status} in {result.duration:.1f} s"
+        )
+    )
     company_ids = [str(c["companyId"]) for c in result.companies]
     if len(company_ids) <= WIDE_LIMIT:
         grid = Table(title="rows loaded per table and company", title_justify="left")
@@ -55,21 +57,22 @@ def run_summary(result: RunResult) -> RenderableType:
             per_table.add_row(table, str(result.table_rows.get(table, 0)))
         parts.append(per_table)
     parts.insert(1, grid)
-    parts.append(Text(
-        f"API requests {result.requests} · retries {result.retries} · throttled (429) {result.throttled} "
-        f"· token refreshes {result.token_refreshes}"
-    ))
+    parts.append(
+        Text(
+            f"API requests {result.requests} · retries {result.retries} · throttled (429) {result.throttled} "
+            f"· token refreshes {result.token_refreshes}"
+        )
+    )
     for failure in result.report.failures:
         name = names.get(failure.company_id, failure.company_id)
-        parts.append(Text(
-            f"FAILED company {failure.company_id} ({name}) · {failure.resource} · {failure.message}", style="red"
-        ))
+        parts.append(
+            Text(f"FAILED company {failure.company_id} ({name}) · {failure.resource} · {failure.message}", style="red")
+        )
     return Group(*parts)
 
 
 def cursor_table(cursors: Mapping[str, Mapping[str, str]], names: Mapping[str, str]) -> Table:
-    table = Table(title="incremental cursors (modifiedAt of the newest loaded row, per company)",
-                  title_justify="left")
+    table = Table(title="incremental cursors (modifiedAt of the newest loaded row, per company)", title_justify="left")
     table.add_column("resource")
     table.add_column("company")
     table.add_column("cursor")

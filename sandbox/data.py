@@ -34,14 +34,31 @@ TYPES_WITH_STATUS_OBJECT = frozenset({"xero/quotes"})
 STATUSES = ("draft", "onApproval", "approved", "rejected", "cancelled")
 STATUS_WEIGHTS = (5, 20, 55, 10, 10)
 CURRENCIES = ("NZD", "AUD", "USD", "GBP")
-ACCOUNTS = (("200", "Sales"), ("400", "Advertising"), ("429", "General Expenses"), ("453", "Office Supplies"),
-            ("461", "Printing"), ("493", "Travel - National"), ("720", "Computer Equipment"))
+ACCOUNTS = (
+    ("200", "Sales"),
+    ("400", "Advertising"),
+    ("429", "General Expenses"),
+    ("453", "Office Supplies"),
+    ("461", "Printing"),
+    ("493", "Travel - National"),
+    ("720", "Computer Equipment"),
+)
 TRACKING = {
     "Region": ("North", "South", "East", "West"),
     "Department": ("Finance", "Operations", "Marketing", "IT"),
 }
-CONTACTS = ("Acme Supplies", "Blue Fern Ltd", "Kauri Consulting", "Pohutukawa Print", "Tui Travel",
-            "Southern Cross IT", "Harbour Freight", "Kiwi Office Co", "Ruru Legal", "Weta Catering")
+CONTACTS = (
+    "Acme Supplies",
+    "Blue Fern Ltd",
+    "Kauri Consulting",
+    "Pohutukawa Print",
+    "Tui Travel",
+    "Southern Cross IT",
+    "Harbour Freight",
+    "Kiwi Office Co",
+    "Ruru Legal",
+    "Weta Catering",
+)
 FIRST = ("Aroha", "Ben", "Chloe", "Dev", "Emma", "Finn", "Grace", "Hemi", "Isla", "Jack", "Kiri", "Liam")
 LAST = ("Ngata", "Smith", "Wong", "Patel", "Brown", "Taylor", "Wilson", "Te Awa", "Singh", "Clark")
 
@@ -142,9 +159,7 @@ class Dataset:
     def __init__(self, seed: int = 7, companies: int = 4, documents_per_company: int = 200) -> None:
         self.seed = seed
         self.lock = threading.RLock()
-        self.companies = [
-            Company(stable_uuid(seed, "company", i), f"Sandbox Org {i + 1}", i) for i in range(companies)
-        ]
+        self.companies = [Company(stable_uuid(seed, "company", i), f"Sandbox Org {i + 1}", i) for i in range(companies)]
         self.users: dict[str, list[dict[str, Any]]] = {}
         self.collections: dict[tuple[str, str], Collection] = {}
         total_weight = sum(TYPE_WEIGHTS.values())
@@ -168,12 +183,14 @@ class Dataset:
         users = []
         for i in range(6 + company.index % 3):
             first, last = rng.choice(FIRST), rng.choice(LAST)
-            users.append({
-                "userId": stable_uuid(self.seed, "user", company.company_id, i),
-                "firstName": first,
-                "lastName": last,
-                "email": f"{first.lower()}.{last.lower().replace(' ', '')}{i}@example.com",
-            })
+            users.append(
+                {
+                    "userId": stable_uuid(self.seed, "user", company.company_id, i),
+                    "firstName": first,
+                    "lastName": last,
+                    "email": f"{first.lower()}.{last.lower().replace(' ', '')}{i}@example.com",
+                }
+            )
         return users
 
     def _header(self, company: Company, doc_type: str, index: int) -> DocHeader:
@@ -215,8 +232,14 @@ class Dataset:
                 "decisionDate": format_ticks(decided, offset) if decided is not None else None,
             }
             return doc
-        prefix = {"xero/bills": "BILL", "xero/purchase-orders": "PO", "xero/credit-notes": "CN",
-                  "xero/sales-invoices": "INV", "xero/batch-payments": "BP", "xero/quotes": "QU"}[doc_type]
+        prefix = {
+            "xero/bills": "BILL",
+            "xero/purchase-orders": "PO",
+            "xero/credit-notes": "CN",
+            "xero/sales-invoices": "INV",
+            "xero/batch-payments": "BP",
+            "xero/quotes": "QU",
+        }[doc_type]
         lines = [self._line(rng) for _ in range(rng.randint(1, 4))]
         sub_total = round(sum(line["amount"] for line in lines), 2)
         tax = round(sub_total * 0.15, 2)
@@ -243,8 +266,11 @@ class Dataset:
             "origin": rng.choice(("ApprovalMax", "Xero")),
             "lineItems": lines,
             "attachments": [
-                {"attachmentId": stable_uuid(self.seed, "att", header.request_id, i),
-                 "fileName": f"scan-{header.index}-{i}.pdf", "fileSize": rng.randrange(10_000, 900_000)}
+                {
+                    "attachmentId": stable_uuid(self.seed, "att", header.request_id, i),
+                    "fileName": f"scan-{header.index}-{i}.pdf",
+                    "fileSize": rng.randrange(10_000, 900_000),
+                }
                 for i in range(rng.choice((0, 0, 1, 2)))
             ],
             "events": events,
@@ -269,12 +295,14 @@ class Dataset:
         for category, options in TRACKING.items():
             if rng.random() < 0.6:
                 option = rng.choice(options)
-                tracking.append({
-                    "categoryId": stable_uuid(self.seed, "category", category),
-                    "categoryName": category,
-                    "optionId": stable_uuid(self.seed, "option", category, option),
-                    "optionName": option,
-                })
+                tracking.append(
+                    {
+                        "categoryId": stable_uuid(self.seed, "category", category),
+                        "categoryName": category,
+                        "optionId": stable_uuid(self.seed, "option", category, option),
+                        "optionName": option,
+                    }
+                )
         return {
             "description": f"{name} item",
             "quantity": quantity,
@@ -291,26 +319,68 @@ class Dataset:
         }
 
     def _events(
-        self, rng: random.Random, users: list[dict[str, Any]], requester: str, status: str,
-        created: int, decided: int | None, modified: int, offset: int,
+        self,
+        rng: random.Random,
+        users: list[dict[str, Any]],
+        requester: str,
+        status: str,
+        created: int,
+        decided: int | None,
+        modified: int,
+        offset: int,
     ) -> list[dict[str, Any]]:
         if status == "draft":
             return []
         step = max(1, (modified - created) // 6)
-        events = [{"eventType": "requesterSubmitted", "eventDate": format_ticks(created, offset),
-                   "authorId": requester, "isSystem": False, "comment": None}]
+        events = [
+            {
+                "eventType": "requesterSubmitted",
+                "eventDate": format_ticks(created, offset),
+                "authorId": requester,
+                "isSystem": False,
+                "comment": None,
+            }
+        ]
         approver = rng.choice(users)["userId"]
         if status == "approved" and decided is not None:
-            events.append({"eventType": "approverApprovedRequestApproved", "eventDate": format_ticks(decided, offset),
-                           "authorId": approver, "isSystem": False, "comment": rng.choice((None, "OK", "Approved"))})
-            events.append({"eventType": "pushedToSource", "eventDate": format_ticks(decided + step, offset),
-                           "authorId": SYSTEM_USER, "isSystem": True, "comment": None})
+            events.append(
+                {
+                    "eventType": "approverApprovedRequestApproved",
+                    "eventDate": format_ticks(decided, offset),
+                    "authorId": approver,
+                    "isSystem": False,
+                    "comment": rng.choice((None, "OK", "Approved")),
+                }
+            )
+            events.append(
+                {
+                    "eventType": "pushedToSource",
+                    "eventDate": format_ticks(decided + step, offset),
+                    "authorId": SYSTEM_USER,
+                    "isSystem": True,
+                    "comment": None,
+                }
+            )
         elif status == "rejected" and decided is not None:
-            events.append({"eventType": "approverRejected", "eventDate": format_ticks(decided, offset),
-                           "authorId": approver, "isSystem": False, "comment": "Please attach the quote"})
+            events.append(
+                {
+                    "eventType": "approverRejected",
+                    "eventDate": format_ticks(decided, offset),
+                    "authorId": approver,
+                    "isSystem": False,
+                    "comment": "Please attach the quote",
+                }
+            )
         elif status == "cancelled":
-            events.append({"eventType": "comment", "eventDate": format_ticks(created + step, offset),
-                           "authorId": requester, "isSystem": False, "comment": "No longer needed"})
+            events.append(
+                {
+                    "eventType": "comment",
+                    "eventDate": format_ticks(created + step, offset),
+                    "authorId": requester,
+                    "isSystem": False,
+                    "comment": "No longer needed",
+                }
+            )
         return events
 
     # --- queries and changes --------------------------------------------------------------
@@ -319,7 +389,11 @@ class Dataset:
         return [company.company_id for company in self.companies]
 
     def list_documents(
-        self, company_id: str, doc_type: str, modified_from: int | None, created_from: int | None,
+        self,
+        company_id: str,
+        doc_type: str,
+        modified_from: int | None,
+        created_from: int | None,
         status: str | None,
     ) -> list[DocHeader]:
         with self.lock:
@@ -367,16 +441,24 @@ class Dataset:
                     stamp += 1
                     header.modified = stamp
                     doc["modifiedAt"] = format_ticks(stamp)
-                    approved = {"name": "Approved", "value": 2} if isinstance(doc["requestStatus"], dict) else "approved"
+                    approved = (
+                        {"name": "Approved", "value": 2} if isinstance(doc["requestStatus"], dict) else "approved"
+                    )
                     doc["requestStatus"] = approved
                     doc["decisionDate"] = format_ticks(stamp)
-                    if "lineItems" in doc and doc["lineItems"]:
+                    if doc.get("lineItems"):
                         doc["lineItems"] = [dict(line) for line in doc["lineItems"][:-1]]
                         doc["total"] = round(sum(line["amount"] for line in doc["lineItems"]) * 1.15, 2)
-                    doc["events"] = [*doc.get("events", []), {
-                        "eventType": "approverApprovedRequestApproved", "eventDate": format_ticks(stamp),
-                        "authorId": self.users[company.company_id][0]["userId"], "isSystem": False,
-                        "comment": f"changed in round {round_no}"}]
+                    doc["events"] = [
+                        *doc.get("events", []),
+                        {
+                            "eventType": "approverApprovedRequestApproved",
+                            "eventDate": format_ticks(stamp),
+                            "authorId": self.users[company.company_id][0]["userId"],
+                            "isSystem": False,
+                            "comment": f"changed in round {round_no}",
+                        },
+                    ]
                     collection.overrides[header.request_id] = doc
                     changed.append(header.request_id)
                 for n in range(add):
@@ -384,8 +466,9 @@ class Dataset:
                     collection = self.collections[(company.company_id, doc_type)]
                     index = 1_000_000 * round_no + n
                     stamp += 1
-                    header = DocHeader(stable_uuid(self.seed, "new", company.company_id, doc_type, index),
-                                       index, stamp, stamp)
+                    header = DocHeader(
+                        stable_uuid(self.seed, "new", company.company_id, doc_type, index), index, stamp, stamp
+                    )
                     doc = self._build(company.company_id, doc_type, header)
                     collection.insert(header)
                     collection.overrides[header.request_id] = doc

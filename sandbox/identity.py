@@ -45,7 +45,8 @@ class Identity:
     refresh_tokens: dict[str, RefreshTokenState] = field(default_factory=dict)
     codes: dict[str, tuple[str, str, float]] = field(default_factory=dict)
     grants: dict[str, int] = field(default_factory=dict)
-    revoked_connections: set[str] = field(default_factory=set)
+    disabled_connections: set[str] = field(default_factory=set)
+    deleted_connections: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def issue_refresh_token(self, scope: str = f"{READ_SCOPE} offline_access") -> str:
@@ -90,7 +91,7 @@ class Identity:
                 old = self.refresh_tokens.get(form.get("refresh_token", ""))
                 if old is None:
                     return 400, {"error": "invalid_grant", "error_description": "unknown refresh token"}
-                if old.connection_id in self.revoked_connections:
+                if old.connection_id in self.deleted_connections:
                     return 400, {"error": "invalid_grant", "error_description": "connection deleted"}
                 if now > old.issued_at + self.knobs.refresh_token_lifetime:
                     return 400, {"error": "invalid_grant", "error_description": "refresh token expired"}
@@ -135,11 +136,18 @@ class Identity:
             return "access token expired"
         except jwt.PyJWTError:
             return "invalid access token"
-        if claims.get(CONNECTION_CLAIM) in self.revoked_connections:
-            return "connection disabled"
+        connection = claims.get(CONNECTION_CLAIM)
+        if connection in self.disabled_connections or connection in self.deleted_connections:
+            return "connection disabled or deleted"
         return None
 
-    def revoke_all(self) -> None:
-        """Disable every connection: its access tokens stop working at once."""
+    def revoke_all(self, delete: bool) -> None:
+        """Disable every connection (access tokens stop working; refreshing still answers) or
+        delete it (refresh tokens die too), as the Connections page does."""
         with self._lock:
-            self.revoked_connections.update(s.connection_id for s in self.refresh_tokens.values())
+            target = self.deleted_connections if delete else self.disabled_connections
+            target.update(s.connection_id for s in self.refresh_tokens.values())
+
+    def enable_all(self) -> None:
+        with self._lock:
+            self.disabled_connections.clear()

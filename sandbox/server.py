@@ -22,8 +22,9 @@ from .data import TYPE_WEIGHTS, Dataset, parse_filter_time
 from .identity import Identity, IdentityKnobs
 
 PAGE_CAP = 100
-LIST_PARAMS = frozenset({"limit", "continuationToken", "modifiedAtOrAfter", "createdAtOrAfter",
-                         "decidedAtOrAfter", "requestStatus"})
+LIST_PARAMS = frozenset(
+    {"limit", "continuationToken", "modifiedAtOrAfter", "createdAtOrAfter", "decidedAtOrAfter", "requestStatus"}
+)
 STATUSES = frozenset({"draft", "onApproval", "approved", "rejected", "cancelled"})
 _COMPANY_ROUTE = re.compile(r"^/api/v1/companies/(?P<company>[^/]+)/(?P<rest>.+)$")
 
@@ -71,7 +72,8 @@ class Sandbox:
     def url(self) -> str:
         assert self.server is not None
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        name = host.decode() if isinstance(host, bytes) else host
+        return f"http://{name}:{port}"
 
     def stop(self) -> None:
         if self.server is not None:
@@ -122,8 +124,9 @@ class Sandbox:
             self.stats.requests += 1
             self.stats.by_status[status] += 1
             self.stats.documents_served += documents
-            self.stats.log.append({"method": method, "path": path, "query": query, "status": status,
-                                   "documents": documents})
+            self.stats.log.append(
+                {"method": method, "path": path, "query": query, "status": status, "documents": documents}
+            )
 
     def stats_json(self, with_log: bool) -> dict[str, Any]:
         with self.lock:
@@ -179,8 +182,13 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     # --- responses --------------------------------------------------------------------------
 
-    def send_json(self, status: int, body: Any, headers: dict[str, str] | None = None,
-                  content_type: str = "application/json; charset=utf-8") -> None:
+    def send_json(
+        self,
+        status: int,
+        body: Any,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json; charset=utf-8",
+    ) -> None:
         payload = json.dumps(body, separators=(",", ":")).encode()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -191,14 +199,19 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def send_problem(self, status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> None:
-        self.send_json(status, {
-            "type": f"https://tools.ietf.org/html/rfc9110#section-15.5.{status - 399}",
-            "title": title,
-            "status": status,
-            "detail": detail,
-            "instance": urlsplit(self.path).path,
-            "traceId": f"00-{hashlib.md5(self.path.encode()).hexdigest()}-00",
-        }, headers, content_type="application/problem+json; charset=utf-8")
+        self.send_json(
+            status,
+            {
+                "type": f"https://tools.ietf.org/html/rfc9110#section-15.5.{status - 399}",
+                "title": title,
+                "status": status,
+                "detail": detail,
+                "instance": urlsplit(self.path).path,
+                "traceId": f"00-{hashlib.md5(self.path.encode()).hexdigest()}-00",
+            },
+            headers,
+            content_type="application/problem+json; charset=utf-8",
+        )
 
     def reset_connection(self) -> None:
         self.close_connection = True
@@ -267,8 +280,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
         problem = sandbox.identity.check_access_token(self.headers.get("Authorization"))
         if problem is not None:
             sandbox.record("GET", path, query, 401)
-            self.send_json(401, {"error": problem}, {"WWW-Authenticate": f'Bearer error="invalid_token", '
-                                                     f'error_description="{problem}"'})
+            self.send_json(
+                401,
+                {"error": problem},
+                {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{problem}"'},
+            )
             return
         match = _COMPANY_ROUTE.match(path)
         company = match.group("company") if match else ""
@@ -276,8 +292,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
             wait = sandbox.admit(company)
             if wait is not None:
                 sandbox.record("GET", path, query, 429)
-                self.send_problem(429, "Too Many Requests", "rate limit exceeded",
-                                  {"Retry-After": str(max(1, int(wait + 0.999)))})
+                self.send_problem(
+                    429, "Too Many Requests", "rate limit exceeded", {"Retry-After": str(max(1, int(wait + 0.999)))}
+                )
                 return
         knobs = sandbox.knobs
         if sandbox.roll(knobs.reset_rate):
@@ -326,7 +343,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             return
         for known in TYPE_WEIGHTS:
             if rest == known or rest.startswith(known + "/"):
-                doc_type, request_id = known, rest[len(known) + 1:]
+                doc_type, request_id = known, rest[len(known) + 1 :]
                 break
         else:
             sandbox.record("GET", path, query, 404)
@@ -354,8 +371,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
         unknown = sorted(set(query) - LIST_PARAMS)
         if unknown:
             sandbox.record("GET", path, query, 400)
-            self.send_problem(400, "One or more validation errors occurred.",
-                              f"Unknown query parameter(s): {', '.join(unknown)}")
+            self.send_problem(
+                400, "One or more validation errors occurred.", f"Unknown query parameter(s): {', '.join(unknown)}"
+            )
             return
         try:
             limit = min(PAGE_CAP, int(query.get("limit", PAGE_CAP)))
@@ -391,7 +409,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         dataset = sandbox.dataset
         with dataset.lock:
             headers = dataset.list_documents(company, doc_type, modified_from, created_from, status)
-            page = [dataset.document(company, doc_type, h) for h in headers[offset: offset + limit]]
+            page = [dataset.document(company, doc_type, h) for h in headers[offset : offset + limit]]
         more = offset + limit < len(headers)
         body = {"payload": page, "continuationToken": _encode_token(offset + limit, signature) if more else None}
         sandbox.record("GET", path, query, 200, len(page))
@@ -432,8 +450,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
         elif path == "/_sandbox/refresh-token":
             self.send_json(200, {"refresh_token": sandbox.identity.issue_refresh_token()})
         elif path == "/_sandbox/revoke":
-            sandbox.identity.revoke_all()
-            self.send_json(200, {"revoked": True})
+            sandbox.identity.revoke_all(delete=body.get("mode") == "delete")
+            self.send_json(200, {"revoked": body.get("mode", "disable")})
+        elif path == "/_sandbox/enable":
+            sandbox.identity.enable_all()
+            self.send_json(200, {"enabled": True})
         elif path == "/_sandbox/reset-stats":
             sandbox.reset_stats()
             self.send_json(200, {"reset": True})

@@ -37,8 +37,9 @@ class RetryPolicy:
 
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
         """Delay before attempt `attempt + 1` (attempt counts from 1): half fixed, half random."""
-        ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
-        return ceiling * (0.5 + 0.5 * (rng or random).random())
+        ceiling = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
+        draw: float = (rng or random).random()
+        return ceiling * (0.5 + 0.5 * draw)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -37,7 +37,9 @@ class Workspace:
     def token_file(self) -> Path:
         return self.root / "tokens" / "tokens.json"
 
-    def cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 180
+    ) -> subprocess.CompletedProcess[str]:
         """Run `approvalmax ARGS` as a real process, as an operator or cron would."""
         return subprocess.run(
             [sys.executable, "-m", "pipelines.cli", *args],
@@ -64,20 +66,22 @@ def clean_environ() -> dict[str, str]:
 
 def workspace_env(root: Path, sandbox: Sandbox, refresh_token: str) -> dict[str, str]:
     env = clean_environ()
-    env.update({
-        "PYTHONPATH": str(REPO),
-        "DLT_DATA_DIR": str(root / "dlt"),
-        "SOURCES__APPROVALMAX__API_BASE_URL": sandbox.url,
-        "SOURCES__APPROVALMAX__IDENTITY_BASE_URL": sandbox.url,
-        "SOURCES__APPROVALMAX__CREDENTIALS__CLIENT_ID": sandbox.identity.client_id,
-        "SOURCES__APPROVALMAX__CREDENTIALS__CLIENT_SECRET": sandbox.identity.client_secret,
-        "SOURCES__APPROVALMAX__CREDENTIALS__REFRESH_TOKEN": refresh_token,
-        "SOURCES__APPROVALMAX__TOKEN_STORE": str(root / "tokens" / "tokens.json"),
-        "SOURCES__APPROVALMAX__MAX_ATTEMPTS": "4",
-        "DESTINATION__DUCKDB__CREDENTIALS": str(root / "warehouse.duckdb"),
-        "APPROVALMAX_LOG_LEVEL": "warning",
-        "COLUMNS": "200",
-    })
+    env.update(
+        {
+            "PYTHONPATH": str(REPO),
+            "DLT_DATA_DIR": str(root / "dlt"),
+            "SOURCES__APPROVALMAX__API_BASE_URL": sandbox.url,
+            "SOURCES__APPROVALMAX__IDENTITY_BASE_URL": sandbox.url,
+            "SOURCES__APPROVALMAX__CREDENTIALS__CLIENT_ID": sandbox.identity.client_id,
+            "SOURCES__APPROVALMAX__CREDENTIALS__CLIENT_SECRET": sandbox.identity.client_secret,
+            "SOURCES__APPROVALMAX__CREDENTIALS__REFRESH_TOKEN": refresh_token,
+            "SOURCES__APPROVALMAX__TOKEN_STORE": str(root / "tokens" / "tokens.json"),
+            "SOURCES__APPROVALMAX__MAX_ATTEMPTS": "4",
+            "DESTINATION__DUCKDB__CREDENTIALS": str(root / "warehouse.duckdb"),
+            "APPROVALMAX_LOG_LEVEL": "warning",
+            "COLUMNS": "200",
+        }
+    )
     return env
 
 

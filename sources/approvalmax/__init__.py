@@ -14,7 +14,7 @@ from dlt.extract.resource import DltResource
 from ..oauth_tokens import TokenError
 from .client import ApprovalMaxClient
 from .cursors import Window, dump_cursor, load_cursor, next_cursor, request_floor
-from .errors import ApprovalMaxError, ApiUnavailable
+from .errors import ApiUnavailable, ApprovalMaxError
 from .fan_in import Done, Failed, Item, fan_in
 from .records import count_rows, modified_at, prepare_row
 from .settings import (
@@ -83,14 +83,10 @@ def companies_resource(companies: Sequence[Mapping[str, Any]], report: RunReport
             report.count(row["companyId"], COMPANIES_RESOURCE, [row])
         yield rows
 
-    return dlt.resource(
-        extract, name=COMPANIES_RESOURCE, write_disposition="merge", primary_key="company_id"
-    )
+    return dlt.resource(extract, name=COMPANIES_RESOURCE, write_disposition="merge", primary_key="company_id")
 
 
-def user_profiles_resource(
-    client: ApprovalMaxClient, company_ids: Sequence[str], report: RunReport
-) -> DltResource:
+def user_profiles_resource(client: ApprovalMaxClient, company_ids: Sequence[str], report: RunReport) -> DltResource:
     def producer(company_id: str) -> Callable[[], Iterator[list[dict[str, Any]]]]:
         return lambda: iter([client.user_profiles(company_id)])
 
@@ -157,9 +153,7 @@ def documents_resource(
                     yield rows
             elif isinstance(event, Done):
                 if cursors is not None:
-                    moved = next_cursor(
-                        load_cursor(cursors.get(event.key)), newest.get(event.key), started[event.key]
-                    )
+                    moved = next_cursor(load_cursor(cursors.get(event.key)), newest.get(event.key), started[event.key])
                     if moved is not None:
                         cursors[event.key] = dump_cursor(moved)
             else:

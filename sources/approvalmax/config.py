@@ -25,8 +25,9 @@ ENV_PREFIX = "SOURCES__APPROVALMAX__"
 class ApprovalMaxCredentials(CredentialsConfiguration):
     """The app's client id and secret, and the first refresh token (the store keeps the newest)."""
 
-    client_id: str = None
-    client_secret: TSecretStrValue = None
+    # dlt's configspec idiom: a None default on a non-Optional type marks a required field.
+    client_id: str = None  # type: ignore[assignment]
+    client_secret: TSecretStrValue = None  # type: ignore[assignment]
     refresh_token: TSecretStrValue | None = None
 
 
@@ -36,7 +37,7 @@ class ApprovalMaxSettings(BaseConfiguration):
 
     api_base_url: str = DEFAULT_API_BASE_URL
     identity_base_url: str = DEFAULT_IDENTITY_BASE_URL
-    credentials: ApprovalMaxCredentials = None
+    credentials: ApprovalMaxCredentials = None  # type: ignore[assignment]
     token_store: str = "~/.approvalmax/tokens.json"
     lookback_minutes: float = 10.0
     concurrency: int = 4

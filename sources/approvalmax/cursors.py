@@ -24,9 +24,7 @@ def request_floor(cursor: datetime | None, lookback: timedelta) -> datetime | No
     return None if cursor is None else cursor - lookback
 
 
-def next_cursor(
-    previous: datetime | None, newest_seen: datetime | None, fetch_started: datetime
-) -> datetime | None:
+def next_cursor(previous: datetime | None, newest_seen: datetime | None, fetch_started: datetime) -> datetime | None:
     """Where the cursor goes once a company's rows are loaded.
 
     Never past the moment the fetch started: a document changed while we paged may have

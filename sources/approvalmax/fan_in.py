@@ -37,9 +37,7 @@ class Failed:
 Event = Item[T] | Done | Failed
 
 
-def fan_in(
-    producers: Mapping[str, Callable[[], Iterator[T]]], workers: int, buffer: int = 8
-) -> Iterator[Event[T]]:
+def fan_in(producers: Mapping[str, Callable[[], Iterator[T]]], workers: int, buffer: int = 8) -> Iterator[Event[T]]:
     """Yield items as producers make them, at most `buffer` waiting (memory stays flat).
     Closing the iterator early stops the workers at their next item."""
     if not producers:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from ..http_retry import RetryPolicy
 from ..oauth_tokens import (
     BearerAuth,
     FileTokenStore,
@@ -11,7 +12,6 @@ from ..oauth_tokens import (
     TokenEndpoint,
     TokenStore,
 )
-from ..http_retry import RetryPolicy
 from .client import ApprovalMaxClient
 from .config import ApprovalMaxSettings, env_name
 from .errors import ConfigError
@@ -31,8 +31,7 @@ def open_token_store(location: str) -> TokenStore:
     """A store from the `token_store` setting: a file path (PostgreSQL URLs come with issue 4)."""
     if location.startswith(("postgres://", "postgresql://")):
         raise ConfigError(
-            f"{env_name('token_store')}: PostgreSQL token stores are not available in this version; "
-            "use a file path"
+            f"{env_name('token_store')}: PostgreSQL token stores are not available in this version; use a file path"
         )
     if not location.strip():
         raise ConfigError(f"{env_name('token_store')} is empty: give a file path")

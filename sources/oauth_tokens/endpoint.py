@@ -99,11 +99,10 @@ class TokenEndpoint:
                 connect_failed = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
                 if attempt >= self.retry.max_attempts or not (connect_failed or self.resend_is_safe):
                     raise TokenEndpointError(
-                        f"token endpoint {self.url} unreachable after {attempt} attempt(s): "
-                        f"{type(exc).__name__}"
+                        f"token endpoint {self.url} unreachable after {attempt} attempt(s): {type(exc).__name__}"
                     ) from None
                 delay = self.retry.backoff(attempt)
-                log.warning("token endpoint %s: %s, retrying in %.1f s", self.url, type(exc).__name__, delay)
+                log.info("token endpoint %s: %s, retrying in %.1f s", self.url, type(exc).__name__, delay)
                 self._sleep(delay)
                 continue
             if response.status_code == 200:
@@ -116,15 +115,15 @@ class TokenEndpoint:
             oauth = _oauth_error(response)
             if oauth is not None and response.status_code in (400, 401, 403):
                 raise oauth
-            if is_retryable_status(response.status_code) and attempt < self.retry.max_attempts and (
-                self.resend_is_safe or response.status_code == 429
+            if (
+                is_retryable_status(response.status_code)
+                and attempt < self.retry.max_attempts
+                and (self.resend_is_safe or response.status_code == 429)
             ):
                 wait = parse_retry_after(response.headers.get("Retry-After"))
                 if wait is None or wait > self.retry.max_retry_after:
                     wait = self.retry.backoff(attempt)
-                log.warning(
-                    "token endpoint %s answered %s, retrying in %.1f s", self.url, response.status_code, wait
-                )
+                log.info("token endpoint %s answered %s, retrying in %.1f s", self.url, response.status_code, wait)
                 self._sleep(wait)
                 continue
             raise TokenEndpointError(
@@ -146,6 +145,4 @@ def _oauth_error(response: httpx.Response) -> OAuthError | None:
     if not isinstance(data, dict) or not isinstance(data.get("error"), str):
         return None
     description = data.get("error_description")
-    return OAuthError(
-        data["error"], description[:300] if isinstance(description, str) else None, response.status_code
-    )
+    return OAuthError(data["error"], description[:300] if isinstance(description, str) else None, response.status_code)

@@ -100,9 +100,7 @@ class RotatingRefreshTokens:
             if record is None or record.seed_fingerprint != seed_tag:
                 if record is not None:
                     log.info("configured refresh token changed: starting a new token family")
-                return TokenRecord(
-                    refresh_token=self._seed, seed_fingerprint=seed_tag, authorized_at=self.clock()
-                )
+                return TokenRecord(refresh_token=self._seed, seed_fingerprint=seed_tag, authorized_at=self.clock())
         if record is None or not record.refresh_token:
             raise ReauthorizationRequired(
                 f"no refresh token in the token store {self.store.location}: {self.reauthorize_hint}"
@@ -124,7 +122,7 @@ class RotatingRefreshTokens:
                 response = self.endpoint.grant(self._grant_params(refresh_token))
             except OAuthError as exc:
                 if exc.error == "invalid_grant" and index + 1 < len(candidates):
-                    log.warning("newest refresh token refused; trying the previous one within its grace period")
+                    log.info("newest refresh token refused; trying the previous one within its grace period")
                     continue
                 if exc.error == "invalid_client":
                     raise ReauthorizationRequired(
@@ -148,9 +146,7 @@ class RotatingRefreshTokens:
         params.update(self.extra_params)
         return params
 
-    def _next_record(
-        self, record: TokenRecord, used: str, response: TokenResponse, now: datetime
-    ) -> TokenRecord:
+    def _next_record(self, record: TokenRecord, used: str, response: TokenResponse, now: datetime) -> TokenRecord:
         newest = response.refresh_token or used
         rotated = newest != used
         claims = jwt_claims.read_claims(response.access_token)

@@ -58,9 +58,7 @@ class FileTokenStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
-            raise TokenStoreError(
-                f"cannot create the token folder {self.path.parent}: {exc.strerror}"
-            ) from None
+            raise TokenStoreError(f"cannot create the token folder {self.path.parent}: {exc.strerror}") from None
         try:
             with self._lock:
                 yield
@@ -70,9 +68,7 @@ class FileTokenStore:
                 f"{self.lock_timeout:.0f} s; if no other run is active, delete that lock file"
             ) from None
         except PermissionError as exc:
-            raise TokenStoreError(
-                f"cannot create the lock file {self._lock.lock_file}: {exc.strerror}"
-            ) from None
+            raise TokenStoreError(f"cannot create the lock file {self._lock.lock_file}: {exc.strerror}") from None
 
     def load(self) -> TokenRecord | None:
         try:
@@ -98,7 +94,9 @@ class FileTokenStore:
         try:
             return TokenRecord.from_json(data)
         except TokenStoreError as exc:
-            raise TokenStoreUnusable(f"the token file {self.path} is not a token record ({exc}); it was left as it is") from None
+            raise TokenStoreUnusable(
+                f"the token file {self.path} is not a token record ({exc}); it was left as it is"
+            ) from None
 
     def save(self, record: TokenRecord) -> None:
         folder = self.path.parent
@@ -120,9 +118,7 @@ class FileTokenStore:
             finally:
                 os.close(dir_fd)
         except OSError as exc:
-            raise TokenStoreError(
-                f"cannot save tokens to {self.path}: {exc.strerror or exc}"
-            ) from None
+            raise TokenStoreError(f"cannot save tokens to {self.path}: {exc.strerror or exc}") from None
         finally:
             if tmp_name is not None:
                 with contextlib.suppress(OSError):

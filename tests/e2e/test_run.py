@@ -99,8 +99,9 @@ def test_backfill_window_neither_reads_nor_moves_cursors(workspace: Workspace) -
     assert workspace.cli("run", "--no-progress").returncode == 0
     before = workspace.cli("state").stdout
     workspace.admin("POST", "reset-stats")
-    result = workspace.cli("run", "--no-progress", "--since", "2025-03-01", "--until", "2025-04-01",
-                           "--resource", "xero_bills")
+    result = workspace.cli(
+        "run", "--no-progress", "--since", "2025-03-01", "--until", "2025-04-01", "--resource", "xero_bills"
+    )
     assert result.returncode == 0, result.stderr + result.stdout
     assert "backfill" in result.stdout
     requests = document_requests(workspace)
@@ -113,8 +114,10 @@ def test_company_and_resource_filters(workspace: Workspace) -> None:
     company = workspace.sandbox.dataset.companies[2].company_id
     result = workspace.cli("run", "--no-progress", "--company", company, "--resource", "xero_quotes")
     assert result.returncode == 0, result.stderr + result.stdout
-    tables = {r[0] for r in workspace.query(
-        "select table_name from information_schema.tables where table_schema = 'approvalmax'")}
+    tables = {
+        r[0]
+        for r in workspace.query("select table_name from information_schema.tables where table_schema = 'approvalmax'")
+    }
     assert "xero_quotes" in tables and "xero_bills" not in tables
     assert workspace.query("select distinct company_id from approvalmax.xero_quotes") == [(company,)]
     statuses = {r[0] for r in workspace.query("select distinct request_status from approvalmax.xero_quotes")}

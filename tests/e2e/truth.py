@@ -10,8 +10,12 @@ from sources.approvalmax.timestamps import parse_timestamp
 
 from ..conftest import Workspace
 
-CHILD_LISTS = {"lineItems": "line_items", "events": "events", "attachments": "attachments",
-               "additionalInformation": "additional_information"}
+CHILD_LISTS = {
+    "lineItems": "line_items",
+    "events": "events",
+    "attachments": "attachments",
+    "additionalInformation": "additional_information",
+}
 
 
 def export(workspace: Workspace) -> dict[str, dict[str, list[dict[str, Any]]]]:
@@ -39,16 +43,22 @@ def expected_counts(truth: dict[str, dict[str, list[dict[str, Any]]]]) -> Counte
 
 def warehouse_counts(workspace: Workspace, dataset: str = "approvalmax") -> Counter[tuple[str, str]]:
     counts: Counter[tuple[str, str]] = Counter()
-    tables = [row[0] for row in workspace.query(
-        f"select table_name from information_schema.tables where table_schema = '{dataset}' "
-        "and (table_name like 'xero_%' or table_name like 'standalone_%')")]
+    tables = [
+        row[0]
+        for row in workspace.query(
+            f"select table_name from information_schema.tables where table_schema = '{dataset}' "
+            "and (table_name like 'xero_%' or table_name like 'standalone_%')"
+        )
+    ]
     for table in tables:
         root = table.split("__")[0]
         if table == root:
             sql = f'select company_id, count(*) from {dataset}."{table}" group by 1'
         else:
-            sql = (f'select r.company_id, count(*) from {dataset}."{table}" c '
-                   f'join {dataset}."{root}" r on c._dlt_root_id = r._dlt_id group by 1')
+            sql = (
+                f'select r.company_id, count(*) from {dataset}."{table}" c '
+                f'join {dataset}."{root}" r on c._dlt_root_id = r._dlt_id group by 1'
+            )
         for company, count in workspace.query(sql):
             counts[(table, company)] = count
     return counts

@@ -1,0 +1,94 @@
+"""Bad input and lost authorisation: one clear line on stderr, the documented exit code, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from ..conftest import Workspace
+
+
+def assert_one_line(result: subprocess.CompletedProcess[str], code: int, *fragments: str) -> None:
+    assert result.returncode == code, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.stderr + result.stdout
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--company", "not-a-company"], ["unknown company not-a-company", "approvalmax companies"]),
+        (["--resource", "bills"], ["unknown resource 'bills'", "xero_bills"]),
+        (["--since", "2025-02-30"], ["--since '2025-02-30' is not a date", "YYYY-MM-DD"]),
+        (["--since", "2025-03-01", "--until", "2025-02-01"], ["--since must be earlier than --until"]),
+        (["--destination", "nosuch"], ["unknown destination 'nosuch'"]),
+    ],
+)
+def test_usage_errors_exit_2(workspace: Workspace, args: list[str], fragments: list[str]) -> None:
+    assert_one_line(workspace.cli("run", "--no-progress", *args), 2, *fragments)
+
+
+def test_missing_credentials_exit_2_and_name_the_variable(workspace: Workspace) -> None:
+    env = dict(workspace.env)
+    del env["SOURCES__APPROVALMAX__CREDENTIALS__CLIENT_SECRET"]
+    workspace.env = env
+    assert_one_line(workspace.cli("run"), 2, "SOURCES__APPROVALMAX__CREDENTIALS__CLIENT_SECRET")
+
+
+def test_unknown_refresh_token_exit_3_with_how_to_reauthorise(workspace: Workspace) -> None:
+    result = workspace.cli("run", env={"SOURCES__APPROVALMAX__CREDENTIALS__REFRESH_TOKEN": "not-a-real-token"})
+    assert_one_line(result, 3, "invalid_grant", "approvalmax auth login")
+    assert not workspace.duckdb_file.exists() or workspace.query(
+        "select count(*) from information_schema.tables where table_schema = 'approvalmax'"
+    ) == [(0,)]
+
+
+def test_wrong_client_secret_exit_3(workspace: Workspace) -> None:
+    result = workspace.cli("ping", env={"SOURCES__APPROVALMAX__CREDENTIALS__CLIENT_SECRET": "wrong"})
+    assert_one_line(result, 3, "client id or secret")
+
+
+def test_disabled_connection_exit_3(workspace: Workspace) -> None:
+    assert workspace.cli("ping").returncode == 0
+    workspace.admin("POST", "revoke", mode="disable")
+    assert_one_line(workspace.cli("run", "--no-progress"), 3, "disabled or deleted", "Connections page")
+    workspace.admin("POST", "enable")
+    assert workspace.cli("ping").returncode == 0  # re-enabled: the stored tokens work again
+
+
+def test_deleted_connection_exit_3(workspace: Workspace) -> None:
+    assert workspace.cli("ping").returncode == 0
+    workspace.admin("POST", "revoke", mode="delete")
+    assert_one_line(workspace.cli("run", "--no-progress"), 3, "approvalmax auth login")
+
+
+def test_corrupt_token_file_exit_2_and_left_untouched(workspace: Workspace) -> None:
+    workspace.token_file.parent.mkdir(parents=True)
+    workspace.token_file.write_text('{"refresh_token": "abc')
+    workspace.token_file.chmod(0o600)
+    assert_one_line(workspace.cli("run"), 2, "corrupt or truncated")
+    assert workspace.token_file.read_text() == '{"refresh_token": "abc'
+
+
+def test_token_file_readable_by_others_exit_2(workspace: Workspace) -> None:
+    assert workspace.cli("ping").returncode == 0
+    workspace.token_file.chmod(0o644)
+    assert_one_line(workspace.cli("ping"), 2, "chmod 600")
+
+
+def test_api_unreachable_exit_1(workspace: Workspace) -> None:
+    result = workspace.cli(
+        "ping",
+        env={"SOURCES__APPROVALMAX__API_BASE_URL": "http://127.0.0.1:9", "SOURCES__APPROVALMAX__MAX_ATTEMPTS": "2"},
+    )
+    assert_one_line(result, 1, "GET /ping failed 2 time(s)")
+
+
+def test_html_instead_of_json_exit_1(workspace: Workspace) -> None:
+    workspace.admin("POST", "config", html_responses=True)
+    assert_one_line(workspace.cli("companies"), 1, "instead of JSON", "is api_base_url")

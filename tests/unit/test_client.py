@@ -1,0 +1,148 @@
+"""The API client over httpx.MockTransport: paging, retries and their timing, error mapping."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from sources.approvalmax.client import ApprovalMaxClient
+from sources.approvalmax.errors import ApiError, ApiResponseError, ApiUnavailable
+from sources.http_retry import RetryPolicy
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def make_client(handler: Handler, sleeps: list[float], attempts: int = 4) -> ApprovalMaxClient:
+    return ApprovalMaxClient(
+        "https://api.test",
+        transport=httpx.MockTransport(handler),
+        retry=RetryPolicy(max_attempts=attempts, base_delay=1.0, max_delay=8.0),
+        sleep=sleeps.append,
+    )
+
+
+def test_pages_follow_continuation_token_until_null() -> None:
+    seen: list[dict[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        params = dict(request.url.params)
+        seen.append(params)
+        token = params.get("continuationToken")
+        nxt = {None: "p2", "p2": "p3", "p3": None}[token]
+        return httpx.Response(200, json={"payload": [{"n": token or "p1"}], "continuationToken": nxt})
+
+    pages = list(make_client(handler, []).pages("/docs", {"modifiedAtOrAfter": "x"}))
+    assert [p[0]["n"] for p in pages] == ["p1", "p2", "p3"]
+    assert all(p["limit"] == "100" and p["modifiedAtOrAfter"] == "x" for p in seen)
+    assert "continuationToken" not in seen[0]
+
+
+def test_pages_stop_when_token_absent() -> None:
+    client = make_client(lambda r: httpx.Response(200, json={"payload": [{"a": 1}]}), [])
+    assert list(client.pages("/docs", {})) == [[{"a": 1}]]
+
+
+def test_repeated_continuation_token_stops_the_loop() -> None:
+    client = make_client(lambda r: httpx.Response(200, json={"payload": [], "continuationToken": "same"}), [])
+    with pytest.raises(ApiResponseError, match="repeated a continuation token"):
+        list(client.pages("/docs", {}))
+
+
+def test_429_waits_retry_after_then_succeeds() -> None:
+    answers = iter([httpx.Response(429, headers={"Retry-After": "7"}), httpx.Response(200, json=[])])
+    sleeps: list[float] = []
+    client = make_client(lambda r: next(answers), sleeps)
+    assert client.get_json("/x") == []
+    assert sleeps == [7.0]
+    assert (client.stats.requests, client.stats.retries, client.stats.throttled) == (2, 1, 1)
+
+
+def test_5xx_backs_off_exponentially_with_jitter() -> None:
+    answers = iter([httpx.Response(503)] * 3 + [httpx.Response(200, json={"ok": True})])
+    sleeps: list[float] = []
+    assert make_client(lambda r: next(answers), sleeps).get_json("/x") == {"ok": True}
+    assert len(sleeps) == 3
+    for attempt, delay in enumerate(sleeps, start=1):
+        ceiling = min(8.0, 2 ** (attempt - 1))
+        assert ceiling / 2 <= delay <= ceiling
+
+
+def test_attempts_are_bounded_and_the_last_error_is_reported() -> None:
+    sleeps: list[float] = []
+    client = make_client(lambda r: httpx.Response(503, json={"title": "Service Unavailable"}), sleeps, attempts=3)
+    with pytest.raises(ApiError, match="503"):
+        client.get_json("/x")
+    assert client.stats.requests == 3 and len(sleeps) == 2
+
+
+def test_connection_errors_are_retried_then_reported() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    sleeps: list[float] = []
+    with pytest.raises(ApiUnavailable, match="failed 4 time"):
+        make_client(handler, sleeps).get_json("/x")
+    assert len(sleeps) == 3
+
+
+def test_read_timeout_is_retried() -> None:
+    calls = iter([None, "ok"])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if next(calls) is None:
+            raise httpx.ReadTimeout("slow", request=request)
+        return httpx.Response(200, json=[1])
+
+    assert make_client(handler, []).get_json("/x") == [1]
+
+
+def test_truncated_json_is_retried() -> None:
+    answers = iter(
+        [
+            httpx.Response(200, content=b'{"payload": [', headers={"content-type": "application/json"}),
+            httpx.Response(200, json={"payload": []}),
+        ]
+    )
+    sleeps: list[float] = []
+    assert make_client(lambda r: next(answers), sleeps).get_json("/x") == {"payload": []}
+    assert len(sleeps) == 1
+
+
+def test_retry_after_longer_than_the_limit_is_not_waited_out() -> None:
+    sleeps: list[float] = []
+    client = make_client(lambda r: httpx.Response(429, headers={"Retry-After": "3600"}), sleeps)
+    with pytest.raises(ApiError, match="429"):
+        client.get_json("/x")
+    assert sleeps == []
+
+
+def test_client_errors_are_not_retried() -> None:
+    sleeps: list[float] = []
+    body = {"title": "Bad Request", "detail": "The c1 is disabled."}
+    client = make_client(lambda r: httpx.Response(400, json=body), sleeps)
+    with pytest.raises(ApiError, match="The c1 is disabled"):
+        client.get_json("/api/v1/companies/c1/xero/bills")
+    assert sleeps == [] and client.stats.requests == 1
+
+
+def test_html_instead_of_json_names_the_base_url() -> None:
+    client = make_client(
+        lambda r: httpx.Response(200, text="<html>login</html>", headers={"content-type": "text/html"}), []
+    )
+    with pytest.raises(ApiResponseError, match="is api_base_url"):
+        client.get_json("/x")
+
+
+def test_accept_header_is_json() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, content=json.dumps([]).encode())
+
+    make_client(handler, []).companies()
+    assert seen[0].headers["accept"] == "application/json"
+    assert seen[0].url.path == "/api/v1/companies"

@@ -1,0 +1,36 @@
+"""ASP.NET timestamps: 7 fractional digits, `Z` or an offset, no zone."""
+
+from datetime import UTC, datetime
+
+from sources.approvalmax.timestamps import format_timestamp, parse_timestamp
+
+
+def test_seven_fractional_digits_keep_microseconds() -> None:
+    assert parse_timestamp("2025-03-04T05:06:07.1234567Z") == datetime(2025, 3, 4, 5, 6, 7, 123456, UTC)
+
+
+def test_offset_is_converted_to_utc() -> None:
+    assert parse_timestamp("2025-03-04T13:00:00.0000000+13:00") == datetime(2025, 3, 4, 0, 0, tzinfo=UTC)
+
+
+def test_offset_without_colon() -> None:
+    assert parse_timestamp("2025-03-04T01:00:00-0130") == datetime(2025, 3, 4, 2, 30, tzinfo=UTC)
+
+
+def test_no_zone_means_utc() -> None:
+    assert parse_timestamp("2025-03-04T00:00:00") == datetime(2025, 3, 4, tzinfo=UTC)
+
+
+def test_few_fractional_digits() -> None:
+    assert parse_timestamp("2025-03-04T00:00:00.5Z") == datetime(2025, 3, 4, 0, 0, 0, 500000, UTC)
+
+
+def test_text_that_is_not_a_timestamp() -> None:
+    assert parse_timestamp("PO-0001") is None
+    assert parse_timestamp("2025-13-45T00:00:00Z") is None
+
+
+def test_format_is_utc_with_z() -> None:
+    value = datetime(2025, 3, 4, 5, 6, 7, 8, UTC)
+    assert format_timestamp(value) == "2025-03-04T05:06:07.000008Z"
+    assert parse_timestamp(format_timestamp(value)) == value
