@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import threading
 import time
-import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from .errors import EXIT_FAILED, EXIT_OK, exit_code, find_cause
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from .auth_cli import auth_app
+from .cli_common import DEBUG, err, handle_errors, load_settings_or_exit, out
+from .errors import EXIT_FAILED, EXIT_OK
 
 app = typer.Typer(
     name="approvalmax",
@@ -29,41 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
 )
-out = Console()
-err = Console(stderr=True)
-_debug = False
-
-
-def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn any failure into one line on stderr and its documented exit code; no traceback
-    unless --debug."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
-            raise
-        except KeyboardInterrupt:
-            err.print("interrupted: nothing after the last completed load was saved", style="red", highlight=False)
-            raise typer.Exit(130) from None
-        except Exception as exc:  # the one place every error ends
-            cause = find_cause(exc)
-            if _debug:
-                err.print("".join(traceback.format_exception(exc)), highlight=False, markup=False)
-            message = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-            if not _is_ours(cause):
-                message = f"unexpected {type(cause).__name__}: {message} (rerun with --debug for details)"
-            err.print(f"error: {message}", style="red", highlight=False, markup=False, soft_wrap=True)
-            raise typer.Exit(exit_code(cause)) from None
-
-    return wrapper
-
-
-def _is_ours(exc: BaseException) -> bool:
-    from .errors import OUR_ERRORS
-
-    return isinstance(exc, OUR_ERRORS)
+app.add_typer(auth_app, name="auth")
 
 
 @app.callback()
@@ -73,8 +35,7 @@ def options(
     ] = "warning",
     debug: Annotated[bool, typer.Option(help="Show tracebacks of unexpected errors.")] = False,
 ) -> None:
-    global _debug
-    _debug = debug
+    DEBUG["on"] = debug
     level = getattr(logging, log_level.upper(), None)
     if not isinstance(level, int):
         err.print(f"error: --log-level {log_level!r} is not one of debug, info, warning, error", style="red")
@@ -116,12 +77,6 @@ def progress_display(enabled: bool, monitor: Any) -> Iterator[None]:
         finally:
             stop.set()
             thread.join()
-
-
-def _settings() -> Any:
-    from sources.approvalmax.config import load_settings
-
-    return load_settings()
 
 
 DestinationOption = Annotated[
@@ -168,7 +123,7 @@ def run(
         since=parse_when("--since", since),
         until=parse_when("--until", until),
     )
-    settings = _settings()
+    settings = load_settings_or_exit()
     monitor = RunMonitor()
     with progress_display(err.is_terminal if progress is None else progress, monitor):
         result = run_pipeline(settings, request, monitor)
@@ -184,7 +139,7 @@ def companies() -> None:
 
     from .summary import companies_table
 
-    with open_client(_settings()) as client:
+    with open_client(load_settings_or_exit()) as client:
         out.print(companies_table(client.companies()))
 
 
@@ -194,7 +149,7 @@ def ping() -> None:
     """Check that the API answers and the credentials work."""
     from sources.approvalmax.tokens import open_client
 
-    settings = _settings()
+    settings = load_settings_or_exit()
     with open_client(settings) as client:
         started = time.monotonic()
         client.ping()

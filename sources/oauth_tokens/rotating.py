@@ -82,6 +82,56 @@ class RotatingRefreshTokens:
                 assert record.access_token is not None
                 return record.access_token
 
+    def exchange_code(self, code: str, redirect_uri: str) -> TokenRecord:
+        """Finish a login: trade the one-time code for tokens and store them as a new family."""
+        params = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "client_id": self.client_id,
+        }
+        if self._client_secret:
+            params["client_secret"] = self._client_secret
+        try:
+            response = self.endpoint.grant(params)
+        except OAuthError as exc:
+            raise ReauthorizationRequired(f"the authorisation code was refused ({exc.error}): log in again") from None
+        return self._start_family(response)
+
+    def import_refresh_token(self, refresh_token: str) -> TokenRecord:
+        """Seed the store from an existing refresh token; refreshing at once proves it works."""
+        with self._lock, self.store.lock():
+            record = self._refresh(TokenRecord(refresh_token=refresh_token, authorized_at=self.clock()))
+            record.seed_fingerprint = self._seed_tag()
+            self._save(record)
+            self._cached = record
+            return record
+
+    def _start_family(self, response: TokenResponse) -> TokenRecord:
+        with self._lock, self.store.lock():
+            now = self.clock()
+            if not response.refresh_token:
+                raise ReauthorizationRequired("no refresh token was granted: the offline_access scope is needed")
+            record = self._next_record(
+                TokenRecord(authorized_at=now, seed_fingerprint=self._seed_tag()),
+                response.refresh_token,
+                response,
+                now,
+            )
+            # a login starts the family: there is no earlier refresh token to fall back on
+            record.previous_refresh_token = None
+            record.previous_valid_until = None
+            record.refresh_token_obtained_at = now
+            record.refresh_count = 0
+            self._save(record)
+            self._cached = record
+            return record
+
+    def _seed_tag(self) -> str | None:
+        # The configured seed is marked as used, so a stale one in the config cannot
+        # replace a family started by login or import; a changed one still will.
+        return fingerprint(self._seed) if self._seed else None
+
     def current_record(self) -> TokenRecord | None:
         """The stored record, read under the lock (for status displays)."""
         with self.store.lock():

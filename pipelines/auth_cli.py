@@ -1,0 +1,154 @@
+"""`approvalmax auth`: log in, import a refresh token, show the token status. Never prints a token."""
+
+from __future__ import annotations
+
+import sys
+import webbrowser
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+
+from .cli_common import err, handle_errors, out
+
+auth_app = typer.Typer(help="Authorise the connection and inspect the stored tokens.", no_args_is_help=True)
+
+WARN_DAYS = 7
+
+
+@auth_app.command()
+@handle_errors
+def login(
+    redirect_uri: Annotated[
+        str | None, typer.Option(help="Redirect URI registered for the app (default: the redirect_uri setting).")
+    ] = None,
+    scopes: Annotated[str | None, typer.Option(help="Scopes (default: the scopes setting).")] = None,
+    paste: Annotated[
+        bool, typer.Option("--paste", help="Headless: paste the URL the browser ends on instead of listening.")
+    ] = False,
+    browser: Annotated[bool, typer.Option("--browser/--no-browser", help="Open the URL in a browser.")] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the browser redirect.")] = 300.0,
+) -> None:
+    """Run the authorization-code flow and store the tokens it grants."""
+    from sources.approvalmax.settings import AUTHORIZE_PATH
+    from sources.approvalmax.tokens import open_tokens
+    from sources.oauth_tokens.authorization_code import (
+        code_from_redirect,
+        is_loopback,
+        new_request,
+        wait_for_redirect,
+    )
+
+    from .cli_common import load_settings_or_exit
+
+    settings = load_settings_or_exit()
+    uri = redirect_uri or settings.redirect_uri
+    request = new_request(
+        settings.identity_base_url.rstrip("/") + AUTHORIZE_PATH,
+        settings.credentials.client_id,
+        uri,
+        scopes or settings.scopes,
+    )
+    tokens = open_tokens(settings)
+    err.print("Open this URL, sign in to ApprovalMax and choose the organisations to share:", highlight=False)
+    err.print(request.url, highlight=False, markup=False, soft_wrap=True)
+    if paste or not is_loopback(uri):
+        err.print("Then paste the full URL your browser was sent to (it starts with the redirect URI):")
+        redirected = sys.stdin.readline().strip()
+    else:
+        if browser:
+            webbrowser.open(request.url)
+        err.print(f"Waiting up to {timeout:.0f} s for the redirect to {uri} ...", highlight=False)
+        redirected = wait_for_redirect(uri, timeout)
+    record = tokens.exchange_code(code_from_redirect(redirected, request.state), uri)
+    out.print(
+        f"logged in: connection {record.connection_id or 'unknown'}; tokens saved to {tokens.store.location}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@auth_app.command("import")
+@handle_errors
+def import_token() -> None:
+    """Seed the store from an existing refresh token, read from standard input (never an argument)."""
+    from sources.approvalmax.tokens import open_tokens
+
+    from .cli_common import load_settings_or_exit
+
+    settings = load_settings_or_exit()
+    interactive = sys.stdin.isatty()
+    raw = typer.prompt("refresh token", hide_input=True) if interactive else sys.stdin.readline()
+    refresh_token = str(raw).strip()
+    if not refresh_token:
+        from sources.approvalmax.errors import ConfigError
+
+        raise ConfigError("no refresh token on standard input: pipe it in, e.g. `approvalmax auth import < file`")
+    tokens = open_tokens(settings)
+    record = tokens.import_refresh_token(refresh_token)
+    out.print(
+        f"imported and verified (one refresh made): connection {record.connection_id or 'unknown'}; "
+        f"tokens saved to {tokens.store.location}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@auth_app.command()
+@handle_errors
+def status() -> None:
+    """Connection, scopes, token expiry and refresh-token age; exit 3 when a login is needed."""
+    from sources.approvalmax.settings import REFRESH_TOKEN_LIFETIME_DAYS
+    from sources.approvalmax.tokens import open_token_store
+
+    from .cli_common import load_settings_or_exit
+    from .errors import EXIT_REAUTHORIZE
+
+    settings = load_settings_or_exit()
+    store = open_token_store(settings.token_store)
+    with store.lock():
+        record = store.load()
+    out.print(f"token store: {store.location}", highlight=False)
+    if record is None or not record.refresh_token:
+        if settings.credentials.refresh_token:
+            out.print("no tokens stored yet: the next run starts from the configured refresh token")
+            return
+        out.print("no tokens stored and none configured: run `approvalmax auth login`")
+        raise typer.Exit(EXIT_REAUTHORIZE)
+    now = datetime.now(UTC)
+    out.print(f"connection: {record.connection_id or 'unknown'}", highlight=False)
+    out.print(f"scopes: {record.scope or 'unknown'}", highlight=False)
+    if record.access_token_expires_at is None:
+        out.print("access token: none stored (the next run refreshes)")
+    else:
+        left = record.access_token_expires_at - now
+        state = f"valid for {_span(left)}" if left > timedelta(0) else "expired (the next run refreshes)"
+        out.print(f"access token: expires {record.access_token_expires_at:%Y-%m-%d %H:%M:%S} UTC, {state}")
+    obtained = record.refresh_token_obtained_at or record.authorized_at
+    if obtained is None:
+        out.print("refresh token: obtained at an unknown time")
+        return
+    age = now - obtained
+    days_left = REFRESH_TOKEN_LIFETIME_DAYS - age.total_seconds() / 86_400
+    out.print(
+        f"refresh token: obtained {obtained:%Y-%m-%d %H:%M} UTC ({_span(age)} ago), "
+        f"about {max(days_left, 0):.1f} days left; refreshed {record.refresh_count} time(s)"
+    )
+    if days_left <= 0:
+        err.print("error: the refresh token is older than 30 days: run `approvalmax auth login`", style="red")
+        raise typer.Exit(EXIT_REAUTHORIZE)
+    if days_left < WARN_DAYS:
+        err.print(
+            f"warning: the refresh token expires in under {WARN_DAYS} days; any run renews it, "
+            "so schedule one, or run `approvalmax auth login`",
+            style="yellow",
+        )
+
+
+def _span(delta: timedelta) -> str:
+    seconds = int(abs(delta.total_seconds()))
+    if seconds >= 86_400:
+        return f"{seconds // 86_400} d {seconds % 86_400 // 3600} h"
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 60} min"

@@ -1,0 +1,57 @@
+"""What every CLI command shares: the consoles, the debug switch and the one error handler."""
+
+from __future__ import annotations
+
+import functools
+import traceback
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from .errors import OUR_ERRORS, exit_code, find_cause
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+out = Console()
+err = Console(stderr=True)
+DEBUG = {"on": False}
+
+
+def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn any failure into one line on stderr and its documented exit code; no traceback
+    unless --debug."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except KeyboardInterrupt:
+            err.print("interrupted: nothing after the last completed load was saved", style="red", highlight=False)
+            raise typer.Exit(130) from None
+        except Exception as exc:  # the one place every error ends
+            cause = find_cause(exc)
+            if DEBUG["on"]:
+                err.print("".join(traceback.format_exception(exc)), highlight=False, markup=False)
+            message = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+            if not _is_ours(cause):
+                message = f"unexpected {type(cause).__name__}: {message} (rerun with --debug for details)"
+            err.print(f"error: {message}", style="red", highlight=False, markup=False, soft_wrap=True)
+            raise typer.Exit(exit_code(cause)) from None
+
+    return wrapper
+
+
+def _is_ours(exc: BaseException) -> bool:
+    return isinstance(exc, OUR_ERRORS)
+
+
+def load_settings_or_exit() -> Any:
+    """Settings resolved now (errors go through handle_errors like any other)."""
+    from sources.approvalmax.config import load_settings
+
+    return load_settings()
