@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dlt
+from dlt.common.schema.typing import TColumnSchema
+from dlt.extract.hints import TResourceNestedHints
 from dlt.extract.resource import DltResource
 
 from ..oauth_tokens import TokenError
@@ -159,13 +161,20 @@ def documents_resource(
             else:
                 _record_failure(options.report, event, table)
 
+    columns: dict[str, TColumnSchema] = {name: {"data_type": kind} for name, kind in document_type.columns.items()}
+    # Within one load the newest version of a document wins.
+    columns["modified_at"]["dedup_sort"] = "desc"
+    nested_hints: dict[str | Sequence[str], TResourceNestedHints] = {
+        path: dlt.mark.make_nested_hints(columns={name: {"data_type": kind} for name, kind in types.items()})
+        for path, types in document_type.children.items()
+    }
     return dlt.resource(
         extract,
         name=table,
         write_disposition="merge",
         primary_key=DOCUMENT_KEY,
-        # Within one load the newest version of a document wins.
-        columns={"modified_at": {"dedup_sort": "desc"}},
+        columns=columns,
+        nested_hints=nested_hints,
     )
 
 

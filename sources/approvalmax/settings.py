@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from dlt.common.data_types.typing import TDataType
 
 DEFAULT_API_BASE_URL = "https://public-api.approvalmax.com"
 DEFAULT_IDENTITY_BASE_URL = "https://identity.approvalmax.com"
@@ -26,12 +28,84 @@ REFRESH_TOKEN_LIFETIME_DAYS = 30
 REFRESH_GRACE_MINUTES = 55
 
 
+# Column types fixed up front (snake_case names), so a first page of whole numbers or nulls
+# cannot pick a type that later values break. Fields from ../shared/approvalmax-api.md.
+TEXT: TDataType = "text"
+DOUBLE: TDataType = "double"
+BIGINT: TDataType = "bigint"
+BOOL: TDataType = "bool"
+TIMESTAMP: TDataType = "timestamp"
+ColumnTypes = dict[str, TDataType]
+
+ACCOUNTING_COLUMNS: ColumnTypes = {
+    "document_number": TEXT,
+    "friendly_name": TEXT,
+    "external_url": TEXT,
+    "contact_id": TEXT,
+    "contact": TEXT,
+    "sub_total": DOUBLE,
+    "total_tax": DOUBLE,
+    "total": DOUBLE,
+    "remaining_balance": DOUBLE,
+    "currency_code": TEXT,
+    "exchange_rate": DOUBLE,
+    "tax_type": TEXT,
+    "date": TIMESTAMP,
+    "created_at": TIMESTAMP,
+    "modified_at": TIMESTAMP,
+    "decision_date": TIMESTAMP,
+    "request_status": TEXT,
+    "origin": TEXT,
+}
+STANDALONE_COLUMNS: ColumnTypes = {
+    "document_name": TEXT,
+    "description": TEXT,
+    "friendly_name": TEXT,
+    "request_status": TEXT,
+    "created_at": TIMESTAMP,
+    "modified_at": TIMESTAMP,
+    "decision_date": TIMESTAMP,
+}
+EVENT_COLUMNS: ColumnTypes = {
+    "event_type": TEXT,
+    "event_date": TIMESTAMP,
+    "author_id": TEXT,
+    "is_system": BOOL,
+    "comment": TEXT,
+}
+# Child tables by path below the document (dlt's nested table names are parent__child).
+ACCOUNTING_CHILDREN: dict[tuple[str, ...], ColumnTypes] = {
+    ("line_items",): {
+        "description": TEXT,
+        "quantity": DOUBLE,
+        "item_price": DOUBLE,
+        "amount": DOUBLE,
+        "account_code": TEXT,
+        "account_id": TEXT,
+        "item_code": TEXT,
+        "item_id": TEXT,
+        "tax_code": TEXT,
+        "tax_rate": DOUBLE,
+        "discount_rate": DOUBLE,
+    },
+    ("line_items", "tracking"): {"category_id": TEXT, "category_name": TEXT, "option_id": TEXT, "option_name": TEXT},
+    ("attachments",): {"attachment_id": TEXT, "file_name": TEXT, "file_size": BIGINT},
+    ("events",): EVENT_COLUMNS,
+}
+STANDALONE_CHILDREN: dict[tuple[str, ...], ColumnTypes] = {
+    ("additional_information",): {"additional_field_name": TEXT, "value": TEXT},
+    ("events",): EVENT_COLUMNS,
+}
+
+
 @dataclass(frozen=True)
 class DocumentType:
     """One paged document collection of a company."""
 
     resource: str  # resource name = table name
     path: str  # below /api/v1/companies/{company_id}/
+    columns: ColumnTypes = field(default_factory=lambda: ACCOUNTING_COLUMNS)
+    children: dict[tuple[str, ...], ColumnTypes] = field(default_factory=lambda: ACCOUNTING_CHILDREN)
 
 
 DOCUMENT_TYPES: tuple[DocumentType, ...] = (
@@ -41,7 +115,7 @@ DOCUMENT_TYPES: tuple[DocumentType, ...] = (
     DocumentType("xero_sales_invoices", "xero/sales-invoices"),
     DocumentType("xero_batch_payments", "xero/batch-payments"),
     DocumentType("xero_quotes", "xero/quotes"),
-    DocumentType("standalone_documents", "standalone/documents"),
+    DocumentType("standalone_documents", "standalone/documents", STANDALONE_COLUMNS, STANDALONE_CHILDREN),
 )
 
 COMPANIES_RESOURCE = "companies"
