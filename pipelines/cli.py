@@ -211,7 +211,7 @@ def demo(
     counts = run_demo(paths, companies, documents, on_step)
     out.rule(f"4. what is in {paths.duckdb_file}")
     out.print(row_count_table(counts, f"tables in dataset approvalmax ({len(counts)})"))
-    out.print(f'query it: duckdb {paths.duckdb_file} "select * from approvalmax.xero_bills limit 5"')
+    out.print(f'query it: duckdb {paths.duckdb_file} "select * from approvalmax.xero_bills limit 5"', soft_wrap=True)
 
 
 @app.command()

@@ -23,7 +23,7 @@ def run_summary(result: RunResult) -> RenderableType:
     names = {str(c["companyId"]): company_label(c) for c in result.companies}
     tables = sorted({t for rows in result.report.rows.values() for t in rows} | set(result.table_rows))
     parts: list[RenderableType] = []
-    kind = "backfill" if result.backfill else "incremental run"
+    kind = "backfill" if result.backfill else "load"
     status = "[red]with failures[/]" if result.failed else "[green]ok[/]"
     parts.append(
         Text.from_markup(
@@ -34,13 +34,16 @@ def run_summary(result: RunResult) -> RenderableType:
     company_ids = [str(c["companyId"]) for c in result.companies]
     if len(company_ids) <= WIDE_LIMIT:
         grid = Table(title="rows loaded per table and company", title_justify="left")
-        grid.add_column("table")
-        for cid in company_ids:
-            grid.add_column(names[cid], justify="right")
+        grid.add_column("table", no_wrap=True)
+        for number, _cid in enumerate(company_ids, start=1):
+            grid.add_column(f"#{number}", justify="right")
         grid.add_column("total", justify="right", style="bold")
         for table in tables:
             counts = [result.report.rows.get(cid, Counter()).get(table, 0) for cid in company_ids]
             grid.add_row(table, *map(str, counts), str(result.table_rows.get(table, sum(counts))))
+        legend = "\n".join(f"#{n} {names[cid]} ({cid})" for n, cid in enumerate(company_ids, start=1))
+        grid.caption = legend
+        grid.caption_justify = "left"
     else:
         grid = Table(title="rows loaded per company", title_justify="left")
         grid.add_column("company")
@@ -94,7 +97,7 @@ def companies_table(companies: Sequence[Mapping[str, Any]]) -> Table:
 
 def row_count_table(counts: Mapping[str, int], title: str) -> Table:
     table = Table(title=title, title_justify="left")
-    table.add_column("table")
+    table.add_column("table", no_wrap=True)
     table.add_column("rows", justify="right")
     for name, count in sorted(counts.items()):
         table.add_row(name, str(count))
