@@ -1,6 +1,7 @@
 """Reusable OAuth token layer: token stores, grants and an httpx.Auth, independent of dlt."""
 
 from .bearer import AccessTokenSource, BearerAuth
+from .client_credentials import ClientCredentialsTokens
 from .endpoint import TokenEndpoint, TokenResponse
 from .errors import (
     ConnectionRevoked,
@@ -11,18 +12,23 @@ from .errors import (
     TokenStoreError,
     TokenStoreUnusable,
 )
+from .password_grant import PasswordGrantTokens
 from .record import TokenRecord, fingerprint
 from .rotating import RotatingRefreshTokens
 from .store import FileTokenStore, TokenStore
+from .stored import StoredTokens
 
 __all__ = [
     "AccessTokenSource",
     "BearerAuth",
+    "ClientCredentialsTokens",
     "ConnectionRevoked",
     "FileTokenStore",
     "OAuthError",
+    "PasswordGrantTokens",
     "ReauthorizationRequired",
     "RotatingRefreshTokens",
+    "StoredTokens",
     "TokenEndpoint",
     "TokenEndpointError",
     "TokenError",

@@ -34,6 +34,8 @@ class TokenRecord:
     # The refresh token before the last rotation stays valid for a grace period.
     previous_refresh_token: str | None = field(default=None, repr=False)
     previous_valid_until: datetime | None = None
+    # When the refresh token stops working, where the grant says (`refresh_expires_in`).
+    refresh_token_expires_at: datetime | None = None
     access_token: str | None = field(default=None, repr=False)
     access_token_expires_at: datetime | None = None
     # Where the family came from: a fingerprint of the configured seed refresh token.
@@ -64,6 +66,7 @@ class TokenRecord:
                 "previous_valid_until",
                 "access_token_expires_at",
                 "authorized_at",
+                "refresh_token_expires_at",
             ):
                 values[key] = _time(values.get(key))
         except ValueError as exc:
