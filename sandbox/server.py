@@ -41,6 +41,7 @@ class SandboxKnobs:
     slow_rate: float = 0.0  # share of API requests delayed by slow_seconds
     slow_seconds: float = 0.0
     token_error_rate: float = 0.0  # share of token requests answered 503
+    token_latency: float = 0.0  # seconds added to every token request
     html_responses: bool = False  # answer API requests with an HTML page, like a captive portal
     disabled_companies: list[str] = field(default_factory=list)
     fault_seed: int = 1
@@ -257,6 +258,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         path = urlsplit(self.path).path.rstrip("/")
         if path == "/connect/token":
+            if self.sandbox.knobs.token_latency:
+                time.sleep(self.sandbox.knobs.token_latency)
             if self.sandbox.roll(self.sandbox.knobs.token_error_rate):
                 self.send_json(503, {"error": "temporarily_unavailable"})
                 return

@@ -1,0 +1,66 @@
+"""No token or secret in output, logs, dlt's working files or the warehouse, at debug level."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox import Sandbox, start_sandbox
+
+from ..conftest import Workspace, workspace_env
+
+
+@pytest.fixture
+def secret_workspace(tmp_path: Path) -> Iterator[Workspace]:
+    server: Sandbox = start_sandbox(companies=2, documents_per_company=300)
+    server.identity.client_secret = "cs-" + secrets.token_hex(20)
+    try:
+        yield Workspace(tmp_path, server, workspace_env(tmp_path, server, server.identity.issue_refresh_token()))
+    finally:
+        server.stop()
+
+
+def files_outside_the_token_store(root: Path, token_folder: Path) -> Iterator[Path]:
+    for path in root.rglob("*"):
+        if path.is_file() and token_folder not in path.parents:
+            yield path
+
+
+def test_debug_run_with_progress_leaks_no_token_or_secret(secret_workspace: Workspace) -> None:
+    workspace = secret_workspace
+    # one refresh in the middle of the run too: tokens live 2 s, refreshed 1 s before expiry
+    workspace.admin("POST", "config", access_token_lifetime=2.0, latency=0.01)
+    env = {"SOURCES__APPROVALMAX__TOKEN_REFRESH_SKEW_SECONDS": "1", "RUNTIME__LOG_LEVEL": "DEBUG"}
+    result = workspace.cli("--log-level", "debug", "run", "--progress", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "DEBUG" in result.stderr  # debug logging really was on
+    second = workspace.cli("--log-level", "debug", "ping", env=env)
+    assert second.returncode == 0
+
+    stored = json.loads(workspace.token_file.read_text())
+    secrets_to_find = {
+        "client secret": workspace.sandbox.identity.client_secret,
+        "access token": stored["access_token"],
+        **{f"refresh token {i}": t for i, t in enumerate(workspace.sandbox.identity.refresh_tokens)},
+    }
+    assert len(secrets_to_find) >= 4  # seed + rotations
+    assert workspace.admin("GET", "stats")["grants"]["refresh_token"] >= 2
+    # the access token's signature part is what makes it secret
+    secrets_to_find["access token signature"] = stored["access_token"].rsplit(".", 1)[-1]
+
+    outputs = {"stdout": result.stdout + second.stdout, "stderr": result.stderr + second.stderr}
+    for where, text in outputs.items():
+        for name, value in secrets_to_find.items():
+            assert value not in text, f"{name} in {where}"
+    scanned = 0
+    for path in files_outside_the_token_store(workspace.root, workspace.token_file.parent):
+        data = path.read_bytes()
+        scanned += 1
+        for name, value in secrets_to_find.items():
+            assert value.encode() not in data, f"{name} in {path}"
+    assert workspace.duckdb_file.exists() and scanned > 20
+    assert (workspace.root / "dlt" / "pipelines" / "approvalmax" / "state.json").exists()
