@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 # Reinstall whenever pyproject.toml changes.
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install demo test lint format bench clean
+# Tests start a throwaway PostgreSQL server with Debian's initdb and pg_ctl.
+PG_INITDB := $(wildcard /usr/lib/postgresql/*/bin/initdb)
+
+.PHONY: install demo test lint format bench clean postgresql
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version' 
@@ -20,7 +23,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/approvalmax demo
 
-test: $(STAMP)
+postgresql:
+ifeq ($(PG_INITDB),)
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+endif
+
+test: $(STAMP) postgresql
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -99,13 +99,13 @@ def import_token() -> None:
 def status() -> None:
     """Connection, scopes, token expiry and refresh-token age; exit 3 when a login is needed."""
     from sources.approvalmax.settings import REFRESH_TOKEN_LIFETIME_DAYS
-    from sources.approvalmax.tokens import open_token_store
+    from sources.approvalmax.tokens import settings_store
 
     from .cli_common import load_settings_or_exit
     from .errors import EXIT_REAUTHORIZE
 
     settings = load_settings_or_exit()
-    store = open_token_store(settings.token_store)
+    store = settings_store(settings)
     with store.lock():
         record = store.load()
     out.print(f"token store: {store.location}", highlight=False)

@@ -16,6 +16,8 @@ import pytest
 
 from sandbox import Sandbox, start_sandbox
 
+from .postgres_server import PostgresServer, start_postgres
+
 REPO = Path(__file__).resolve().parent.parent
 # Environment variables a test must not inherit from the machine running it.
 _LEAKY = ("SOURCES__", "DESTINATION__", "DLT_", "RUNTIME__", "APPROVALMAX_")
@@ -97,3 +99,22 @@ def sandbox() -> Iterator[Sandbox]:
 @pytest.fixture
 def workspace(tmp_path: Path, sandbox: Sandbox) -> Workspace:
     return Workspace(tmp_path, sandbox, workspace_env(tmp_path, sandbox, sandbox.identity.issue_refresh_token()))
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the whole test session."""
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_db(postgres: PostgresServer, request: pytest.FixtureRequest) -> str:
+    """A fresh database per test; returns its DSN."""
+    import re
+
+    name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:50] + "_" + os.urandom(3).hex()
+    return postgres.create_database(name)

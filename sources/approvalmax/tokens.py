@@ -12,6 +12,7 @@ from ..oauth_tokens import (
     TokenEndpoint,
     TokenStore,
 )
+from ..oauth_tokens.postgres_store import PostgresTokenStore
 from .client import ApprovalMaxClient
 from .config import ApprovalMaxSettings, env_name
 from .errors import ConfigError
@@ -27,15 +28,18 @@ REVOKED_HINT = (
 )
 
 
-def open_token_store(location: str) -> TokenStore:
-    """A store from the `token_store` setting: a file path (PostgreSQL URLs come with issue 4)."""
+def open_token_store(location: str, key: str = "approvalmax") -> TokenStore:
+    """A store from the `token_store` setting: a PostgreSQL URL, or else a file path."""
     if location.startswith(("postgres://", "postgresql://")):
-        raise ConfigError(
-            f"{env_name('token_store')}: PostgreSQL token stores are not available in this version; use a file path"
-        )
+        return PostgresTokenStore(location, key=key)
     if not location.strip():
-        raise ConfigError(f"{env_name('token_store')} is empty: give a file path")
+        raise ConfigError(f"{env_name('token_store')} is empty: give a file path or a postgresql:// URL")
     return FileTokenStore(location)
+
+
+def settings_store(settings: ApprovalMaxSettings) -> TokenStore:
+    """The configured store; one token family per client id (the key in a shared database)."""
+    return open_token_store(settings.token_store, key=f"approvalmax:{settings.credentials.client_id}")
 
 
 def token_endpoint(settings: ApprovalMaxSettings) -> TokenEndpoint:
@@ -54,7 +58,7 @@ def open_tokens(settings: ApprovalMaxSettings) -> RotatingRefreshTokens:
     credentials = settings.credentials
     return RotatingRefreshTokens(
         token_endpoint(settings),
-        open_token_store(settings.token_store),
+        settings_store(settings),
         client_id=credentials.client_id,
         client_secret=credentials.client_secret,
         seed_refresh_token=credentials.refresh_token or None,

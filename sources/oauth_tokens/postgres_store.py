@@ -1,0 +1,127 @@
+"""A token store in PostgreSQL, so workers on several machines share one token family safely."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .errors import TokenStoreError, TokenStoreUnusable
+from .record import TokenRecord
+
+TABLE = "oauth_token_store"
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN without its password, for messages."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    host = parts.hostname or ""
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class PostgresTokenStore:
+    """One row per token family in table `oauth_token_store`, keyed by `key`.
+
+    `lock()` holds a session-level advisory lock on the key from read through refresh to
+    save. PostgreSQL drops it when the connection ends, so a killed worker never leaves the
+    store locked. Saves are committed before `save` returns.
+    """
+
+    def __init__(self, dsn: str, key: str, lock_timeout: float = 120.0) -> None:
+        try:
+            import psycopg2
+        except ImportError:
+            raise TokenStoreError("a PostgreSQL token store needs psycopg2: pip install -e '.[postgres]'") from None
+        self._psycopg2: Any = psycopg2
+        self._dsn = dsn
+        self.key = key
+        self.lock_timeout = lock_timeout
+        self._connection: Any = None
+
+    @property
+    def location(self) -> str:
+        return f"{redact_dsn(self._dsn)} (table {TABLE}, key {self.key})"
+
+    def __repr__(self) -> str:
+        return f"PostgresTokenStore({self.location!r})"
+
+    def _connect(self) -> Any:
+        try:
+            connection = self._psycopg2.connect(self._dsn, connect_timeout=15)
+        except self._psycopg2.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TokenStoreError(f"cannot reach the token store {self.location}: {first}") from None
+        connection.autocommit = True
+        return connection
+
+    @contextlib.contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        if self._connection is not None:
+            with self._connection.cursor() as cursor:
+                yield cursor
+            return
+        connection = self._connect()
+        try:
+            with connection.cursor() as cursor:
+                yield cursor
+        finally:
+            connection.close()
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        connection = self._connect()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SET statement_timeout = %s", (int(self.lock_timeout * 1000),))
+                try:
+                    cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"{TABLE}:{self.key}",))
+                except self._psycopg2.errors.QueryCanceled:
+                    raise TokenStoreError(
+                        f"another process has held the token store lock {self.location} for {self.lock_timeout:.0f} s"
+                    ) from None
+                cursor.execute("SET statement_timeout = 0")
+                cursor.execute(
+                    f"CREATE TABLE IF NOT EXISTS {TABLE} (key text PRIMARY KEY, record jsonb NOT NULL, "
+                    "updated_at timestamptz NOT NULL DEFAULT now())"
+                )
+            self._connection = connection
+            yield
+        except self._psycopg2.Error as exc:
+            raise TokenStoreError(f"token store {self.location} failed: {type(exc).__name__}") from None
+        finally:
+            self._connection = None
+            connection.close()  # ends the session, and with it the advisory lock
+
+    def load(self) -> TokenRecord | None:
+        with self._cursor() as cursor:
+            try:
+                cursor.execute(f"SELECT record FROM {TABLE} WHERE key = %s", (self.key,))
+            except self._psycopg2.errors.UndefinedTable:
+                return None
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        data = row[0] if not isinstance(row[0], str) else json.loads(row[0])
+        try:
+            return TokenRecord.from_json(data)
+        except TokenStoreError as exc:
+            raise TokenStoreUnusable(f"the token store {self.location} holds no token record ({exc})") from None
+
+    def save(self, record: TokenRecord) -> None:
+        payload = json.dumps(record.to_json())
+        try:
+            with self._cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO {TABLE} (key, record, updated_at) VALUES (%s, %s::jsonb, now()) "
+                    "ON CONFLICT (key) DO UPDATE SET record = EXCLUDED.record, updated_at = now()",
+                    (self.key, payload),
+                )
+        except self._psycopg2.Error as exc:
+            raise TokenStoreError(f"cannot save tokens to {self.location}: {type(exc).__name__}") from None
