@@ -86,6 +86,14 @@ DestinationOption = Annotated[
     ),
 ]
 DatasetOption = Annotated[str, typer.Option(help="Dataset (schema) in the destination.")]
+WaitOption = Annotated[
+    float,
+    typer.Option(
+        min=0,
+        envvar="APPROVALMAX_WAIT",
+        help="Seconds to wait for another run of this pipeline, or a DuckDB file in use (else exit 4).",
+    ),
+]
 PipelineOption = Annotated[str, typer.Option("--pipeline-name", help="dlt pipeline name (working folder and state).")]
 
 
@@ -108,6 +116,7 @@ def run(
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Live status on stderr (default: on a terminal).")
     ] = None,
+    wait: WaitOption = 0.0,
 ) -> None:
     """Load every company's documents; incremental unless --since is given."""
     from .options import parse_when
@@ -122,6 +131,7 @@ def run(
         resources=tuple(resource or ()),
         since=parse_when("--since", since),
         until=parse_when("--until", until),
+        wait=wait,
     )
     settings = load_settings_or_exit()
     monitor = RunMonitor()
@@ -164,15 +174,13 @@ def state(
     destination: DestinationOption = "duckdb",
     dataset: DatasetOption = "approvalmax",
     pipeline_name: PipelineOption = "approvalmax",
-    from_destination: Annotated[
-        bool, typer.Option(help="Restore the state stored in the warehouse first (fresh working folder).")
-    ] = False,
+    wait: WaitOption = 0.0,
 ) -> None:
-    """Show the incremental cursor of every company and resource."""
+    """Show the incremental cursor of every company and resource, as stored in the warehouse."""
     from .state import read_cursors
     from .summary import cursor_table
 
-    cursors = read_cursors(destination, dataset, pipeline_name, from_destination=from_destination)
+    cursors = read_cursors(destination, dataset, pipeline_name, wait=wait)
     if not cursors:
         out.print(f"no cursors yet for pipeline {pipeline_name}: the next run is a full load")
         return

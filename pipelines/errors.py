@@ -9,6 +9,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # the run failed, or some companies could not be loaded
 EXIT_USAGE = 2  # bad option, bad or missing configuration
 EXIT_REAUTHORIZE = 3  # a person must authorise the connection again
+EXIT_BUSY = 4  # another run holds the pipeline, or another process the DuckDB file
 
 OUR_ERRORS = (ApprovalMaxError, TokenError)
 
@@ -34,6 +35,10 @@ def find_cause(exc: BaseException) -> BaseException:
 
 
 def exit_code(exc: BaseException) -> int:
+    from .working_folder import BusyError
+
+    if isinstance(exc, BusyError):
+        return EXIT_BUSY
     if isinstance(exc, ReauthorizationRequired):
         return EXIT_REAUTHORIZE
     if isinstance(exc, ConfigError | TokenStoreUnusable):

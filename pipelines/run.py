@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import dlt
 from dlt.common.destination import Destination
 
 from sources.approvalmax import ExtractOptions, RunReport, Window, approvalmax_source
@@ -15,8 +16,9 @@ from sources.approvalmax.client import RequestStats
 from sources.approvalmax.config import ApprovalMaxSettings
 from sources.approvalmax.tokens import open_client, open_tokens
 
-from .factory import DATASET_NAME, PIPELINE_NAME, loader_file_format, make_pipeline, resolve_destination
+from .factory import DATASET_NAME, PIPELINE_NAME, loader_file_format, resolve_destination
 from .options import check_window, select_companies, select_resources
+from .working_folder import BusyError, busy_message, is_duckdb_busy, restored_pipeline, run_lock
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class RunRequest:
     resources: tuple[str, ...] = ()
     since: datetime | None = None
     until: datetime | None = None
+    wait: float = 0.0  # seconds to wait for another run of the pipeline, or a busy DuckDB file
 
 
 @dataclass
@@ -70,6 +73,23 @@ def run_pipeline(settings: ApprovalMaxSettings, request: RunRequest, monitor: Ru
     check_window(request.since, request.until)
     resources = select_resources(request.resources)
     destination = resolve_destination(request.destination)
+    with run_lock(request.pipeline_name, request.pipelines_dir, request.wait):
+        # the warehouse first: a busy DuckDB file stops the run before any API call
+        pipeline = restored_pipeline(
+            destination, request.dataset, request.pipeline_name, request.pipelines_dir, request.wait
+        )
+        return _extract_and_load(settings, request, pipeline, destination, resources, monitor, started)
+
+
+def _extract_and_load(
+    settings: ApprovalMaxSettings,
+    request: RunRequest,
+    pipeline: dlt.Pipeline,
+    destination: Destination[Any, Any],
+    resources: tuple[str, ...],
+    monitor: RunMonitor,
+    started: float,
+) -> RunResult:
     tokens = open_tokens(settings)
     with open_client(settings, tokens) as client:
         monitor.stats = client.stats
@@ -78,9 +98,13 @@ def run_pipeline(settings: ApprovalMaxSettings, request: RunRequest, monitor: Ru
         options = ExtractOptions(lookback=timedelta(minutes=settings.lookback_minutes), window=window)
         monitor.report = options.report
         source = approvalmax_source(client, companies, options).with_resources(*resources)
-        pipeline = make_pipeline(destination, request.dataset, request.pipeline_name, request.pipelines_dir)
         monitor.phase = "loading"
-        pipeline.run(source, loader_file_format=loader_file_format(destination))  # type: ignore[arg-type]
+        try:
+            pipeline.run(source, loader_file_format=loader_file_format(destination))  # type: ignore[arg-type]
+        except Exception as exc:
+            if is_duckdb_busy(exc):
+                raise BusyError(busy_message(exc)) from None
+            raise
         monitor.phase = "done"
         trace = pipeline.last_trace
         normalize = trace.last_normalize_info if trace is not None else None

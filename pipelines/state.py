@@ -1,4 +1,4 @@
-"""Read the per-company incremental cursors out of dlt's pipeline state."""
+"""Read the per-company incremental cursors from the state dlt keeps in the warehouse."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from typing import Any
 
 from dlt.common.destination import Destination
 
-from .factory import make_pipeline
+from .factory import make_pipeline, resolve_destination
+from .working_folder import duckdb_path, restored_pipeline, run_lock
 
 SOURCE_NAME = "approvalmax"
 
@@ -16,13 +17,15 @@ def read_cursors(
     dataset: str,
     pipeline_name: str,
     pipelines_dir: str | None = None,
-    from_destination: bool = False,
+    wait: float = 0.0,
 ) -> dict[str, dict[str, str]]:
-    """resource -> company id -> cursor. `from_destination` first restores the state stored in
-    the warehouse (what a fresh working folder, such as an Airflow worker's, would use)."""
-    pipeline = make_pipeline(destination, dataset, pipeline_name, pipelines_dir)
-    if from_destination:
-        pipeline.sync_destination()
+    """resource -> company id -> cursor, as the next run will see them."""
+    resolved = resolve_destination(destination)
+    path = duckdb_path(make_pipeline(resolved, dataset, pipeline_name, pipelines_dir))
+    if path is not None and not path.exists():
+        return {}  # nothing loaded yet; do not create the file by looking
+    with run_lock(pipeline_name, pipelines_dir, wait):
+        pipeline = restored_pipeline(resolved, dataset, pipeline_name, pipelines_dir, wait)
     resources = pipeline.state.get("sources", {}).get(SOURCE_NAME, {}).get("resources", {})
     return {
         name: dict(resource_state.get("cursors", {}))

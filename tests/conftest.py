@@ -30,6 +30,7 @@ class Workspace:
     root: Path
     sandbox: Sandbox
     env: dict[str, str]
+    postgres_dsn: str | None = None  # query this warehouse instead of the DuckDB file
 
     @property
     def duckdb_file(self) -> Path:
@@ -58,8 +59,23 @@ class Workspace:
         return response.json()
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
+        if self.postgres_dsn is not None:
+            import psycopg2
+
+            connection = psycopg2.connect(self.postgres_dsn)
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute(sql)
+                    return list(cursor.fetchall())
+            finally:
+                connection.close()
         with duckdb.connect(str(self.duckdb_file), read_only=True) as connection:
             return connection.execute(sql).fetchall()
+
+    def on_postgres(self, dsn: str) -> Workspace:
+        """The same sandbox and token store, loading into PostgreSQL."""
+        env = {**self.env, "DESTINATION__POSTGRES__CREDENTIALS": dsn, "APPROVALMAX_DESTINATION": "postgres"}
+        return Workspace(self.root, self.sandbox, env, postgres_dsn=dsn)
 
 
 def clean_environ() -> dict[str, str]:

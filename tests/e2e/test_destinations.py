@@ -1,0 +1,128 @@
+"""Destinations and scheduling: PostgreSQL on a real server, switching destinations, busy runs."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+
+import duckdb
+
+from ..conftest import Workspace
+from .test_run import document_requests
+from .truth import assert_documents_equal, expected_counts, export, warehouse_counts
+
+
+def assert_equals_sandbox(workspace: Workspace) -> None:
+    truth = export(workspace)
+    assert warehouse_counts(workspace) == expected_counts(truth)
+    assert_documents_equal(workspace, truth)
+
+
+def test_postgres_full_then_incremental_from_a_fresh_working_folder(workspace: Workspace, postgres_db: str) -> None:
+    pg = workspace.on_postgres(postgres_db)
+    first = pg.cli("run", "--no-progress")
+    assert first.returncode == 0, first.stderr + first.stdout
+    assert "into postgres" in first.stdout
+    assert_equals_sandbox(pg)
+    pg.admin("POST", "mutate", modify=5, add=4)
+    pg.admin("POST", "reset-stats")
+    # a fresh working folder, as an Airflow worker gets: the cursors come from PostgreSQL
+    second = pg.cli("run", "--no-progress", env={"DLT_DATA_DIR": str(pg.root / "another-worker")})
+    assert second.returncode == 0, second.stderr + second.stdout
+    requests = document_requests(pg)
+    assert len(requests) == 3 * 7 and all("modifiedAtOrAfter" in e["query"] for e in requests)
+    assert_equals_sandbox(pg)
+    duplicates = pg.query(
+        "select count(*) from (select company_id, request_id from approvalmax.xero_bills "
+        "group by 1, 2 having count(*) > 1) d"
+    )
+    assert duplicates == [(0,)]
+
+
+# Without a lookback, only the cursors decide what is fetched: stale ones would lose rows.
+NO_LOOKBACK = {"SOURCES__APPROVALMAX__LOOKBACK_MINUTES": "0"}
+
+
+def test_switching_destinations_loads_each_completely(workspace: Workspace, postgres_db: str) -> None:
+    workspace.env.update(NO_LOOKBACK)
+    pg = workspace.on_postgres(postgres_db)
+    assert workspace.cli("run", "--no-progress").returncode == 0  # DuckDB
+    workspace.admin("POST", "mutate", modify=3, add=2)
+    assert pg.cli("run", "--no-progress").returncode == 0  # PostgreSQL: everything, not just changes
+    assert_equals_sandbox(pg)
+    workspace.admin("POST", "mutate", modify=3, add=2)
+    assert workspace.cli("run", "--no-progress").returncode == 0  # back to DuckDB: both rounds of changes
+    assert_equals_sandbox(workspace)
+    assert pg.cli("run", "--no-progress").returncode == 0
+    assert_equals_sandbox(pg)
+
+
+def test_restored_warehouse_backup_gets_the_changes_it_lost(workspace: Workspace) -> None:
+    workspace.env.update(NO_LOOKBACK)
+    assert workspace.cli("run", "--no-progress").returncode == 0
+    backup = workspace.root / "backup.duckdb"
+    shutil.copy(workspace.duckdb_file, backup)
+    workspace.admin("POST", "mutate", modify=5, add=5)
+    assert workspace.cli("run", "--no-progress").returncode == 0
+    shutil.copy(backup, workspace.duckdb_file)  # the warehouse goes back in time; the working folder does not
+    assert workspace.cli("run", "--no-progress").returncode == 0
+    assert_equals_sandbox(workspace)
+
+
+def start_run(workspace: Workspace, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "run", "--no-progress", *args],
+        cwd=workspace.root,
+        env=workspace.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_requests(workspace: Workspace) -> None:
+    for _ in range(200):
+        if workspace.admin("GET", "stats")["requests"] > 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the first run never reached the API")
+
+
+def test_second_run_while_the_first_runs_exits_4_and_disturbs_nothing(workspace: Workspace) -> None:
+    workspace.admin("POST", "config", latency=0.05)
+    first = start_run(workspace)
+    wait_for_requests(workspace)
+    second = workspace.cli("run", "--no-progress")
+    assert second.returncode == 4, second.stderr
+    assert "another run of pipeline approvalmax is in progress" in second.stderr
+    assert first.wait(timeout=180) == 0, first.stderr.read() if first.stderr else ""
+    workspace.admin("POST", "config", latency=0.0)
+    assert_equals_sandbox(workspace)
+
+
+def test_second_run_with_wait_runs_after_the_first(workspace: Workspace) -> None:
+    workspace.admin("POST", "config", latency=0.02)
+    first = start_run(workspace)
+    wait_for_requests(workspace)
+    second = workspace.cli("run", "--no-progress", "--wait", "120")
+    assert first.wait(timeout=180) == 0
+    assert second.returncode == 0, second.stderr
+    assert_equals_sandbox(workspace)
+
+
+def test_duckdb_file_in_use_exits_4_before_any_api_call(workspace: Workspace) -> None:
+    assert workspace.cli("run", "--no-progress", "--resource", "companies").returncode == 0
+    workspace.admin("POST", "reset-stats")
+    before = workspace.token_file.read_text()
+    holder = duckdb.connect(str(workspace.duckdb_file))  # e.g. an analyst's notebook with a write lock
+    try:
+        result = workspace.cli("run", "--no-progress", "--wait", "1")
+    finally:
+        holder.close()
+    assert result.returncode == 4, result.stderr
+    assert "Could not set lock on file" in result.stderr and "not touched" in result.stderr
+    assert workspace.admin("GET", "stats")["requests"] == 0
+    assert workspace.token_file.read_text() == before
+    assert workspace.cli("run", "--no-progress").returncode == 0
