@@ -8,7 +8,11 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # Tests start a throwaway PostgreSQL server with Debian's initdb and pg_ctl.
 PG_INITDB := $(wildcard /usr/lib/postgresql/*/bin/initdb)
 
-.PHONY: install demo test lint format bench clean postgresql
+# Airflow is heavy and pins much of its world: it gets a virtualenv of its own.
+AIRFLOW_VENV := .venv-airflow
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: install demo test test-airflow lint format bench clean postgresql
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version' 
@@ -31,6 +35,16 @@ endif
 test: $(STAMP) postgresql
 	$(BIN)/python -m pytest
 
+$(AIRFLOW_STAMP): pyproject.toml
+	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install -q --upgrade pip
+	$(AIRFLOW_VENV)/bin/python -m pip install -q -e '.[airflow,dev]'
+	rm -f $(AIRFLOW_VENV)/.installed-*
+	touch $@
+
+test-airflow: $(AIRFLOW_STAMP) postgresql
+	$(AIRFLOW_VENV)/bin/python -m pytest tests/airflow
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -41,4 +55,4 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) .approvalmax-demo approvalmax_demo.duckdb .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(AIRFLOW_VENV) .approvalmax-demo approvalmax_demo.duckdb .pytest_cache .mypy_cache .ruff_cache

@@ -63,6 +63,8 @@ class ExtractOptions:
     lookback: timedelta = timedelta(minutes=10)
     window: Window | None = None
     report: RunReport = field(default_factory=RunReport)
+    # Raise on a company's failure instead of recording it (schedulers show a failed task).
+    strict: bool = False
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
@@ -73,7 +75,7 @@ def approvalmax_source(
     """Every resource for the given companies (as `/companies` listed them)."""
     company_ids = [str(company["companyId"]) for company in companies]
     yield companies_resource(companies, options.report)
-    yield user_profiles_resource(client, company_ids, options.report)
+    yield user_profiles_resource(client, company_ids, options.report, options.strict)
     for document_type in DOCUMENT_TYPES:
         yield documents_resource(client, company_ids, document_type, options)
 
@@ -88,7 +90,9 @@ def companies_resource(companies: Sequence[Mapping[str, Any]], report: RunReport
     return dlt.resource(extract, name=COMPANIES_RESOURCE, write_disposition="merge", primary_key="company_id")
 
 
-def user_profiles_resource(client: ApprovalMaxClient, company_ids: Sequence[str], report: RunReport) -> DltResource:
+def user_profiles_resource(
+    client: ApprovalMaxClient, company_ids: Sequence[str], report: RunReport, strict: bool = False
+) -> DltResource:
     def producer(company_id: str) -> Callable[[], Iterator[list[dict[str, Any]]]]:
         return lambda: iter([client.user_profiles(company_id)])
 
@@ -99,7 +103,7 @@ def user_profiles_resource(client: ApprovalMaxClient, company_ids: Sequence[str]
                 report.count(event.key, USER_PROFILES_RESOURCE, rows)
                 yield rows
             elif isinstance(event, Failed):
-                _record_failure(report, event, USER_PROFILES_RESOURCE)
+                _record_failure(report, event, USER_PROFILES_RESOURCE, strict)
 
     return dlt.resource(
         extract,
@@ -159,7 +163,7 @@ def documents_resource(
                     if moved is not None:
                         cursors[event.key] = dump_cursor(moved)
             else:
-                _record_failure(options.report, event, table)
+                _record_failure(options.report, event, table, options.strict)
 
     columns: dict[str, TColumnSchema] = {name: {"data_type": kind} for name, kind in document_type.columns.items()}
     # Within one load the newest version of a document wins.
@@ -178,9 +182,9 @@ def documents_resource(
     )
 
 
-def _record_failure(report: RunReport, event: Failed, resource: str) -> None:
+def _record_failure(report: RunReport, event: Failed, resource: str, strict: bool) -> None:
     error = event.error
-    if isinstance(error, FATAL_ERRORS) or not isinstance(error, ApprovalMaxError):
+    if strict or isinstance(error, FATAL_ERRORS) or not isinstance(error, ApprovalMaxError):
         raise error
     report.failures.append(CompanyFailure(event.key, resource, str(error)))
 
