@@ -12,7 +12,7 @@ PG_INITDB := $(wildcard /usr/lib/postgresql/*/bin/initdb)
 AIRFLOW_VENV := .venv-airflow
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install demo test test-airflow lint format bench clean postgresql
+.PHONY: install demo test test-airflow test-kill lint format bench clean postgresql
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version' 
@@ -44,6 +44,10 @@ $(AIRFLOW_STAMP): pyproject.toml
 
 test-airflow: $(AIRFLOW_STAMP) postgresql
 	$(AIRFLOW_VENV)/bin/python -m pytest tests/airflow
+
+# The kill -9 loop with more seeds than `make test` runs (6): every phase, five times each way.
+test-kill: $(STAMP) postgresql
+	KILL_SEEDS=30 $(BIN)/python -m pytest tests/e2e/test_faults.py -k kill_9
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

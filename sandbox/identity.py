@@ -31,6 +31,9 @@ class IdentityKnobs:
     access_token_lifetime: float = 3600.0
     refresh_token_lifetime: float = 30 * 86_400.0
     refresh_grace: float = 3600.0
+    # Refuse access tokens older than this many seconds whatever their `exp` says, as a
+    # server does after revoking them early (0: off).
+    access_token_reject_after: float = 0.0
 
 
 @dataclass
@@ -136,6 +139,9 @@ class Identity:
             return "access token expired"
         except jwt.PyJWTError:
             return "invalid access token"
+        reject_after = self.knobs.access_token_reject_after
+        if reject_after and self.clock() - float(claims.get("iat", 0)) > reject_after:
+            return "access token revoked"
         connection = claims.get(CONNECTION_CLAIM)
         if connection in self.disabled_connections or connection in self.deleted_connections:
             return "connection disabled or deleted"

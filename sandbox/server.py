@@ -42,6 +42,9 @@ class SandboxKnobs:
     slow_seconds: float = 0.0
     token_error_rate: float = 0.0  # share of token requests answered 503
     token_latency: float = 0.0  # seconds added to every token request
+    token_lose_next: int = 0  # the next N token requests are processed, then answered with a reset
+    throttle_rate: float = 0.0  # share of API requests answered 429 (a storm beyond the rate limit)
+    retry_after_seconds: int = 1  # Retry-After sent with throttle_rate's 429s
     html_responses: bool = False  # answer API requests with an HTML page, like a captive portal
     disabled_companies: list[str] = field(default_factory=list)
     fault_seed: int = 1
@@ -104,6 +107,13 @@ class Sandbox:
             return False
         with self.lock:
             return self._fault_rng.random() < rate
+
+    def take_token_loss(self) -> bool:
+        with self.lock:
+            if self.knobs.token_lose_next > 0:
+                self.knobs.token_lose_next -= 1
+                return True
+            return False
 
     def admit(self, company_id: str) -> float | None:
         """None when the request may go ahead, else seconds until it may (rate limit)."""
@@ -269,6 +279,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
             else:
                 form = dict(parse_qsl(raw.decode(), keep_blank_values=True))
             status, body = self.sandbox.identity.token(form)
+            if self.sandbox.take_token_loss():
+                self.reset_connection()  # rotated on the server, but the answer never arrives
+                return
             self.send_json(status, body, {"Cache-Control": "no-store"})
             return
         if path.startswith("/_sandbox/"):
@@ -300,6 +313,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 )
                 return
         knobs = sandbox.knobs
+        if sandbox.roll(knobs.throttle_rate):
+            sandbox.record("GET", path, query, 429)
+            self.send_problem(
+                429, "Too Many Requests", "injected throttling", {"Retry-After": str(knobs.retry_after_seconds)}
+            )
+            return
         if sandbox.roll(knobs.reset_rate):
             sandbox.record("GET", path, query, 0)
             self.reset_connection()

@@ -11,6 +11,7 @@ from dlt.common.configuration.exceptions import (
     ConfigurationException,
     LookupTraces,
 )
+from dlt.common.configuration.providers.toml import TomlProviderReadException
 from dlt.common.configuration.specs import BaseConfiguration, CredentialsConfiguration
 from dlt.common.typing import TSecretStrValue
 
@@ -60,6 +61,11 @@ def load_settings() -> ApprovalMaxSettings:
         settings = resolve_configuration(ApprovalMaxSettings(), sections=SECTIONS)
     except ConfigFieldMissingException as exc:
         raise ConfigError(_missing_message(exc)) from None
+    except TomlProviderReadException as exc:
+        detail = " ".join(str(exc).split("\n")[1:]).strip() or type(exc).__name__
+        raise ConfigError(
+            f"cannot read {exc.file_name} in .dlt/ (left unchanged): {detail}; fix the TOML syntax"
+        ) from None
     except ConfigurationException as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"invalid configuration: {first}") from None

@@ -11,13 +11,7 @@ import duckdb
 
 from ..conftest import Workspace
 from .test_run import document_requests
-from .truth import assert_documents_equal, expected_counts, export, warehouse_counts
-
-
-def assert_equals_sandbox(workspace: Workspace) -> None:
-    truth = export(workspace)
-    assert warehouse_counts(workspace) == expected_counts(truth)
-    assert_documents_equal(workspace, truth)
+from .truth import assert_equals_sandbox
 
 
 def test_postgres_full_then_incremental_from_a_fresh_working_folder(workspace: Workspace, postgres_db: str) -> None:

@@ -92,3 +92,18 @@ def test_api_unreachable_exit_1(workspace: Workspace) -> None:
 def test_html_instead_of_json_exit_1(workspace: Workspace) -> None:
     workspace.admin("POST", "config", html_responses=True)
     assert_one_line(workspace.cli("companies"), 1, "instead of JSON", "is api_base_url")
+
+
+def test_unreadable_config_file_exit_2_and_left_untouched(workspace: Workspace) -> None:
+    config = workspace.root / ".dlt" / "config.toml"
+    config.parent.mkdir()
+    broken = '[sources.approvalmax]\nlookback_minutes = "10\n'
+    config.write_text(broken)
+    assert_one_line(workspace.cli("run"), 2, "cannot read config.toml", "line 2", "fix the TOML syntax")
+    assert config.read_text() == broken
+
+
+def test_no_command_prints_help_and_exit_2(workspace: Workspace) -> None:
+    result = workspace.cli("run", "--no-such-option")
+    assert result.returncode == 2
+    assert "No such option" in result.stderr and "Traceback" not in result.stderr

@@ -89,3 +89,37 @@ def assert_documents_equal(workspace: Workspace, truth: dict[str, dict[str, list
             assert row[3] == parse_timestamp(doc["modifiedAt"]), (table, key)
             if has_total:
                 assert row[4] == doc["total"], (table, key)
+
+
+def assert_no_orphans_or_duplicates(workspace: Workspace, dataset: str = "approvalmax") -> None:
+    """Every child row hangs off an existing parent and root; every document key is unique."""
+    tables = [
+        r[0]
+        for r in workspace.query(
+            f"select table_name from information_schema.tables where table_schema = '{dataset}' "
+            "and (table_name like 'xero_%' or table_name like 'standalone_%')"
+        )
+    ]
+    for table in tables:
+        if "__" not in table:
+            duplicates = workspace.query(
+                f'select count(*) from (select company_id, request_id from {dataset}."{table}" '
+                "group by 1, 2 having count(*) > 1) d"
+            )
+            assert duplicates == [(0,)], f"duplicate documents in {table}"
+            continue
+        root, parent = table.split("__")[0], table.rsplit("__", 1)[0]
+        orphans = workspace.query(
+            f'select count(*) from {dataset}."{table}" c where not exists (select 1 from {dataset}."{parent}" p '
+            "where p._dlt_id = c._dlt_parent_id) or not exists "
+            f'(select 1 from {dataset}."{root}" r where r._dlt_id = c._dlt_root_id)'
+        )
+        assert orphans == [(0,)], f"orphan rows in {table}"
+
+
+def assert_equals_sandbox(workspace: Workspace) -> None:
+    """No missing rows, no duplicates, latest values, children consistent with parents."""
+    truth = export(workspace)
+    assert warehouse_counts(workspace) == expected_counts(truth)
+    assert_documents_equal(workspace, truth)
+    assert_no_orphans_or_duplicates(workspace)
