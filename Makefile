@@ -45,9 +45,9 @@ $(AIRFLOW_STAMP): pyproject.toml
 test-airflow: $(AIRFLOW_STAMP) postgresql
 	$(AIRFLOW_VENV)/bin/python -m pytest tests/airflow
 
-# The kill -9 loop with more seeds than `make test` runs (6): every phase, five times each way.
+# The kill -9 loop with more seeds than `make test` runs (6): every phase, three times each way.
 test-kill: $(STAMP) postgresql
-	KILL_SEEDS=30 $(BIN)/python -m pytest tests/e2e/test_faults.py -k kill_9
+	KILL_SEEDS=18 $(BIN)/python -m pytest tests/e2e/test_faults.py -k kill_9
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
