@@ -18,6 +18,7 @@ from sources.approvalmax.tokens import open_client, open_tokens
 
 from .factory import DATASET_NAME, PIPELINE_NAME, loader_file_format, resolve_destination
 from .options import check_window, select_companies, select_resources
+from .views import create_views
 from .working_folder import BusyError, busy_message, is_duckdb_busy, restored_pipeline, run_lock
 
 
@@ -60,6 +61,7 @@ class RunResult:
     pipeline: str
     backfill: bool = False
     resources: tuple[str, ...] = field(default_factory=tuple)
+    views: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def failed(self) -> bool:
@@ -105,6 +107,8 @@ def _extract_and_load(
             if is_duckdb_busy(exc):
                 raise BusyError(busy_message(exc)) from None
             raise
+        monitor.phase = "views"
+        views = create_views(pipeline)
         monitor.phase = "done"
         trace = pipeline.last_trace
         normalize = trace.last_normalize_info if trace is not None else None
@@ -127,4 +131,5 @@ def _extract_and_load(
             pipeline=request.pipeline_name,
             backfill=window is not None,
             resources=resources,
+            views=tuple(views),
         )

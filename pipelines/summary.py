@@ -60,6 +60,8 @@ def run_summary(result: RunResult) -> RenderableType:
             per_table.add_row(table, str(result.table_rows.get(table, 0)))
         parts.append(per_table)
     parts.insert(1, grid)
+    if result.views:
+        parts.append(Text(f"views: {', '.join(result.views)}"))
     parts.append(
         Text(
             f"API requests {result.requests} · retries {result.retries} · throttled (429) {result.throttled} "

@@ -134,6 +134,23 @@ class DocHeader:
     index: int
     created: int
     modified: int
+    contact: int = 0  # index into CONTACTS
+
+
+# Governance patterns planted in every company, at fixed document indices; random documents
+# never show them (approvers differ from requesters, one contact's documents are days apart).
+DAY = 86_400 * TICKS_PER_SECOND
+NEAR_DUPLICATE_WINDOW = DAY  # same contact, type and currency, totals within 1%, created within a day
+PLANTED: dict[tuple[str, int], str] = {
+    ("xero/bills", 0): "self_approval",
+    ("xero/bills", 1): "self_approval",
+    ("xero/bills", 2): "reject_then_reapprove",
+    ("xero/bills", 3): "reject_then_reapprove",
+    ("xero/bills", 4): "near_duplicate",
+    ("xero/bills", 5): "near_duplicate",
+    ("xero/purchase-orders", 0): "change_after_approval",
+    ("xero/purchase-orders", 1): "change_after_approval",
+}
 
 
 @dataclass
@@ -167,8 +184,11 @@ class Dataset:
             self.users[company.company_id] = self._users(company)
             for doc_type, weight in TYPE_WEIGHTS.items():
                 count = max(1, documents_per_company * weight // total_weight)
+                if doc_type == "xero/bills":
+                    count = max(count, 6)  # room for the planted patterns
                 collection = Collection()
                 headers = [self._header(company, doc_type, i) for i in range(count)]
+                _spread_contacts(headers, doc_type)
                 headers.sort(key=lambda h: h.request_id)
                 collection.headers = headers
                 collection.ids = [h.request_id for h in headers]
@@ -197,7 +217,14 @@ class Dataset:
         rng = stable_rng(self.seed, "header", company.company_id, doc_type, index)
         created = rng.randrange(0, to_ticks(EPOCH + SPAN) - 30 * 86_400 * TICKS_PER_SECOND)
         modified = created + rng.randrange(0, 20 * 86_400 * TICKS_PER_SECOND)
-        return DocHeader(stable_uuid(self.seed, "doc", company.company_id, doc_type, index), index, created, modified)
+        contact = rng.randrange(len(CONTACTS))
+        if PLANTED.get((doc_type, index)) == "near_duplicate":
+            twin = self._header(company, doc_type, 4) if index == 5 else None
+            if twin is not None:  # the second of the pair: same contact, three hours later
+                created, contact = twin.created + 3 * 3600 * TICKS_PER_SECOND, twin.contact
+                modified = created + 6 * 3600 * TICKS_PER_SECOND
+        request_id = stable_uuid(self.seed, "doc", company.company_id, doc_type, index)
+        return DocHeader(request_id, index, created, modified, contact)
 
     def document(self, company_id: str, doc_type: str, header: DocHeader) -> dict[str, Any]:
         collection = self.collections[(company_id, doc_type)]
@@ -210,11 +237,16 @@ class Dataset:
         rng = stable_rng(self.seed, "doc-body", company_id, doc_type, header.index)
         users = self.users[company_id]
         status = rng.choices(STATUSES, STATUS_WEIGHTS)[0]
+        planted = PLANTED.get((doc_type, header.index))
+        if planted is not None:
+            status = "approved"
         offset = 780 if header.index % 5 == 0 else 0  # some timestamps carry +13:00, NZ daylight time
         created, modified = header.created, header.modified
         decided = created + (modified - created) // 2 if status in ("approved", "rejected") else None
         requester = rng.choice(users)["userId"]
         events = self._events(rng, users, requester, status, created, decided, modified, offset)
+        if planted is not None and decided is not None:
+            events = self._planted_events(planted, rng, users, requester, created, decided, modified, offset)
         if doc_type == "standalone/documents":
             doc: dict[str, Any] = {
                 "requestId": header.request_id,
@@ -241,9 +273,15 @@ class Dataset:
             "xero/quotes": "QU",
         }[doc_type]
         lines = [self._line(rng) for _ in range(rng.randint(1, 4))]
+        if planted == "near_duplicate":  # the same lines, one slightly dearer
+            twin_rng = stable_rng(self.seed, "near-duplicate", company_id)
+            lines = [self._line(twin_rng) for _ in range(2)]
+            if header.index == 5:
+                lines[0] = {**lines[0], "itemPrice": round(lines[0]["itemPrice"] * 1.004, 2)}
+                lines[0]["amount"] = round(lines[0]["quantity"] * lines[0]["itemPrice"], 2)
         sub_total = round(sum(line["amount"] for line in lines), 2)
         tax = round(sub_total * 0.15, 2)
-        contact_index = rng.randrange(len(CONTACTS))
+        contact_index = header.contact
         doc = {
             "requestId": header.request_id,
             "companyId": company_id,
@@ -255,7 +293,7 @@ class Dataset:
             "subTotal": sub_total,
             "totalTax": tax,
             "total": round(sub_total + tax, 2),
-            "currencyCode": rng.choice(CURRENCIES),
+            "currencyCode": "NZD" if planted == "near_duplicate" else rng.choice(CURRENCIES),
             "exchangeRate": 1.0,
             "taxType": "Exclusive",
             "date": from_ticks(created).strftime("%Y-%m-%dT00:00:00"),
@@ -341,7 +379,7 @@ class Dataset:
                 "comment": None,
             }
         ]
-        approver = rng.choice(users)["userId"]
+        approver = rng.choice([u for u in users if u["userId"] != requester])["userId"]
         if status == "approved" and decided is not None:
             events.append(
                 {
@@ -382,6 +420,58 @@ class Dataset:
                 }
             )
         return events
+
+    def _planted_events(
+        self,
+        pattern: str,
+        rng: random.Random,
+        users: list[dict[str, Any]],
+        requester: str,
+        created: int,
+        decided: int,
+        modified: int,
+        offset: int,
+    ) -> list[dict[str, Any]]:
+        others = [u["userId"] for u in users if u["userId"] != requester]
+        approver = requester if pattern == "self_approval" else rng.choice(others)
+        step = max(1, (decided - created) // 4)
+
+        def event(kind: str, at: int, author: str, comment: str | None = None) -> dict[str, Any]:
+            system = author == SYSTEM_USER
+            return {
+                "eventType": kind,
+                "eventDate": format_ticks(at, offset),
+                "authorId": author,
+                "isSystem": system,
+                "comment": comment,
+            }
+
+        events = [event("requesterSubmitted", created, requester)]
+        if pattern == "reject_then_reapprove":
+            events += [
+                event("approverRejected", created + step, approver, "Wrong account code"),
+                event("requesterUpdatedWithReset", created + 2 * step, requester),
+                event("requesterSubmitted", created + 2 * step + 1, requester),
+            ]
+        events.append(event("approverApprovedRequestApproved", decided, approver, "OK"))
+        if pattern == "change_after_approval":
+            events.append(
+                event(
+                    "postApprovalChangeDetected", decided + step, SYSTEM_USER, "Amount changed in Xero after approval"
+                )
+            )
+        events.append(event("pushedToSource", min(modified, decided + 2 * step), SYSTEM_USER))
+        return events
+
+    def planted(self) -> dict[str, list[str]]:
+        """pattern -> request ids, for tests that check the analyst views find exactly these."""
+        found: dict[str, list[str]] = {}
+        for company in self.companies:
+            for (doc_type, index), pattern in PLANTED.items():
+                collection = self.collections[(company.company_id, doc_type)]
+                match = [h.request_id for h in collection.headers if h.index == index]
+                found.setdefault(pattern, []).extend(match)
+        return found
 
     # --- queries and changes --------------------------------------------------------------
 
@@ -449,12 +539,15 @@ class Dataset:
                     if doc.get("lineItems"):
                         doc["lineItems"] = [dict(line) for line in doc["lineItems"][:-1]]
                         doc["total"] = round(sum(line["amount"] for line in doc["lineItems"]) * 1.15, 2)
+                    earlier = doc.get("events") or []
+                    requester = earlier[0]["authorId"] if earlier else None
+                    approver = next(u["userId"] for u in self.users[company.company_id] if u["userId"] != requester)
                     doc["events"] = [
-                        *doc.get("events", []),
+                        *earlier,
                         {
                             "eventType": "approverApprovedRequestApproved",
                             "eventDate": format_ticks(stamp),
-                            "authorId": self.users[company.company_id][0]["userId"],
+                            "authorId": approver,
                             "isSystem": False,
                             "comment": f"changed in round {round_no}",
                         },
@@ -474,3 +567,23 @@ class Dataset:
                     collection.overrides[header.request_id] = doc
                     added.append(header.request_id)
         return {"modified": changed, "added": added}
+
+
+def _spread_contacts(headers: list[DocHeader], doc_type: str) -> None:
+    """Move random documents to another contact until no two of one contact are created within
+    a day of each other, so only planted pairs look like near-duplicates."""
+    planted = [h for h in headers if (doc_type, h.index) in PLANTED]
+    latest: dict[int, int] = {}  # contact -> newest created so far (documents come in time order)
+
+    def free(contact: int, created: int) -> bool:
+        if created - latest.get(contact, -NEAR_DUPLICATE_WINDOW - 1) <= NEAR_DUPLICATE_WINDOW:
+            return False
+        return all(p.contact != contact or abs(created - p.created) > NEAR_DUPLICATE_WINDOW for p in planted)
+
+    for header in sorted((h for h in headers if (doc_type, h.index) not in PLANTED), key=lambda h: h.created):
+        for shift in range(len(CONTACTS)):
+            contact = (header.contact + shift) % len(CONTACTS)
+            if free(contact, header.created):
+                header.contact = contact
+                break
+        latest[header.contact] = header.created

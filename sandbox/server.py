@@ -448,6 +448,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.send_json(200, sandbox.stats_json(with_log=query.get("log") == "1"))
         elif path == "/_sandbox/config":
             self.send_json(200, {**asdict(sandbox.knobs), **asdict(sandbox.identity.knobs)})
+        elif path == "/_sandbox/planted":
+            self.send_json(200, sandbox.dataset.planted())
         elif path == "/_sandbox/export":
             dataset = sandbox.dataset
             companies = [query["company"]] if "company" in query else dataset.company_ids()
