@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 SPAN = timedelta(days=540)
+# The history ends today (midnight UTC), so pending requests look as they would on a live
+# account; the data is the same for every sandbox started on the same day.
+EPOCH = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - SPAN
 TICKS_PER_SECOND = 10_000_000  # .NET ticks: 100 ns, the 7 fractional digits of ASP.NET timestamps
 SYSTEM_USER = "00000000-0000-0000-0000-000000000000"
 
@@ -135,6 +137,7 @@ class DocHeader:
     created: int
     modified: int
     contact: int = 0  # index into CONTACTS
+    pending: bool = False  # on approval now: submitted in the last weeks
 
 
 # Governance patterns planted in every company, at fixed document indices; random documents
@@ -218,13 +221,17 @@ class Dataset:
         created = rng.randrange(0, to_ticks(EPOCH + SPAN) - 30 * 86_400 * TICKS_PER_SECOND)
         modified = created + rng.randrange(0, 20 * 86_400 * TICKS_PER_SECOND)
         contact = rng.randrange(len(CONTACTS))
+        pending = (doc_type, index) not in PLANTED and rng.random() < 0.12
+        if pending:  # waiting requests are recent, as on a live account
+            created = to_ticks(EPOCH + SPAN) - rng.randrange(2 * DAY, 45 * DAY)
+            modified = created + rng.randrange(0, DAY)
         if PLANTED.get((doc_type, index)) == "near_duplicate":
             twin = self._header(company, doc_type, 4) if index == 5 else None
             if twin is not None:  # the second of the pair: same contact, three hours later
                 created, contact = twin.created + 3 * 3600 * TICKS_PER_SECOND, twin.contact
                 modified = created + 6 * 3600 * TICKS_PER_SECOND
         request_id = stable_uuid(self.seed, "doc", company.company_id, doc_type, index)
-        return DocHeader(request_id, index, created, modified, contact)
+        return DocHeader(request_id, index, created, modified, contact, pending)
 
     def document(self, company_id: str, doc_type: str, header: DocHeader) -> dict[str, Any]:
         collection = self.collections[(company_id, doc_type)]
@@ -237,6 +244,8 @@ class Dataset:
         rng = stable_rng(self.seed, "doc-body", company_id, doc_type, header.index)
         users = self.users[company_id]
         status = rng.choices(STATUSES, STATUS_WEIGHTS)[0]
+        if status == "onApproval" or header.pending:  # only recent documents wait
+            status = "onApproval" if header.pending else "approved"
         planted = PLANTED.get((doc_type, header.index))
         if planted is not None:
             status = "approved"
