@@ -34,7 +34,8 @@ class SandboxKnobs:
     """Faults and limits; every field can be changed at run time with POST /_sandbox/config."""
 
     latency: float = 0.0  # seconds added to every API request
-    rate_limit_per_minute: int | None = None  # per company, sliding 60 s window, then 429
+    rate_limit_per_minute: int | None = None  # per company, in a sliding window, then 429
+    rate_window_seconds: float = 60.0  # that window
     error_rate: float = 0.0  # share of API requests answered 503
     reset_rate: float = 0.0  # share of API requests whose connection is reset with no answer
     truncate_rate: float = 0.0  # share of API requests whose JSON body is cut in half
@@ -123,10 +124,11 @@ class Sandbox:
         now = time.monotonic()
         with self.lock:
             window = self._windows.setdefault(company_id, collections.deque())
-            while window and window[0] <= now - 60:
+            span = self.knobs.rate_window_seconds
+            while window and window[0] <= now - span:
                 window.popleft()
             if len(window) >= limit:
-                return window[0] + 60 - now
+                return window[0] + span - now
             window.append(now)
             return None
 

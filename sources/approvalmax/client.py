@@ -15,6 +15,7 @@ import httpx
 
 from ..http_retry import RETRYABLE_EXCEPTIONS, RetryPolicy, is_retryable_status, parse_retry_after
 from .errors import ApiResponseError, ApiUnavailable
+from .pacing import CompanyPacer
 from .problem import api_error, clean_text
 from .settings import (
     COMPANIES_PATH,
@@ -56,6 +57,8 @@ class ApprovalMaxClient:
         timeout: float = 60.0,
         retry: RetryPolicy | None = None,
         concurrency: int = 4,
+        rate_limit_per_minute: int = 0,
+        rate_limit_window_seconds: float = 60.0,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
@@ -67,6 +70,7 @@ class ApprovalMaxClient:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._slots = threading.BoundedSemaphore(self.concurrency)
+        self.pacer = CompanyPacer(rate_limit_per_minute, rate_limit_window_seconds)
         self._http = httpx.Client(
             base_url=self.base_url,
             auth=auth,
@@ -98,7 +102,7 @@ class ApprovalMaxClient:
 
     def user_profiles(self, company_id: str) -> list[dict[str, Any]]:
         path = f"{COMPANY_PATH.format(company_id=company_id)}/{USER_PROFILES_PATH}"
-        body = self.get_json(path)
+        body = self.get_json(path, company=company_id)
         if isinstance(body, dict) and isinstance(body.get("payload"), list):
             return self._list(body["payload"], path)
         return self._list(body, path)
@@ -108,11 +112,11 @@ class ApprovalMaxClient:
     ) -> Iterator[list[dict[str, Any]]]:
         """Pages of one company's documents of one type."""
         path = f"{COMPANY_PATH.format(company_id=company_id)}/{type_path}"
-        return self.pages(path, params or {})
+        return self.pages(path, params or {}, company=company_id)
 
     # --- mechanics -----------------------------------------------------------------------
 
-    def pages(self, path: str, params: Mapping[str, str]) -> Iterator[list[dict[str, Any]]]:
+    def pages(self, path: str, params: Mapping[str, str], company: str | None = None) -> Iterator[list[dict[str, Any]]]:
         """Follow `continuationToken` until it is null or absent; each page is yielded as it comes."""
         token: str | None = None
         seen_tokens: set[str] = set()
@@ -120,7 +124,7 @@ class ApprovalMaxClient:
             query = {**params, "limit": str(PAGE_LIMIT)}
             if token:
                 query["continuationToken"] = token
-            body = self.get_json(path, query)
+            body = self.get_json(path, query, company=company)
             if isinstance(body, list):  # an unpaged answer: the whole list at once
                 yield self._list(body, path)
                 return
@@ -135,11 +139,20 @@ class ApprovalMaxClient:
             seen_tokens.add(next_token)
             token = next_token
 
-    def get_json(self, path: str, params: Mapping[str, str] | None = None, *, expect_json: bool = True) -> Any:
-        """GET with bounded retries on 429, 5xx, timeouts, cut connections and truncated JSON."""
+    def get_json(
+        self,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        expect_json: bool = True,
+        company: str | None = None,
+    ) -> Any:
+        """GET with bounded retries on 429, 5xx, timeouts, cut connections and truncated JSON;
+        requests for one company are paced to its rate limit."""
         attempt = 0
         while True:
             attempt += 1
+            ticket = self.pacer.acquire(company) if company is not None else None
             try:
                 with self._slots:
                     self.stats.add(requests=1)
@@ -149,6 +162,9 @@ class ApprovalMaxClient:
                 continue
             except httpx.HTTPError as exc:
                 raise ApiUnavailable(f"GET {path} failed: {type(exc).__name__}: {clean_text(str(exc))}") from None
+            finally:
+                if ticket is not None:
+                    self.pacer.done(ticket)
             if response.status_code == 429:
                 self.stats.add(throttled=1)
             if is_retryable_status(response.status_code):

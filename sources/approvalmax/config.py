@@ -42,6 +42,10 @@ class ApprovalMaxSettings(BaseConfiguration):
     token_store: str = "~/.approvalmax/tokens.json"
     lookback_minutes: float = 10.0
     concurrency: int = 4
+    # Requests per minute per company (ApprovalMax reportedly allows 100); 0 turns pacing off.
+    rate_limit_per_minute: int = 100
+    # The window that limit counts in (the API's rule, as reported: a minute).
+    rate_limit_window_seconds: float = 60.0
     request_timeout: float = 60.0
     max_attempts: int = 6
     token_refresh_skew_seconds: float = 300.0
@@ -83,6 +87,8 @@ def validate(settings: ApprovalMaxSettings) -> None:
         raise ConfigError(f"{env_name('lookback_minutes')} must be 0 or more")
     if not 1 <= settings.concurrency <= 64:
         raise ConfigError(f"{env_name('concurrency')} must be between 1 and 64")
+    if settings.rate_limit_per_minute < 0:
+        raise ConfigError(f"{env_name('rate_limit_per_minute')} must be 0 (off) or more")
     if settings.max_attempts < 1:
         raise ConfigError(f"{env_name('max_attempts')} must be 1 or more")
 

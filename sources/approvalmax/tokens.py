@@ -76,4 +76,6 @@ def open_client(settings: ApprovalMaxSettings, tokens: RotatingRefreshTokens | N
         timeout=settings.request_timeout,
         retry=RetryPolicy(max_attempts=settings.max_attempts),
         concurrency=settings.concurrency,
+        rate_limit_per_minute=settings.rate_limit_per_minute,
+        rate_limit_window_seconds=settings.rate_limit_window_seconds,
     )

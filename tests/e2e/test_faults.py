@@ -43,6 +43,28 @@ def test_429_storm_with_retry_after(workspace: Workspace) -> None:
     assert "throttled (429) 0" not in stdout
 
 
+def test_client_pacing_keeps_a_rate_limited_api_free_of_429s(workspace: Workspace) -> None:
+    # 4 requests per company per 3 s on both sides; each company needs about 10
+    workspace.admin("POST", "config", rate_limit_per_minute=4, rate_window_seconds=3.0)
+    paced = {"SOURCES__APPROVALMAX__RATE_LIMIT_PER_MINUTE": "4", "SOURCES__APPROVALMAX__RATE_LIMIT_WINDOW_SECONDS": "3"}
+    result = workspace.cli("run", "--no-progress", env=paced)
+    assert result.returncode == 0, result.stderr
+    assert by_status(workspace).get("429", 0) == 0
+    assert_equals_sandbox(workspace)
+    # the same run without client pacing meets the limit
+    workspace.admin("POST", "reset-stats")
+    workspace.admin("POST", "mutate", modify=2, add=0)
+    unpaced = workspace.cli(
+        "run",
+        "--no-progress",
+        "--since",
+        "2000-01-01",
+        env={**PATIENT, "SOURCES__APPROVALMAX__RATE_LIMIT_PER_MINUTE": "0"},
+    )
+    assert unpaced.returncode == 0, unpaced.stderr
+    assert by_status(workspace).get("429", 0) > 0
+
+
 def test_random_5xx(workspace: Workspace) -> None:
     faulty_run(workspace, {"error_rate": 0.3, "fault_seed": 12})
     assert by_status(workspace).get("503", 0) >= 5

@@ -1,0 +1,82 @@
+"""Per-company pacing: at most `limit` requests in any window, companies independent."""
+
+from sources.approvalmax.pacing import CompanyPacer
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_up_to_the_limit_goes_at_once() -> None:
+    t = FakeTime()
+    pacer = CompanyPacer(3, window=60, clock=t.clock, sleep=t.sleep)
+    for _ in range(3):
+        pacer.done(pacer.acquire("a"))
+    assert t.slept == []
+
+
+def test_the_next_request_waits_for_the_oldest_response_to_leave_the_window() -> None:
+    t = FakeTime()
+    pacer = CompanyPacer(2, window=60, clock=t.clock, sleep=t.sleep)
+    pacer.done(pacer.acquire("a"))
+    t.now = 10
+    pacer.done(pacer.acquire("a"))
+    t.now = 20
+    pacer.done(pacer.acquire("a"))
+    assert t.slept == [40] and t.now == 60
+
+
+def test_a_request_in_flight_holds_its_place_until_its_response() -> None:
+    t = FakeTime()
+    pacer = CompanyPacer(1, window=60, clock=t.clock, sleep=t.sleep)
+    first = pacer.acquire("a")
+    t.now = 100  # no response yet: the window must not let a second one through
+
+    def answer_then_sleep(seconds: float) -> None:
+        if first.finished == float("inf"):
+            t.now = 130
+            pacer.done(first)  # the answer arrives at 130; the next may go at 190
+        t.slept.append(seconds)
+        t.now += seconds
+
+    pacer._sleep = answer_then_sleep
+    pacer.done(pacer.acquire("a"))
+    assert t.now >= 190
+
+
+def test_companies_have_their_own_budget() -> None:
+    t = FakeTime()
+    pacer = CompanyPacer(1, window=60, clock=t.clock, sleep=t.sleep)
+    pacer.done(pacer.acquire("a"))
+    pacer.done(pacer.acquire("b"))
+    assert t.slept == []
+
+
+def test_never_more_than_the_limit_in_any_window() -> None:
+    t = FakeTime()
+    pacer = CompanyPacer(5, window=60, clock=t.clock, sleep=t.sleep)
+    sent = []
+    for _ in range(23):
+        ticket = pacer.acquire("a")
+        sent.append(t.now)
+        t.now += 1.5
+        pacer.done(ticket)
+    for start in sent:
+        assert sum(1 for s in sent if start <= s < start + 60) <= 5
+
+
+def test_zero_turns_pacing_off() -> None:
+    t = FakeTime()
+    pacer = CompanyPacer(0, clock=t.clock, sleep=t.sleep)
+    for _ in range(1000):
+        pacer.acquire("a")
+    assert t.slept == []
