@@ -49,6 +49,10 @@ test-airflow: $(AIRFLOW_STAMP) postgresql
 test-kill: $(STAMP) postgresql
 	KILL_SEEDS=18 $(BIN)/python -m pytest tests/e2e/test_faults.py -k kill_9
 
+# Issue 7's scenarios against the download floor and dlt's rest_api; writes benchmarks/results.md.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -1,0 +1,112 @@
+"""What `make bench` times, each run as its own process: `python -m benchmarks.contenders NAME`.
+
+Settings come from the environment the harness sets: BENCH_URL (the sandbox), BENCH_TOKEN (an
+access token), BENCH_DIR (a working folder), BENCH_CONCURRENCY.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from sources.approvalmax.settings import DOCUMENT_TYPES, PAGE_LIMIT
+
+
+def floor() -> None:
+    """Download and JSON-parse every page, with the pipeline's concurrency; nothing else."""
+    url, token = os.environ["BENCH_URL"], os.environ["BENCH_TOKEN"]
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+        companies = client.get("/api/v1/companies").json()
+
+        def fetch(job: tuple[str, str]) -> int:
+            company, path = job
+            count, token_ = 0, None
+            while True:
+                params: dict[str, Any] = {"limit": PAGE_LIMIT}
+                if token_:
+                    params["continuationToken"] = token_
+                body = client.get(f"/api/v1/companies/{company}/{path}", params=params).json()
+                count += len(body["payload"])
+                token_ = body.get("continuationToken")
+                if not token_:
+                    return count
+
+        jobs = [(c["companyId"], d.path) for c in companies for d in DOCUMENT_TYPES]
+        with ThreadPoolExecutor(int(os.environ.get("BENCH_CONCURRENCY", "4"))) as pool:
+            total = sum(pool.map(fetch, jobs))
+        for company in companies:
+            client.get(f"/api/v1/companies/{company['companyId']}/userProfiles").json()
+    print(f"documents={total}")
+
+
+def rest_api(parquet: bool) -> None:
+    """dlt's generic rest_api source configured for the same endpoints and paging."""
+    import dlt
+    from dlt.sources.rest_api import rest_api_source
+
+    url, token, folder = os.environ["BENCH_URL"], os.environ["BENCH_TOKEN"], os.environ["BENCH_DIR"]
+    company_param = {"type": "resolve", "resource": "companies", "field": "companyId"}
+    documents = [
+        {
+            "name": doc.resource,
+            "primary_key": "requestId",
+            "write_disposition": "merge",
+            "endpoint": {
+                "path": f"api/v1/companies/{{company_id}}/{doc.path}",
+                "params": {"company_id": company_param, "limit": PAGE_LIMIT},
+                "data_selector": "payload",
+                "paginator": {
+                    "type": "cursor",
+                    "cursor_path": "continuationToken",
+                    "cursor_param": "continuationToken",
+                },
+            },
+        }
+        for doc in DOCUMENT_TYPES
+    ]
+    config: Any = {
+        "client": {"base_url": url, "auth": {"type": "bearer", "token": token}},
+        "resources": [
+            {
+                "name": "companies",
+                "primary_key": "companyId",
+                "write_disposition": "merge",
+                "endpoint": {"path": "api/v1/companies", "paginator": "single_page"},
+            },
+            {
+                "name": "user_profiles",
+                "write_disposition": "merge",
+                "endpoint": {
+                    "path": "api/v1/companies/{company_id}/userProfiles",
+                    "params": {"company_id": company_param},
+                    "paginator": "single_page",
+                },
+            },
+            *documents,
+        ],
+    }
+    pipeline = dlt.pipeline(
+        "bench_rest_api",
+        destination=dlt.destinations.duckdb(os.path.join(folder, "rest_api.duckdb")),
+        dataset_name="approvalmax",
+        pipelines_dir=os.path.join(folder, "pipelines"),
+    )
+    info = pipeline.run(rest_api_source(config), loader_file_format="parquet" if parquet else None)  # type: ignore[arg-type]
+    print(info.has_failed_jobs)
+
+
+if __name__ == "__main__":
+    name = sys.argv[1]
+    if name == "floor":
+        floor()
+    elif name == "rest_api":
+        rest_api(parquet=False)
+    elif name == "rest_api_parquet":
+        rest_api(parquet=True)
+    else:
+        raise SystemExit(f"unknown contender {name}")

@@ -1,0 +1,332 @@
+"""`make bench`: every scenario of issue 7 against the sandbox, measured in one run.
+
+Each contender is its own process (wall time and peak RSS from wait4); request, 429 and
+document counts come from the sandbox. Prints a markdown table and writes it to
+benchmarks/results.md (or --out). `--quick` shrinks every scenario for a smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+RESOURCES = 9  # companies, user_profiles and seven document types
+CONCURRENCY = 4
+
+
+@dataclass
+class Row:
+    scenario: str
+    contender: str
+    wall: float
+    documents: int
+    requests: int
+    throttled: int
+    rss_mb: float
+    target: str = ""
+    met: str = ""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class SandboxProcess:
+    """The sandbox in a process of its own, so its CPU and memory are not the contender's."""
+
+    def __init__(self, companies: int, documents: int, latency: float = 0.0) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pipelines.cli",
+                "sandbox",
+                "--port",
+                str(self.port),
+                "--companies",
+                str(companies),
+                "--documents",
+                str(documents),
+                "--latency",
+                str(latency),
+            ],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if "REFRESH_TOKEN=" in line:
+                break
+        self.admin("POST", "config", access_token_lifetime=7200)
+
+    def admin(self, method: str, path: str, **body: Any) -> Any:
+        response = httpx.request(method, f"{self.url}/_sandbox/{path}", json=body or None, timeout=60)
+        response.raise_for_status()
+        return response.json()
+
+    def refresh_token(self) -> str:
+        return str(self.admin("POST", "refresh-token")["refresh_token"])
+
+    def access_token(self) -> str:
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": self.refresh_token(),
+            "client_id": "sandbox-client",
+            "client_secret": "sandbox-secret",
+        }
+        return str(httpx.post(f"{self.url}/connect/token", data=form, timeout=60).json()["access_token"])
+
+    def counts(self) -> tuple[int, int, int]:
+        stats = self.admin("GET", "stats")
+        return stats["requests"], stats["by_status"].get("429", 0), stats["documents_served"]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def measure(command: list[str], env: dict[str, str], sandbox: SandboxProcess) -> tuple[float, float, int, int, int]:
+    """(wall s, peak RSS MB, requests, 429s, documents) of one process."""
+    sandbox.admin("POST", "reset-stats")
+    with tempfile.TemporaryFile() as output:
+        started = time.monotonic()
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=output)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.monotonic() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode not in (0,):
+            output.seek(0)
+            raise RuntimeError(f"{' '.join(command)} failed: {output.read().decode()[-2000:]}")
+    requests, throttled, documents = sandbox.counts()
+    return wall, usage.ru_maxrss / 1024, requests, throttled, documents
+
+
+def ours_env(sandbox: SandboxProcess, folder: Path, **settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__", "DLT_"))}
+    env.update(
+        {
+            "PYTHONPATH": str(REPO),
+            "DLT_DATA_DIR": str(folder / "dlt"),
+            "SOURCES__APPROVALMAX__API_BASE_URL": sandbox.url,
+            "SOURCES__APPROVALMAX__IDENTITY_BASE_URL": sandbox.url,
+            "SOURCES__APPROVALMAX__CREDENTIALS__CLIENT_ID": "sandbox-client",
+            "SOURCES__APPROVALMAX__CREDENTIALS__CLIENT_SECRET": "sandbox-secret",
+            "SOURCES__APPROVALMAX__CREDENTIALS__REFRESH_TOKEN": sandbox.refresh_token(),
+            "SOURCES__APPROVALMAX__TOKEN_STORE": str(folder / "tokens.json"),
+            "SOURCES__APPROVALMAX__CONCURRENCY": str(CONCURRENCY),
+            "SOURCES__APPROVALMAX__RATE_LIMIT_PER_MINUTE": "0",
+            "DESTINATION__DUCKDB__CREDENTIALS": str(folder / "ours.duckdb"),
+        }
+    )
+    env.update({f"SOURCES__APPROVALMAX__{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+OURS = [sys.executable, "-m", "pipelines.cli", "run", "--no-progress"]
+
+
+def contender_env(sandbox: SandboxProcess, folder: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "BENCH_URL": sandbox.url,
+        "BENCH_TOKEN": sandbox.access_token(),
+        "BENCH_DIR": str(folder),
+        "BENCH_CONCURRENCY": str(CONCURRENCY),
+    }
+
+
+def full_load(companies: int, documents: int, rows: list[Row]) -> Row:
+    sandbox = SandboxProcess(companies, documents)
+    try:
+        results = {}
+        for name in ("floor", "rest_api", "rest_api_parquet", "ours"):
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = Path(tmp)
+                if name == "ours":
+                    measured = measure(OURS, ours_env(sandbox, folder), sandbox)
+                else:
+                    command = [sys.executable, "-m", "benchmarks.contenders", name]
+                    measured = measure(command, contender_env(sandbox, folder), sandbox)
+            wall, rss, requests, throttled, served = measured
+            results[name] = Row(
+                f"full load, {companies}x{documents} documents", name, wall, served, requests, throttled, rss
+            )
+    finally:
+        sandbox.stop()
+    ours, floor = results["ours"], results["floor"]
+    best = min(results["rest_api"].wall, results["rest_api_parquet"].wall)
+    ours.target = (
+        f"≤ 2x floor ({ours.wall / floor.wall:.1f}x), ≤ 0.5x best rest_api ({ours.wall / best:.2f}x), RSS < 1024 MB"
+    )
+    ours.met = "yes" if ours.wall <= 2 * floor.wall and ours.wall <= 0.5 * best and ours.rss_mb < 1024 else "no"
+    rows.extend(results.values())
+    return ours
+
+
+def memory_at_scale(companies: int, documents: int, baseline: Row, rows: list[Row]) -> None:
+    sandbox = SandboxProcess(companies, documents)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            wall, rss, requests, throttled, served = measure(OURS, ours_env(sandbox, Path(tmp)), sandbox)
+    finally:
+        sandbox.stop()
+    ratio = rss / baseline.rss_mb
+    rows.append(
+        Row(
+            f"memory at 10x, {companies}x{documents} documents",
+            "ours",
+            wall,
+            served,
+            requests,
+            throttled,
+            rss,
+            f"RSS ≤ 1.5x of the full load ({ratio:.2f}x)",
+            "yes" if ratio <= 1.5 else "no",
+        )
+    )
+
+
+def latency(companies: int, documents: int, seconds: float, rows: list[Row]) -> None:
+    sandbox = SandboxProcess(companies, documents, latency=seconds)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            wall, rss, requests, throttled, served = measure(OURS, ours_env(sandbox, Path(tmp)), sandbox)
+    finally:
+        sandbox.stop()
+    ideal = requests * seconds / CONCURRENCY
+    rows.append(
+        Row(
+            f"{companies} companies, {seconds * 1000:.0f} ms latency",
+            "ours",
+            wall,
+            served,
+            requests,
+            throttled,
+            rss,
+            f"≤ 1.3x requests x latency ÷ {CONCURRENCY} = {ideal:.1f} s ({wall / ideal:.2f}x)",
+            "yes" if wall <= 1.3 * ideal else "no",
+        )
+    )
+
+
+def rate_limited(companies: int, documents: int, limit: int, window: float, rows: list[Row]) -> None:
+    sandbox = SandboxProcess(companies, documents)
+    sandbox.admin("POST", "config", rate_limit_per_minute=limit, rate_window_seconds=window)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            env = ours_env(sandbox, Path(tmp), rate_limit_per_minute=str(limit), rate_limit_window_seconds=str(window))
+            wall, rss, requests, throttled, served = measure(OURS, env, sandbox)
+    finally:
+        sandbox.stop()
+    per_company = (requests - 1) / companies  # the companies list is not a company's request
+    allowed = limit * (1 + max(wall - 1.5, 0) / window)  # the burst, then `limit` per window
+    share = per_company / allowed
+    rows.append(
+        Row(
+            f"rate limit {limit} per {window:.0f} s per company",
+            "ours",
+            wall,
+            served,
+            requests,
+            throttled,
+            rss,
+            f"≥ 90% of the allowed rate ({share:.0%}), ~0 429s",
+            "yes" if share >= 0.9 and throttled <= 1 else "no",
+        )
+    )
+
+
+def incremental_nothing_changed(companies: int, documents: int, rows: list[Row]) -> None:
+    sandbox = SandboxProcess(companies, documents)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            env = ours_env(sandbox, Path(tmp))
+            measure(OURS, env, sandbox)  # the full load first
+            wall, rss, requests, throttled, served = measure(OURS, env, sandbox)
+            refreshes = sandbox.admin("GET", "stats")["grants"].get("refresh_token", 0)
+    finally:
+        sandbox.stop()
+    expected = companies * (RESOURCES - 1) + 1
+    rows.append(
+        Row(
+            f"incremental, nothing changed, {companies} companies",
+            "ours",
+            wall,
+            served,
+            requests,
+            throttled,
+            rss,
+            f"{expected} requests + ≤ 1 refresh ({requests} + {refreshes}), < 3 s",
+            "yes" if requests == expected and refreshes <= 1 and wall < 3 else "no",
+        )
+    )
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| scenario | contender | wall s | documents | docs/s | requests | 429s | peak RSS MB | target | met |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for r in rows:
+        rate = r.documents / r.wall if r.wall else 0
+        lines.append(
+            f"| {r.scenario} | {r.contender} | {r.wall:.1f} | {r.documents} | {rate:,.0f} | {r.requests} | "
+            f"{r.throttled} | {r.rss_mb:,.0f} | {r.target} | {r.met} |"
+        )
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} "
+        f"GiB, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness, measures nothing")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results.md")
+    args = parser.parse_args()
+    q = args.quick
+    rows: list[Row] = []
+    started = time.monotonic()
+    ours = full_load(4, 100 if q else 8_000, rows)
+    memory_at_scale(4, 300 if q else 80_000, ours, rows)
+    latency(8, 100 if q else 1_000, 0.05, rows)
+    rate_limited(2, 200 if q else 2_000, 10, 3.0 if q else 10.0, rows)
+    incremental_nothing_changed(10, 50 if q else 500, rows)
+    report = f"# Benchmarks\n\n{machine()}; `make bench` took {time.monotonic() - started:.0f} s.\n\n{table(rows)}\n"
+    print(report)
+    args.out.write_text(report)
+
+
+if __name__ == "__main__":
+    main()
