@@ -154,17 +154,18 @@ class ApprovalMaxClient:
             attempt += 1
             ticket = self.pacer.acquire(company) if company is not None else None
             try:
-                with self._slots:
-                    self.stats.add(requests=1)
-                    response = self._http.get(path, params=params)
+                try:
+                    with self._slots:
+                        self.stats.add(requests=1)
+                        response = self._http.get(path, params=params)
+                finally:  # the attempt is over: date it now, before any backoff
+                    if ticket is not None:
+                        self.pacer.done(ticket)
             except RETRYABLE_EXCEPTIONS as exc:
                 self._pause_or_raise(attempt, path, type(exc).__name__, None)
                 continue
             except httpx.HTTPError as exc:
                 raise ApiUnavailable(f"GET {path} failed: {type(exc).__name__}: {clean_text(str(exc))}") from None
-            finally:
-                if ticket is not None:
-                    self.pacer.done(ticket)
             if response.status_code == 429:
                 self.stats.add(throttled=1)
             if is_retryable_status(response.status_code):
