@@ -29,6 +29,15 @@ CONCURRENCY = 4
 
 
 @dataclass
+class Measured:
+    wall: float
+    rss_mb: float
+    requests: int
+    throttled: int
+    documents: int
+
+
+@dataclass
 class Row:
     scenario: str
     contender: str
@@ -105,7 +114,7 @@ class SandboxProcess:
         self.process.wait(timeout=30)
 
 
-def measure(command: list[str], env: dict[str, str], sandbox: SandboxProcess) -> tuple[float, float, int, int, int]:
+def measure(command: list[str], env: dict[str, str], sandbox: SandboxProcess) -> Measured:
     """(wall s, peak RSS MB, requests, 429s, documents) of one process."""
     sandbox.admin("POST", "reset-stats")
     with tempfile.TemporaryFile() as output:
@@ -118,7 +127,7 @@ def measure(command: list[str], env: dict[str, str], sandbox: SandboxProcess) ->
             output.seek(0)
             raise RuntimeError(f"{' '.join(command)} failed: {output.read().decode()[-2000:]}")
     requests, throttled, documents = sandbox.counts()
-    return wall, usage.ru_maxrss / 1024, requests, throttled, documents
+    return Measured(wall, usage.ru_maxrss / 1024, requests, throttled, documents)
 
 
 def ours_env(sandbox: SandboxProcess, folder: Path, **settings: str) -> dict[str, str]:
@@ -157,30 +166,20 @@ def contender_env(sandbox: SandboxProcess, folder: Path) -> dict[str, str]:
 
 
 def full_load(companies: int, documents: int, rows: list[Row]) -> Row:
-    sandbox = SandboxProcess(companies, documents)
-    try:
-        results = {}
-        for name in ("floor", "rest_api", "rest_api_parquet", "ours"):
+    scenario = f"full load, {companies}x{documents} documents"
+    results: dict[str, Row] = {}
+    with sandbox_process(companies, documents) as sandbox:
+        for name in ("floor", "rest_api", "rest_api_parquet"):
             with tempfile.TemporaryDirectory() as tmp:
-                folder = Path(tmp)
-                if name == "ours":
-                    measured = measure(OURS, ours_env(sandbox, folder), sandbox)
-                else:
-                    command = [sys.executable, "-m", "benchmarks.contenders", name]
-                    measured = measure(command, contender_env(sandbox, folder), sandbox)
-            wall, rss, requests, throttled, served = measured
-            results[name] = Row(
-                f"full load, {companies}x{documents} documents", name, wall, served, requests, throttled, rss
-            )
-    finally:
-        sandbox.stop()
-    ours, floor = results["ours"], results["floor"]
+                command = [sys.executable, "-m", "benchmarks.contenders", name]
+                m = measure(command, contender_env(sandbox, Path(tmp)), sandbox)
+            results[name] = Row(scenario, name, m.wall, m.documents, m.requests, m.throttled, m.rss_mb)
+        m = measure_ours(sandbox)
+    floor = results["floor"].wall
     best = min(results["rest_api"].wall, results["rest_api_parquet"].wall)
-    ours.target = (
-        f"≤ 2x floor ({ours.wall / floor.wall:.1f}x), ≤ 0.5x best rest_api ({ours.wall / best:.2f}x), RSS < 1024 MB"
-    )
-    ours.met = "yes" if ours.wall <= 2 * floor.wall and ours.wall <= 0.5 * best and ours.rss_mb < 1024 else "no"
-    rows.extend(results.values())
+    target = f"<= 2x floor ({m.wall / floor:.1f}x), <= 0.5x best rest_api ({m.wall / best:.2f}x), RSS < 1024 MB"
+    ours = ours_row(scenario, m, target, m.wall <= 2 * floor and m.wall <= 0.5 * best and m.rss_mb < 1024)
+    rows.extend([*results.values(), ours])
     return ours
 
 
@@ -195,94 +194,55 @@ def sandbox_process(companies: int, documents: int, latency: float = 0.0, **knob
         sandbox.stop()
 
 
-def measure_ours(sandbox: SandboxProcess, runs: int = 1, **settings: str) -> tuple[float, float, int, int, int]:
+def measure_ours(sandbox: SandboxProcess, runs: int = 1, **settings: str) -> Measured:
     """This pipeline `runs` times in one fresh folder; the last run's figures."""
     with tempfile.TemporaryDirectory() as tmp:
         env = ours_env(sandbox, Path(tmp), **settings)
         for _ in range(runs):
-            measured = measure(OURS, env, sandbox)
-    return measured
+            last = measure(OURS, env, sandbox)
+    return last
+
+
+def ours_row(scenario: str, m: Measured, target: str, met: bool) -> Row:
+    return Row(scenario, "ours", m.wall, m.documents, m.requests, m.throttled, m.rss_mb, target, "yes" if met else "no")
 
 
 def memory_at_scale(companies: int, documents: int, baseline: Row, rows: list[Row]) -> None:
     with sandbox_process(companies, documents) as sandbox:
-        wall, rss, requests, throttled, served = measure_ours(sandbox)
-    ratio = rss / baseline.rss_mb
-    rows.append(
-        Row(
-            f"memory at 10x, {companies}x{documents} documents",
-            "ours",
-            wall,
-            served,
-            requests,
-            throttled,
-            rss,
-            f"RSS <= 1.5x of the full load ({ratio:.2f}x)",
-            "yes" if ratio <= 1.5 else "no",
-        )
-    )
+        m = measure_ours(sandbox)
+    ratio = m.rss_mb / baseline.rss_mb
+    target = f"RSS <= 1.5x of the full load ({ratio:.2f}x)"
+    rows.append(ours_row(f"memory at 10x, {companies}x{documents} documents", m, target, ratio <= 1.5))
 
 
 def latency(companies: int, documents: int, seconds: float, rows: list[Row]) -> None:
     with sandbox_process(companies, documents, latency=seconds) as sandbox:
-        wall, rss, requests, throttled, served = measure_ours(sandbox)
-    ideal = requests * seconds / CONCURRENCY
-    rows.append(
-        Row(
-            f"{companies} companies, {seconds * 1000:.0f} ms latency",
-            "ours",
-            wall,
-            served,
-            requests,
-            throttled,
-            rss,
-            f"<= 1.3x requests x latency / {CONCURRENCY} = {ideal:.1f} s ({wall / ideal:.2f}x)",
-            "yes" if wall <= 1.3 * ideal else "no",
-        )
-    )
+        m = measure_ours(sandbox)
+    ideal = m.requests * seconds / CONCURRENCY
+    target = f"<= 1.3x requests x latency / {CONCURRENCY} = {ideal:.1f} s ({m.wall / ideal:.2f}x)"
+    rows.append(ours_row(f"{companies} companies, {seconds * 1000:.0f} ms latency", m, target, m.wall <= 1.3 * ideal))
 
 
 def rate_limited(companies: int, documents: int, limit: int, window: float, rows: list[Row]) -> None:
     with sandbox_process(companies, documents, rate_limit_per_minute=limit, rate_window_seconds=window) as sandbox:
-        wall, rss, requests, throttled, served = measure_ours(
-            sandbox, rate_limit_per_minute=str(limit), rate_limit_window_seconds=str(window)
-        )
-    per_company = (requests - 1) / companies  # the companies list is not a company's request
-    allowed = limit * (1 + max(wall - 1.5, 0) / window)  # the burst, then `limit` per window
+        m = measure_ours(sandbox, rate_limit_per_minute=str(limit), rate_limit_window_seconds=str(window))
+    per_company = (m.requests - 1) / companies  # the companies list is not a company's request
+    allowed = limit * (1 + max(m.wall - 1.5, 0) / window)  # the burst, then `limit` per window
     share = per_company / allowed
+    target = f">= 90% of the allowed rate ({share:.0%}), ~0 429s"
     rows.append(
-        Row(
-            f"rate limit {limit} per {window:.0f} s per company",
-            "ours",
-            wall,
-            served,
-            requests,
-            throttled,
-            rss,
-            f">= 90% of the allowed rate ({share:.0%}), ~0 429s",
-            "yes" if share >= 0.9 and throttled <= 1 else "no",
-        )
+        ours_row(f"rate limit {limit} per {window:.0f} s per company", m, target, share >= 0.9 and m.throttled <= 1)
     )
 
 
 def incremental_nothing_changed(companies: int, documents: int, rows: list[Row]) -> None:
     with sandbox_process(companies, documents) as sandbox:
-        wall, rss, requests, throttled, served = measure_ours(sandbox, runs=2)  # a full load, then the one timed
+        m = measure_ours(sandbox, runs=2)  # a full load, then the one timed
         refreshes = sandbox.admin("GET", "stats")["grants"].get("refresh_token", 0)
     expected = companies * (RESOURCES - 1) + 1
-    rows.append(
-        Row(
-            f"incremental, nothing changed, {companies} companies",
-            "ours",
-            wall,
-            served,
-            requests,
-            throttled,
-            rss,
-            f"{expected} requests + <= 1 refresh ({requests} + {refreshes}), < 3 s",
-            "yes" if requests == expected and refreshes <= 1 and wall < 3 else "no",
-        )
-    )
+    target = f"{expected} requests + <= 1 refresh ({m.requests} + {refreshes}), < 3 s"
+    met = m.requests == expected and refreshes <= 1 and m.wall < 3
+    rows.append(ours_row(f"incremental, nothing changed, {companies} companies", m, target, met))
 
 
 def table(rows: list[Row]) -> str:

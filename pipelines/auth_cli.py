@@ -39,9 +39,9 @@ def login(
         wait_for_redirect,
     )
 
-    from .cli_common import load_settings_or_exit
+    from .cli_common import current_settings
 
-    settings = load_settings_or_exit()
+    settings = current_settings()
     uri = redirect_uri or settings.redirect_uri
     request = new_request(
         settings.identity_base_url.rstrip("/") + AUTHORIZE_PATH,
@@ -74,9 +74,9 @@ def import_token() -> None:
     """Seed the store from an existing refresh token, read from standard input (never an argument)."""
     from sources.approvalmax.tokens import open_tokens
 
-    from .cli_common import load_settings_or_exit
+    from .cli_common import current_settings
 
-    settings = load_settings_or_exit()
+    settings = current_settings()
     interactive = sys.stdin.isatty()
     raw = typer.prompt("refresh token", hide_input=True) if interactive else sys.stdin.readline()
     refresh_token = str(raw).strip()
@@ -101,10 +101,10 @@ def status() -> None:
     from sources.approvalmax.settings import REFRESH_TOKEN_LIFETIME_DAYS
     from sources.approvalmax.tokens import settings_store
 
-    from .cli_common import load_settings_or_exit
+    from .cli_common import current_settings
     from .errors import EXIT_REAUTHORIZE
 
-    settings = load_settings_or_exit()
+    settings = current_settings()
     store = settings_store(settings)
     with store.lock():
         record = store.load()

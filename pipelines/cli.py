@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from .auth_cli import auth_app
-from .cli_common import DEBUG, err, handle_errors, load_settings_or_exit, out
+from .cli_common import DEBUG, current_settings, err, handle_errors, out
 from .errors import EXIT_FAILED, EXIT_OK
 
 app = typer.Typer(
@@ -133,7 +133,7 @@ def run(
         until=parse_when("--until", until),
         wait=wait,
     )
-    settings = load_settings_or_exit()
+    settings = current_settings()
     monitor = RunMonitor()
     with progress_display(err.is_terminal if progress is None else progress, monitor):
         result = run_pipeline(settings, request, monitor)
@@ -149,7 +149,7 @@ def companies() -> None:
 
     from .summary import companies_table
 
-    with open_client(load_settings_or_exit()) as client:
+    with open_client(current_settings()) as client:
         out.print(companies_table(client.companies()))
 
 
@@ -159,7 +159,7 @@ def ping() -> None:
     """Check that the API answers and the credentials work."""
     from sources.approvalmax.tokens import open_client
 
-    settings = load_settings_or_exit()
+    settings = current_settings()
     with open_client(settings) as client:
         started = time.monotonic()
         client.ping()
@@ -184,7 +184,7 @@ def state(
     if not cursors:
         out.print(f"no cursors yet for pipeline {pipeline_name}: the next run is a full load")
         return
-    out.print(cursor_table(cursors, {}))
+    out.print(cursor_table(cursors))
 
 
 @app.command()

@@ -50,8 +50,8 @@ def _is_ours(exc: BaseException) -> bool:
     return isinstance(exc, OUR_ERRORS)
 
 
-def load_settings_or_exit() -> Any:
-    """Settings resolved now (errors go through handle_errors like any other)."""
+def current_settings() -> Any:
+    """Settings resolved now; a ConfigError reaches handle_errors like any other error."""
     from sources.approvalmax.config import load_settings
 
     return load_settings()

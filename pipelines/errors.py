@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from sources.approvalmax.errors import ApprovalMaxError, ConfigError
 from sources.oauth_tokens import ReauthorizationRequired, TokenError, TokenStoreUnusable
 
@@ -14,29 +16,39 @@ EXIT_BUSY = 4  # another run holds the pipeline, or another process the DuckDB f
 OUR_ERRORS = (ApprovalMaxError, TokenError)
 
 
-def find_cause(exc: BaseException) -> BaseException:
-    """The first of our errors in the chain dlt wraps around it (`PipelineStepFailed.exception`,
-    `__cause__`, `__context__`); else the innermost exception, which says most."""
+class BusyError(ApprovalMaxError):
+    """Another run holds the pipeline, or another process its DuckDB file."""
+
+
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and everything dlt wraps inside it (`PipelineStepFailed.exception`, `__cause__`,
+    `__context__`), outermost first, each once."""
     seen: set[int] = set()
     queue: list[BaseException] = [exc]
-    innermost = exc
     while queue:
         current = queue.pop(0)
         if id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, OUR_ERRORS):
-            return current
-        innermost = current
-        for link in (getattr(current, "exception", None), current.__cause__, current.__context__):
-            if isinstance(link, BaseException):
-                queue.append(link)
+        yield current
+        queue.extend(
+            link
+            for link in (getattr(current, "exception", None), current.__cause__, current.__context__)
+            if isinstance(link, BaseException)
+        )
+
+
+def find_cause(exc: BaseException) -> BaseException:
+    """The first of our errors in the chain; else the innermost exception, which says most."""
+    innermost = exc
+    for link in exception_chain(exc):
+        if isinstance(link, OUR_ERRORS):
+            return link
+        innermost = link
     return innermost
 
 
 def exit_code(exc: BaseException) -> int:
-    from .working_folder import BusyError
-
     if isinstance(exc, BusyError):
         return EXIT_BUSY
     if isinstance(exc, ReauthorizationRequired):

@@ -19,7 +19,7 @@ from sources.approvalmax.tokens import open_client, open_tokens
 from .factory import DATASET_NAME, PIPELINE_NAME, loader_file_format, resolve_destination
 from .options import check_window, select_companies, select_resources
 from .views import create_views
-from .working_folder import BusyError, busy_message, is_duckdb_busy, restored_pipeline, run_lock
+from .working_folder import busy_error, duckdb_lock_error, restored_pipeline, run_lock
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,6 @@ class RunResult:
     dataset: str
     pipeline: str
     backfill: bool = False
-    resources: tuple[str, ...] = field(default_factory=tuple)
     views: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -104,8 +103,9 @@ def _extract_and_load(
         try:
             pipeline.run(source, loader_file_format=loader_file_format(destination))  # type: ignore[arg-type]
         except Exception as exc:
-            if is_duckdb_busy(exc):
-                raise BusyError(busy_message(exc)) from None
+            locked = duckdb_lock_error(exc)
+            if locked is not None:
+                raise busy_error(locked) from None
             raise
         monitor.phase = "views"
         views = create_views(pipeline)
@@ -130,6 +130,5 @@ def _extract_and_load(
             dataset=request.dataset,
             pipeline=request.pipeline_name,
             backfill=window is not None,
-            resources=resources,
             views=tuple(views),
         )

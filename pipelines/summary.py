@@ -76,15 +76,14 @@ def run_summary(result: RunResult) -> RenderableType:
     return Group(*parts)
 
 
-def cursor_table(cursors: Mapping[str, Mapping[str, str]], names: Mapping[str, str]) -> Table:
+def cursor_table(cursors: Mapping[str, Mapping[str, str]]) -> Table:
     table = Table(title="incremental cursors (modifiedAt of the newest loaded row, per company)", title_justify="left")
     table.add_column("resource")
     table.add_column("company")
     table.add_column("cursor")
     for resource in sorted(cursors):
         for company_id, cursor in sorted(cursors[resource].items()):
-            label = f"{names[company_id]} ({company_id})" if company_id in names else company_id
-            table.add_row(resource, label, cursor)
+            table.add_row(resource, company_id, cursor)
     return table
 
 

@@ -20,15 +20,10 @@ from dlt.common.destination import Destination
 from dlt.common.pipeline import get_dlt_pipelines_dir
 from filelock import FileLock, Timeout
 
-from sources.approvalmax.errors import ApprovalMaxError
-
+from .errors import BusyError, exception_chain
 from .factory import make_pipeline
 
 BUSY_POLL_SECONDS = 1.0
-
-
-class BusyError(ApprovalMaxError):
-    """Another run holds the pipeline or its DuckDB file."""
 
 
 @contextlib.contextmanager
@@ -47,31 +42,20 @@ def run_lock(pipeline_name: str, pipelines_dir: str | None, wait: float) -> Iter
         ) from None
 
 
-def is_duckdb_busy(exc: BaseException) -> bool:
-    """True when a DuckDB file could not be opened because another process holds it."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    stack = [exc]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if "Could not set lock on file" in str(current):
-            return True
-        stack.extend(
-            link
-            for link in (getattr(current, "exception", None), current.__cause__, current.__context__)
-            if isinstance(link, BaseException)
-        )
-    return False
+DUCKDB_LOCKED = "Could not set lock on file"
 
 
-def busy_message(exc: BaseException) -> str:
-    text = str(exc)
-    start = text.find("Could not set lock on file")
-    detail = text[start:].split(". See also")[0] if start >= 0 else "the DuckDB file is in use"
-    return f"{detail}: another process has the DuckDB file open; it was not touched. Try again when it is done"
+def duckdb_lock_error(exc: BaseException) -> BaseException | None:
+    """The link of the chain saying a DuckDB file is held by another process, if any."""
+    return next((link for link in exception_chain(exc) if DUCKDB_LOCKED in str(link)), None)
+
+
+def busy_error(locked: BaseException) -> BusyError:
+    text = str(locked)
+    detail = text[text.find(DUCKDB_LOCKED) :].split(". See also")[0]
+    return BusyError(
+        f"{detail}: another process has the DuckDB file open; it was not touched. Try again when it is done"
+    )
 
 
 def restored_pipeline(
@@ -90,10 +74,11 @@ def restored_pipeline(
             pipeline.sync_destination()
             return pipeline
         except Exception as exc:
-            if not is_duckdb_busy(exc):
+            locked = duckdb_lock_error(exc)
+            if locked is None:
                 raise
             if time.monotonic() >= deadline:
-                raise BusyError(busy_message(exc)) from None
+                raise busy_error(locked) from None
             time.sleep(BUSY_POLL_SECONDS)
 
 

@@ -8,7 +8,7 @@ import random
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 SPAN = timedelta(days=540)
@@ -88,7 +88,7 @@ def format_ticks(ticks: int, offset_minutes: int = 0) -> str:
     """ASP.NET style: 7 fractional digits, `Z` or an offset."""
     moment = from_ticks(ticks)
     if offset_minutes:
-        moment = moment.astimezone(timedelta_zone(offset_minutes))
+        moment = moment.astimezone(timezone(timedelta(minutes=offset_minutes)))
     base = moment.strftime("%Y-%m-%dT%H:%M:%S")
     fraction = f"{ticks % TICKS_PER_SECOND:07d}"
     if not offset_minutes:
@@ -96,12 +96,6 @@ def format_ticks(ticks: int, offset_minutes: int = 0) -> str:
     sign = "+" if offset_minutes > 0 else "-"
     hours, minutes = divmod(abs(offset_minutes), 60)
     return f"{base}.{fraction}{sign}{hours:02d}:{minutes:02d}"
-
-
-def timedelta_zone(offset_minutes: int) -> Any:
-    from datetime import timezone
-
-    return timezone(timedelta(minutes=offset_minutes))
 
 
 def parse_filter_time(value: str) -> int:

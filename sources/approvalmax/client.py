@@ -183,7 +183,7 @@ class ApprovalMaxClient:
 
     def _json(self, response: httpx.Response, path: str, attempt: int) -> Any:
         kind = response.headers.get("content-type", "")
-        if "html" in kind or response.content.lstrip()[:1] == b"<":
+        if "html" in kind or response.content[:64].lstrip()[:1] == b"<":
             raise ApiResponseError(
                 f"GET {path} answered {kind or 'non-JSON'} instead of JSON: "
                 f"is api_base_url ({self.base_url}) the ApprovalMax API?"

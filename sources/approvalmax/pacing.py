@@ -44,7 +44,6 @@ class CompanyPacer:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._sent: dict[str, collections.deque[Ticket]] = {}
-        self.waited = 0.0  # seconds spent waiting, for the benchmarks
 
     def acquire(self, key: str) -> Ticket:
         """Wait until a request for `key` may be sent; hand `done` the ticket afterwards."""
@@ -62,7 +61,6 @@ class CompanyPacer:
                     return ticket
                 oldest = sent[0].finished
                 wait = POLL_SECONDS if oldest == math.inf else oldest + self.window - now
-            self.waited += wait
             self._sleep(wait)
 
     def done(self, ticket: Ticket) -> None:

@@ -76,11 +76,6 @@ class StoredTokens(abc.ABC):
                 assert record.access_token is not None
                 return record.access_token
 
-    def current_record(self) -> TokenRecord | None:
-        """The stored record, read under the lock (for status displays)."""
-        with self.store.lock():
-            return self.store.load()
-
     def _prepare(self, record: TokenRecord | None) -> TokenRecord:
         """The record to work from (a flow may start a new one here)."""
         return record or TokenRecord()
