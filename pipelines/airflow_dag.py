@@ -61,7 +61,9 @@ def company_source(company_id: str | None) -> Any:
     require_shared_token_store(settings)
     client = open_client(settings)
     companies = select_companies(client.companies(), [company_id] if company_id else settings.company_ids)
-    options = ExtractOptions(lookback=timedelta(minutes=settings.lookback_minutes), strict=True)
+    options = ExtractOptions(
+        lookback=timedelta(minutes=settings.lookback_minutes), strict=True, arrow=settings.arrow_tables
+    )
     return approvalmax_source(client, companies, options)
 
 

@@ -96,7 +96,9 @@ def _extract_and_load(
         monitor.stats = client.stats
         companies = select_companies(client.companies(), request.companies or settings.company_ids)
         window = Window(request.since, request.until) if request.since or request.until else None
-        options = ExtractOptions(lookback=timedelta(minutes=settings.lookback_minutes), window=window)
+        options = ExtractOptions(
+            lookback=timedelta(minutes=settings.lookback_minutes), window=window, arrow=settings.arrow_tables
+        )
         monitor.report = options.report
         source = approvalmax_source(client, companies, options).with_resources(*resources)
         monitor.phase = "loading"

@@ -9,13 +9,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dlt
+from dlt.common.data_types.typing import TDataType
 from dlt.common.schema.typing import TColumnSchema
 from dlt.extract.hints import TResourceNestedHints
 from dlt.extract.resource import DltResource
 
 from ..oauth_tokens import TokenError
+from .arrow_tables import ArrowDocuments, column_hints, nested_hints, root_hints
 from .client import ApprovalMaxClient
 from .cursors import Window, dump_cursor, load_cursor, next_cursor, request_floor
+from .dlt_compat import allow_arrow_in_nested_tables
 from .errors import ApiUnavailable, ApprovalMaxError
 from .fan_in import Done, Failed, Item, fan_in
 from .records import count_rows, modified_at, prepare_row
@@ -32,6 +35,12 @@ from .timestamps import format_timestamp
 FATAL_ERRORS: tuple[type[BaseException], ...] = (TokenError, ApiUnavailable)
 
 DOCUMENT_KEY = ("company_id", "request_id")
+KEY_TYPES: dict[str, TDataType] = {"company_id": "text", "request_id": "text"}
+# Documents per batch of Arrow tables: big enough to amortise dlt's per-item cost, small
+# enough to keep memory flat (about 10 MB of rows).
+ARROW_BATCH_DOCUMENTS = 2000
+
+allow_arrow_in_nested_tables()
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,9 @@ class RunReport:
         count_rows(table, rows, self.rows.setdefault(company_id, Counter()))
         self.documents += len(rows)
 
+    def counter(self, company_id: str) -> Counter[str]:
+        return self.rows.setdefault(company_id, Counter())
+
 
 @dataclass(frozen=True)
 class ExtractOptions:
@@ -65,6 +77,8 @@ class ExtractOptions:
     report: RunReport = field(default_factory=RunReport)
     # Raise on a company's failure instead of recording it (schedulers show a failed task).
     strict: bool = False
+    # Hand dlt Arrow tables (fast); False uses dlt's row-by-row normaliser for the same tables.
+    arrow: bool = True
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
@@ -121,14 +135,16 @@ def documents_resource(
 ) -> DltResource:
     """One document type for every company; each company's cursor moves only once all its pages are in."""
     table = document_type.resource
+    report = options.report
 
-    def extract() -> Iterator[list[dict[str, Any]]]:
+    def extract() -> Iterator[Any]:
         window = options.window
         cursors: dict[str, str] | None = None
         if window is None:
             cursors = dlt.current.resource_state().setdefault("cursors", {})
         started: dict[str, datetime] = {}
         newest: dict[str, datetime] = {}
+        batch = _arrow_batch(document_type) if options.arrow else None
 
         def producer(company_id: str) -> Callable[[], Iterator[list[dict[str, Any]]]]:
             def fetch() -> Iterator[list[dict[str, Any]]]:
@@ -146,40 +162,93 @@ def documents_resource(
         for event in fan_in({cid: producer(cid) for cid in company_ids}, client.concurrency):
             if isinstance(event, Item):
                 rows = []
+                counts = report.counter(event.key)
                 for raw in event.value:
-                    row = prepare_row(raw, event.key)
-                    modified = modified_at(row)
+                    modified = modified_at(raw)
                     if window is not None and not window.admits(modified):
                         continue
                     if modified is not None and (event.key not in newest or modified > newest[event.key]):
                         newest[event.key] = modified
-                    rows.append(row)
+                    if batch is None:
+                        rows.append(prepare_row(raw, event.key))
+                    else:
+                        batch.add(raw, event.key, counts)
+                        report.documents += 1
                 if rows:
-                    options.report.count(event.key, table, rows)
+                    report.count(event.key, table, rows)
                     yield rows
+                if batch is not None and batch.documents >= ARROW_BATCH_DOCUMENTS:
+                    yield from _arrow_items(batch, document_type)
             elif isinstance(event, Done):
                 if cursors is not None:
                     moved = next_cursor(load_cursor(cursors.get(event.key)), newest.get(event.key), started[event.key])
                     if moved is not None:
                         cursors[event.key] = dump_cursor(moved)
             else:
-                _record_failure(options.report, event, table, options.strict)
+                _record_failure(report, event, table, options.strict)
+        if batch is not None:
+            yield from _arrow_items(batch, document_type)
 
-    columns: dict[str, TColumnSchema] = {name: {"data_type": kind} for name, kind in document_type.columns.items()}
-    # Within one load the newest version of a document wins.
-    columns["modified_at"]["dedup_sort"] = "desc"
-    nested_hints: dict[str | Sequence[str], TResourceNestedHints] = {
-        path: dlt.mark.make_nested_hints(columns={name: {"data_type": kind} for name, kind in types.items()})
-        for path, types in document_type.children.items()
+    if options.arrow:
+        # Hints go with each Arrow table (a table variant each); the resource only says how to write.
+        return dlt.resource(extract, name=table, write_disposition="merge", primary_key=DOCUMENT_KEY)
+    nested: dict[str | Sequence[str], TResourceNestedHints] = {
+        path: dlt.mark.make_nested_hints(columns=column_hints(types)) for path, types in document_type.children.items()
     }
     return dlt.resource(
         extract,
         name=table,
         write_disposition="merge",
         primary_key=DOCUMENT_KEY,
-        columns=columns,
-        nested_hints=nested_hints,
+        columns=_root_columns(document_type),
+        nested_hints=nested,
     )
+
+
+def _root_columns(document_type: DocumentType) -> dict[str, TColumnSchema]:
+    columns = dict(column_hints(document_type.columns))
+    # Within one load the newest version of a document wins.
+    columns["modified_at"] = {**columns["modified_at"], "dedup_sort": "desc"}
+    return columns
+
+
+def _child_table(document_type: DocumentType, path: Sequence[str]) -> str:
+    return "__".join((document_type.resource, *path))
+
+
+def _arrow_batch(document_type: DocumentType) -> ArrowDocuments:
+    """A batch builder that knows the declared types and those the tables already have in dlt's schema."""
+    root = document_type.resource
+    declared = {root: {**KEY_TYPES, **document_type.columns}}
+    for path, types in document_type.children.items():
+        declared[_child_table(document_type, path)] = types
+    tables = dlt.current.source_schema().tables
+    existing = {name: t["columns"] for name, t in tables.items() if name == root or name.startswith(root + "__")}
+    load_id = dlt.current.load_package_state()["load_id"]
+    return ArrowDocuments(root, declared, existing, load_id)
+
+
+def _arrow_items(batch: ArrowDocuments, document_type: DocumentType) -> Iterator[Any]:
+    """The batch's Arrow tables, each with its table's hints: dlt merges them as nested tables."""
+    declared = {_child_table(document_type, path): types for path, types in document_type.children.items()}
+    for name, arrow in batch.flush():
+        parent = batch.parent_of(name)
+        if parent is None:
+            hints = dlt.mark.make_hints(
+                table_name=name,
+                primary_key=DOCUMENT_KEY,
+                write_disposition="merge",
+                columns={**_root_columns(document_type), **root_hints()},
+            )
+        else:
+            hints = dlt.mark.make_hints(
+                table_name=name,
+                parent_table_name=parent,
+                primary_key=[],
+                write_disposition="merge",
+                columns={**column_hints(declared.get(name, {})), **nested_hints()},
+            )
+        yield dlt.mark.with_hints(arrow, hints, create_table_variant=True)
 
 
 def _record_failure(report: RunReport, event: Failed, resource: str, strict: bool) -> None:

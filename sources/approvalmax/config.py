@@ -52,6 +52,8 @@ class ApprovalMaxSettings(BaseConfiguration):
     company_ids: list[str] | None = None
     scopes: str = DEFAULT_SCOPES
     redirect_uri: str = "http://127.0.0.1:8765/callback"
+    # Hand dlt Arrow tables for documents; false falls back to dlt's row normaliser (same tables, slower).
+    arrow_tables: bool = True
 
 
 def env_name(field_path: str) -> str:

@@ -18,7 +18,7 @@ _TIME_SUFFIXES = ("At", "Date")
 _TIME_NAMES = frozenset({"date"})
 
 
-def _is_time_field(key: str) -> bool:
+def is_time_field(key: str) -> bool:
     return key in _TIME_NAMES or key.endswith(_TIME_SUFFIXES)
 
 
@@ -43,7 +43,7 @@ def _convert(value: Any) -> Any:
 
 
 def _convert_field(key: str, value: Any) -> Any:
-    if isinstance(value, str) and _is_time_field(key):
+    if isinstance(value, str) and is_time_field(key):
         parsed = parse_timestamp(value)
         return value if parsed is None else parsed
     if key == "requestStatus":

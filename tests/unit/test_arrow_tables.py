@@ -1,0 +1,128 @@
+"""Arrow batches against dlt's own row normaliser, on documents the sandbox never sends.
+
+Both paths load the same pages into DuckDB files of their own; the warehouses must be equal.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dlt
+import pytest
+
+from sources.approvalmax import ExtractOptions, documents_resource
+from sources.approvalmax.arrow_tables import ArrowDocuments, RowIds
+from sources.approvalmax.settings import DOCUMENT_TYPES
+
+from ..warehouse_compare import differences
+
+BILLS = DOCUMENT_TYPES[0]
+
+
+class PagesClient:
+    """Stands in for ApprovalMaxClient: every company gets the same pages."""
+
+    concurrency = 2
+
+    def __init__(self, pages: list[list[dict[str, Any]]]) -> None:
+        self.pages = pages
+
+    def documents(self, company_id: str, path: str, params: dict[str, str]) -> Iterator[list[dict[str, Any]]]:
+        yield from ([dict(doc) for doc in page] for page in self.pages)
+
+
+def odd_documents() -> list[list[dict[str, Any]]]:
+    return [
+        [
+            {
+                "requestId": "r1",
+                "modifiedAt": "2025-01-02T03:04:05.1234567Z",
+                "total": 10,  # a whole number in a double column
+                "requestStatus": {"name": "OnApproval", "value": 1},
+                "requester": {"userId": "u1", "address": {"city": "Wellington"}},  # nested objects
+                "tags": ["a", "b"],  # a list of plain values
+                "lineItems": [
+                    {"amount": 1.5, "tracking": [{"categoryName": "Region", "optionName": "North"}]},
+                    {"amount": 2, "tracking": []},
+                ],
+                "neverSet": None,
+                "newCount": 3,
+            },
+            {
+                "requestId": "r2",
+                "modifiedAt": "2025-01-03T00:00:00+13:00",
+                "total": "12.5",  # a number as text
+                "requestStatus": "approved",
+                "contact": None,
+                "lineItems": [],
+                "events": [{"eventType": "x", "eventDate": "2025-01-01T00:00:00Z", "isSystem": True}],
+                "newCount": 4,
+                "customFlag": True,
+            },
+        ],
+        [
+            {
+                "requestId": "r3",
+                "modifiedAt": "2025-01-04T00:00:00Z",
+                "total": "not a number",  # goes to a variant column
+                "requester": {"userId": "u2"},
+                "attachments": [{"attachmentId": "a1", "fileSize": 7}],
+            }
+        ],
+    ]
+
+
+def load(folder: Path, arrow: bool, pages: list[list[dict[str, Any]]]) -> str:
+    database = str(folder / ("arrow.duckdb" if arrow else "rows.duckdb"))
+    pipeline = dlt.pipeline(
+        f"arrow_{arrow}",
+        destination=dlt.destinations.duckdb(database),
+        dataset_name="approvalmax",
+        pipelines_dir=str(folder / f"pipelines_{arrow}"),
+    )
+    resource = documents_resource(PagesClient(pages), ["c1", "c2"], BILLS, ExtractOptions(arrow=arrow))  # type: ignore[arg-type]
+    pipeline.run(resource, loader_file_format="parquet")
+    return database
+
+
+@pytest.mark.parametrize("runs", [1, 2])
+def test_odd_documents_load_as_dlt_would_load_them(tmp_path: Path, runs: int) -> None:
+    for _ in range(runs):  # the second run merges into what the first loaded
+        arrow, rows = load(tmp_path, True, odd_documents()), load(tmp_path, False, odd_documents())
+    assert differences(arrow, rows) == []
+
+
+def test_differences_are_found(tmp_path: Path) -> None:
+    changed = odd_documents()
+    changed[0][0]["lineItems"].pop()
+    arrow, rows = load(tmp_path, True, odd_documents()), load(tmp_path, False, changed)
+    assert differences(arrow, rows) != []
+
+
+def test_rows_counted_per_table_and_parents_come_first() -> None:
+    batch = ArrowDocuments("bills", {"bills": {"total": "double"}}, load_id="1")
+    counts: Counter[str] = Counter()
+    for page in odd_documents():
+        for doc in page:
+            batch.add(doc, "c1", counts)
+    assert counts["bills"] == 3
+    assert counts["bills__line_items"] == 2
+    assert counts["bills__line_items__tracking"] == 1
+    assert counts["bills__tags"] == 2
+    tables = dict(batch.flush())
+    names = list(tables)
+    assert names.index("bills") < names.index("bills__line_items") < names.index("bills__line_items__tracking")
+    assert batch.parent_of("bills__line_items__tracking") == "bills__line_items"
+    assert tables["bills"].column("total").to_pylist() == [10.0, 12.5, None]
+    assert tables["bills"].column("total__v_text").to_pylist() == [None, None, "not a number"]
+    assert "never_set" not in tables["bills"].column_names
+    assert batch.documents == 0 and list(batch.flush()) == []
+
+
+def test_row_ids_are_unique_across_buffers() -> None:
+    ids = RowIds(chunk=8)
+    drawn = [next(ids) for _ in range(100)]
+    assert len(set(drawn)) == 100 and {len(i) for i in drawn} == {20}
