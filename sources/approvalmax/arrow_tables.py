@@ -11,6 +11,7 @@ both), so dlt's merge replaces a changed document's child rows exactly as before
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 from collections import Counter
@@ -19,13 +20,14 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.common.data_types.typing import TDataType
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 
 from .records import flatten_status, is_time_field
 from .settings import ColumnTypes
-from .timestamps import parse_timestamp
+from .timestamps import TIMESTAMP_PATTERN, parse_timestamp
 
 _NAMING = NamingConvention()
 
@@ -43,7 +45,7 @@ ARROW_TYPES: dict[TDataType, pa.DataType] = {
     "bool": pa.bool_(),
     "timestamp": pa.timestamp("us", tz="UTC"),
 }
-_ID_BYTES = 15  # 120 random bits per row id, 20 characters
+_ZONE_PATTERN = r"(Z|[+-]\d{2}:?\d{2})$"
 
 
 def root_hints() -> TTableSchemaColumns:
@@ -65,20 +67,14 @@ def nested_hints() -> TTableSchemaColumns:
 
 
 class RowIds:
-    """Random, unique row ids drawn from one buffer, so a row costs no system call."""
+    """Unique row ids: a random 72-bit prefix per builder and a counter, 20 characters."""
 
-    def __init__(self, chunk: int = 4096) -> None:
-        self._chunk = chunk
-        self._ids: Iterator[str] = iter(())
+    def __init__(self) -> None:
+        self._prefix = base64.urlsafe_b64encode(os.urandom(9)).decode()
+        self._count = itertools.count()
 
     def __next__(self) -> str:
-        try:
-            return next(self._ids)
-        except StopIteration:
-            raw = base64.urlsafe_b64encode(os.urandom(_ID_BYTES * self._chunk)).decode()
-            width = _ID_BYTES * 4 // 3
-            self._ids = iter([raw[i : i + width] for i in range(0, len(raw), width)])
-            return next(self._ids)
+        return f"{self._prefix}{next(self._count):08x}"
 
 
 class _Rows:
@@ -87,7 +83,20 @@ class _Rows:
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
         self.columns: dict[str, None] = {}
+        self.timed: set[str] = set()  # columns of time fields, left as text until flush()
+        # Columns that saw floats or booleans: Arrow would quietly turn 1.5 into 1 in a bigint
+        # column and True into 1.0 in a double one, where dlt makes a variant column.
+        self.floats: set[str] = set()
+        self.bools: set[str] = set()
         self._known: set[str] = set()
+
+    def fits(self, column: str, kind: pa.DataType) -> bool:
+        """Whether Arrow can convert the column without a silent coercion dlt would not make."""
+        if pa.types.is_integer(kind):
+            return column not in self.floats and column not in self.bools
+        if pa.types.is_floating(kind):
+            return column not in self.bools
+        return True
 
     def append(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
@@ -126,7 +135,7 @@ class ArrowDocuments:
             self._types.setdefault(table, {}).update({name: ARROW_TYPES[kind] for name, kind in types.items()})
         self._tables: dict[str, _Rows] = {}
         self._parents: dict[str, str] = {}
-        self._names: dict[str, str] = {}
+        self._names: dict[str, tuple[str, bool]] = {}  # API key -> (column, is a time field)
         self._ids = RowIds()
         self.documents = 0  # root rows in the current batch
 
@@ -137,7 +146,7 @@ class ArrowDocuments:
         rows = self._rows(self.root_table)  # first, so parents come before children in flush()
         row_id = next(self._ids)
         row: dict[str, Any] = {}
-        self._fields(self.root_table, document, row, "", row_id, row_id, counts)
+        self._fields(self.root_table, rows, document, row, "", row_id, row_id, counts)
         if not row.get("company_id"):
             row["company_id"] = company_id
         row[ROW_KEY] = row_id
@@ -152,15 +161,10 @@ class ArrowDocuments:
             rows = self._tables[table] = _Rows()
         return rows
 
-    def _name(self, key: str) -> str:
-        name = self._names.get(key)
-        if name is None:
-            name = self._names[key] = _NAMING.normalize_identifier(key)
-        return name
-
     def _fields(
         self,
         table: str,
+        rows: _Rows,
         source: Mapping[str, Any],
         row: dict[str, Any],
         prefix: str,
@@ -168,22 +172,32 @@ class ArrowDocuments:
         root_id: str,
         counts: Counter[str],
     ) -> None:
+        # The hot loop of a load: exact type checks (JSON gives no subclasses), names cached.
+        names = self._names
         for key, value in source.items():
             if value is None:
                 continue
-            column = prefix + self._name(key)
-            if isinstance(value, dict):
+            named = names.get(key)
+            if named is None:
+                named = names[key] = (_NAMING.normalize_identifier(key), is_time_field(key))
+            column = prefix + named[0] if prefix else named[0]
+            kind = type(value)
+            if kind is dict:
                 if key == "requestStatus":
                     row[column] = flatten_status(value)
                 else:
-                    self._fields(table, value, row, column + "__", row_id, root_id, counts)
-            elif isinstance(value, list):
+                    self._fields(table, rows, value, row, column + "__", row_id, root_id, counts)
+            elif kind is list:
                 if value:
                     self._children(f"{table}__{column}", table, value, row_id, root_id, counts)
-            elif isinstance(value, str) and is_time_field(key):
-                parsed = parse_timestamp(value)
-                row[column] = value if parsed is None else parsed
             else:
+                if kind is str:
+                    if named[1]:
+                        rows.timed.add(column)
+                elif kind is float:
+                    rows.floats.add(column)
+                elif kind is bool:
+                    rows.bools.add(column)
                 row[column] = value
 
     def _children(
@@ -197,13 +211,14 @@ class ArrowDocuments:
     ) -> None:
         self._parents[table] = parent
         rows = self._rows(table)
+        ids = self._ids
         for index, item in enumerate(items):
-            child_id = next(self._ids)
+            child_id = next(ids)
             row: dict[str, Any] = {}
-            if isinstance(item, dict):
-                self._fields(table, item, row, "", child_id, root_id, counts)
+            if type(item) is dict:
+                self._fields(table, rows, item, row, "", child_id, root_id, counts)
             elif item is not None:
-                row[SCALAR_VALUE] = json.dumps(item) if isinstance(item, list) else item
+                row[SCALAR_VALUE] = json.dumps(item) if isinstance(item, list | dict) else item
             row[ROOT_KEY] = root_id
             row[PARENT_KEY] = parent_id
             row[LIST_INDEX] = index
@@ -225,10 +240,33 @@ class ArrowDocuments:
 
     def _arrow(self, table: str, rows: _Rows) -> pa.Table:
         types = self._types.setdefault(table, {})
+        # Columns whose values all fit their type convert in one C++ pass over the rows; time
+        # fields arrive as text and are parsed vectorised. The rest go value by value.
+        fast: dict[str, pa.DataType] = {}
+        for name in rows.columns:
+            kind = types.get(name)
+            if name in rows.timed and (kind is None or pa.types.is_timestamp(kind)):
+                fast[name] = pa.string()
+            elif kind is not None and rows.fits(name, kind):
+                fast[name] = kind
+        converted = _struct_columns(rows.rows, fast)
         arrays: dict[str, pa.Array] = {}
         for name in rows.columns:
-            values = [row.get(name) for row in rows.rows]
             kind = types.get(name)
+            array = converted.get(name)
+            if name in rows.timed and (kind is None or pa.types.is_timestamp(kind)):
+                stamps = _timestamps(array if array is not None else [row.get(name) for row in rows.rows])
+                if stamps is not None:
+                    types[name] = stamps.type
+                    arrays[name] = stamps
+                    continue
+                array = None
+                values = [_parsed(row.get(name)) for row in rows.rows]
+            elif array is not None:
+                arrays[name] = array
+                continue
+            else:
+                values = [row.get(name) for row in rows.rows]
             if kind is None:
                 inferred = _infer(values)
                 if inferred is None:
@@ -236,11 +274,42 @@ class ArrowDocuments:
                 types[name] = inferred.type
                 arrays[name] = inferred
                 continue
-            try:
-                arrays[name] = pa.array(values, type=kind)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-                arrays.update(_with_variants(name, values, kind))
+            arrays.update(_with_variants(name, values, kind))
         return pa.table(arrays)
+
+
+def _struct_columns(rows: list[dict[str, Any]], fields: Mapping[str, pa.DataType]) -> dict[str, pa.Array]:
+    """The `fields` of `rows` as arrays, converted in one pass; {} when some value does not fit."""
+    if not fields:
+        return {}
+    try:
+        struct = pa.array(rows, type=pa.struct(list(fields.items())))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return {}
+    return dict(zip(fields, struct.flatten(), strict=True))
+
+
+def _timestamps(values: list[Any] | pa.Array) -> pa.Array | None:
+    """Timestamp text to UTC microseconds in one vectorised pass; None when some value needs
+    parse_timestamp's judgement (not text, not its pattern, or outside Arrow's nanosecond range)."""
+    try:
+        text = values if isinstance(values, pa.Array) else pa.array(values, type=pa.string())
+        if not pc.all(pc.match_substring_regex(text, TIMESTAMP_PATTERN)).as_py():
+            return None
+        # No zone means UTC, as in parse_timestamp.
+        zoned = pc.match_substring_regex(text, _ZONE_PATTERN)
+        text = pc.if_else(zoned, text, pc.binary_join_element_wise(text, "Z", ""))
+        nanos = pc.cast(text, pa.timestamp("ns", tz="UTC"))
+        return pc.cast(nanos, pa.timestamp("us", tz="UTC"), safe=False)  # digits past the 6th dropped
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+
+
+def _parsed(value: Any) -> Any:
+    if isinstance(value, str):
+        parsed = parse_timestamp(value)
+        return value if parsed is None else parsed
+    return value
 
 
 def _infer(values: list[Any]) -> pa.Array | None:

@@ -122,7 +122,7 @@ def test_rows_counted_per_table_and_parents_come_first() -> None:
     assert batch.documents == 0 and list(batch.flush()) == []
 
 
-def test_row_ids_are_unique_across_buffers() -> None:
-    ids = RowIds(chunk=8)
-    drawn = [next(ids) for _ in range(100)]
-    assert len(set(drawn)) == 100 and {len(i) for i in drawn} == {20}
+def test_row_ids_are_unique_within_and_across_builders() -> None:
+    first, second = RowIds(), RowIds()
+    drawn = [next(first) for _ in range(1000)] + [next(second) for _ in range(1000)]
+    assert len(set(drawn)) == 2000 and {len(i) for i in drawn} == {20}
