@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import platform
 import socket
@@ -215,21 +216,46 @@ def memory_at_scale(companies: int, documents: int, baseline: Row, rows: list[Ro
     rows.append(ours_row(f"memory at 10x, {companies}x{documents} documents", m, target, ratio <= 1.5))
 
 
+def api_times(sandbox: SandboxProcess) -> dict[str, list[float]]:
+    """When each API request was answered (s since the stats reset), by company ("" for the list)."""
+    times: dict[str, list[float]] = {}
+    for entry in sandbox.admin("GET", "stats?log=1")["log"]:
+        path = entry["path"]
+        if not path.startswith("/api/v1/companies"):
+            continue
+        parts = path.split("/")
+        times.setdefault(parts[4] if len(parts) > 4 else "", []).append(entry["at"])
+    return times
+
+
 def latency(companies: int, documents: int, seconds: float, rows: list[Row]) -> None:
     with sandbox_process(companies, documents, latency=seconds) as sandbox:
-        m = measure_ours(sandbox)
+        m = measure_ours(sandbox, concurrency=str(CONCURRENCY))
+        answered = sorted(t for times in api_times(sandbox).values() for t in times)
     ideal = m.requests * seconds / CONCURRENCY
-    target = f"<= 1.3x requests x latency / {CONCURRENCY} = {ideal:.1f} s ({m.wall / ideal:.2f}x)"
-    rows.append(ours_row(f"{companies} companies, {seconds * 1000:.0f} ms latency", m, target, m.wall <= 1.3 * ideal))
+    # From the first request out (one latency before its answer) to the last answer: the part
+    # of the run that latency can stretch; start-up, normalising and loading are the rows above.
+    span = answered[-1] - answered[0] + seconds
+    target = (
+        f"requests span <= 1.3x requests x latency / concurrency {CONCURRENCY} = {ideal:.2f} s "
+        f"({span:.2f} s, {span / ideal:.2f}x)"
+    )
+    rows.append(ours_row(f"{companies} companies, {seconds * 1000:.0f} ms latency", m, target, span <= 1.3 * ideal))
 
 
 def rate_limited(companies: int, documents: int, limit: int, window: float, rows: list[Row]) -> None:
     with sandbox_process(companies, documents, rate_limit_per_minute=limit, rate_window_seconds=window) as sandbox:
         m = measure_ours(sandbox, rate_limit_per_minute=str(limit), rate_limit_window_seconds=str(window))
-    per_company = (m.requests - 1) / companies  # the companies list is not a company's request
-    allowed = limit * (1 + max(m.wall - 1.5, 0) / window)  # the burst, then `limit` per window
-    share = per_company / allowed
-    target = f">= 90% of the allowed rate ({share:.0%}), ~0 429s"
+        by_company = {key: sorted(times) for key, times in api_times(sandbox).items() if key}
+    # The limit lets N requests through in no less than (ceil(N / limit) - 1) windows; the share
+    # is that least time over the time each company's requests took (100% = the limit kept busy).
+    shares = []
+    for times in by_company.values():
+        least = window * (math.ceil(len(times) / limit) - 1)
+        if least > 0:
+            shares.append(least / (times[-1] - times[0]))
+    share = min(shares) if shares else 0.0
+    target = f">= 90% of the allowed rate (lowest company {share:.0%}), ~0 429s"
     rows.append(
         ours_row(f"rate limit {limit} per {window:.0f} s per company", m, target, share >= 0.9 and m.throttled <= 1)
     )

@@ -57,6 +57,7 @@ class SandboxStats:
     by_status: collections.Counter[int] = field(default_factory=collections.Counter)
     log: collections.deque[dict[str, Any]] = field(default_factory=lambda: collections.deque(maxlen=200_000))
     documents_served: int = 0
+    started: float = field(default_factory=time.monotonic)  # log entries' "at" counts from here
 
 
 class Sandbox:
@@ -138,7 +139,14 @@ class Sandbox:
             self.stats.by_status[status] += 1
             self.stats.documents_served += documents
             self.stats.log.append(
-                {"method": method, "path": path, "query": query, "status": status, "documents": documents}
+                {
+                    "method": method,
+                    "path": path,
+                    "query": query,
+                    "status": status,
+                    "documents": documents,
+                    "at": round(time.monotonic() - self.stats.started, 4),
+                }
             )
 
     def stats_json(self, with_log: bool) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from dlt.extract.hints import TResourceNestedHints
 from dlt.extract.resource import DltResource
 
 from ..oauth_tokens import TokenError
+from .arrow_pages import ArrowPage, PageSchema
 from .arrow_tables import ArrowDocuments, column_hints, nested_hints, root_hints
 from .client import ApprovalMaxClient
 from .cursors import Window, dump_cursor, load_cursor, next_cursor, request_floor
@@ -145,9 +146,10 @@ def documents_resource(
         started: dict[str, datetime] = {}
         newest: dict[str, datetime] = {}
         batch = _arrow_batch(document_type) if options.arrow else None
+        page_schema = PageSchema() if options.arrow else None
 
-        def producer(company_id: str) -> Callable[[], Iterator[list[dict[str, Any]]]]:
-            def fetch() -> Iterator[list[dict[str, Any]]]:
+        def producer(company_id: str) -> Callable[[], Iterator[list[dict[str, Any]] | ArrowPage]]:
+            def fetch() -> Iterator[list[dict[str, Any]] | ArrowPage]:
                 if window is not None:
                     floor = window.since
                 else:
@@ -155,25 +157,41 @@ def documents_resource(
                     floor = request_floor(load_cursor(cursors.get(company_id)), options.lookback)
                 params = {MODIFIED_FILTER: format_timestamp(floor)} if floor else {}
                 started[company_id] = options.clock()
-                yield from client.documents(company_id, document_type.path, params)
+                yield from client.documents(company_id, document_type.path, params, page_schema)
 
             return fetch
 
+        def seen(company_id: str, modified: datetime | None) -> bool:
+            """Whether the window admits a document; tracks the newest `modifiedAt` per company."""
+            if window is not None and not window.admits(modified):
+                return False
+            if modified is not None and (company_id not in newest or modified > newest[company_id]):
+                newest[company_id] = modified
+            return True
+
         for event in fan_in({cid: producer(cid) for cid in company_ids}, client.concurrency):
             if isinstance(event, Item):
-                rows = []
+                page = event.value
                 counts = report.counter(event.key)
-                for raw in event.value:
-                    modified = modified_at(raw)
-                    if window is not None and not window.admits(modified):
+                if isinstance(page, ArrowPage):
+                    assert batch is not None
+                    admitted = page.admitted([seen(event.key, m) for m in page.modified_times()])
+                    if batch.add_page(admitted, event.key, counts):
+                        report.documents += len(admitted)
+                        page = []
+                    else:  # a shape only the Python path handles
+                        page = page.json_documents()
+                rows = []
+                for raw in page:
+                    if not seen(event.key, modified_at(raw)):
                         continue
-                    if modified is not None and (event.key not in newest or modified > newest[event.key]):
-                        newest[event.key] = modified
                     if batch is None:
                         rows.append(prepare_row(raw, event.key))
                     else:
                         batch.add(raw, event.key, counts)
                         report.documents += 1
+                if page and page_schema is not None:
+                    page_schema.learn(page)
                 if rows:
                     report.count(event.key, table, rows)
                     yield rows

@@ -25,6 +25,15 @@ from dlt.common.data_types.typing import TDataType
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 
+from .arrow_pages import (
+    ArrowPage,
+    ColumnArrays,
+    NotArrowReady,
+    StagedPage,
+    is_plain_scalar,
+    list_positions,
+    status_text,
+)
 from .records import flatten_status, is_time_field
 from .settings import ColumnTypes
 from .timestamps import TIMESTAMP_PATTERN, parse_timestamp
@@ -76,6 +85,10 @@ class RowIds:
     def __next__(self) -> str:
         return f"{self._prefix}{next(self._count):08x}"
 
+    def take(self, count: int) -> pa.Array:
+        prefix, counter = self._prefix, self._count
+        return pa.array([f"{prefix}{next(counter):08x}" for _ in range(count)], type=pa.string())
+
 
 class _Rows:
     """One table's rows of the current batch, and every column name they use (first-seen order)."""
@@ -84,6 +97,7 @@ class _Rows:
         self.rows: list[dict[str, Any]] = []
         self.columns: dict[str, None] = {}
         self.timed: set[str] = set()  # columns of time fields, left as text until flush()
+        self.chunks: list[ColumnArrays] = []  # pages unnested by Arrow
         # Columns that saw floats or booleans: Arrow would quietly turn 1.5 into 1 in a bigint
         # column and True into 1.0 in a double one, where dlt makes a variant column.
         self.floats: set[str] = set()
@@ -226,6 +240,113 @@ class ArrowDocuments:
             rows.append(row)
         counts[table] += len(items)
 
+    # --- pages unnested by Arrow ------------------------------------------------------------
+
+    def add_page(self, page: ArrowPage, company_id: str, counts: Counter[str]) -> bool:
+        """Add a page parsed by Arrow; False (and nothing added) when it must take the Python path."""
+        documents = page.documents
+        if len(documents) == 0:
+            return True
+        staged = StagedPage({}, {}, {}, Counter())
+        row_ids = self._ids.take(len(documents))
+        try:
+            columns = self._struct_columns(self.root_table, documents, "", row_ids, row_ids, staged)
+        except NotArrowReady:
+            return False
+        company = columns.get("company_id")
+        if company is None or not pa.types.is_string(company.type):
+            if company is not None and company.null_count < len(company):
+                return False
+            columns["company_id"] = pa.array([company_id] * len(documents), type=pa.string())
+        else:
+            missing = pc.fill_null(pc.equal(company, ""), True)
+            columns["company_id"] = pc.if_else(missing, company_id, company)
+        columns[ROW_KEY] = row_ids
+        columns[LOAD_ID] = pa.array([self.load_id] * len(documents), type=pa.string())
+        staged.counts[self.root_table] += len(documents)
+        # Commit: the root first, so parents come before children in flush().
+        self._rows(self.root_table).chunks.append(columns)
+        self._rows(self.root_table).timed.update(staged.timed.get(self.root_table, ()))
+        for table, arrays in staged.tables.items():
+            rows = self._rows(table)
+            rows.chunks.append(arrays)
+            rows.timed.update(staged.timed.get(table, ()))
+        self._parents.update(staged.parents)
+        counts.update(staged.counts)
+        self.documents += len(documents)
+        return True
+
+    def _column_name(self, key: str) -> tuple[str, bool]:
+        named = self._names.get(key)
+        if named is None:
+            named = self._names[key] = (_NAMING.normalize_identifier(key), is_time_field(key))
+        return named
+
+    def _struct_columns(
+        self,
+        table: str,
+        struct: pa.StructArray,
+        prefix: str,
+        row_ids: pa.Array,
+        root_ids: pa.Array,
+        staged: StagedPage,
+        columns: ColumnArrays | None = None,
+    ) -> ColumnArrays:
+        """The struct's fields as `table`'s columns; nested objects flattened, lists to child tables."""
+        columns = {} if columns is None else columns
+        for field, values in zip(struct.type, struct.flatten(), strict=True):
+            name, timed = self._column_name(field.name)
+            column = prefix + name
+            kind = field.type
+            if pa.types.is_null(kind):
+                continue
+            if pa.types.is_struct(kind):
+                if field.name == "requestStatus":
+                    columns[column] = status_text(values)
+                else:
+                    self._struct_columns(table, values, column + "__", row_ids, root_ids, staged, columns)
+            elif pa.types.is_list(kind):
+                self._list_table(f"{table}__{column}", table, values, row_ids, root_ids, staged)
+            elif is_plain_scalar(kind):
+                if timed and pa.types.is_string(kind):
+                    staged.timed.setdefault(table, set()).add(column)
+                columns[column] = values
+            else:
+                raise NotArrowReady(f"{field.name} is {kind}")
+        return columns
+
+    def _list_table(
+        self,
+        table: str,
+        parent: str,
+        lists: pa.ListArray,
+        parent_ids: pa.Array,
+        root_ids: pa.Array,
+        staged: StagedPage,
+    ) -> None:
+        values = lists.flatten()
+        if len(values) == 0:
+            return
+        parents = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
+        ids = self._ids.take(len(values))
+        staged.parents[table] = parent
+        columns: ColumnArrays = {}
+        staged.tables[table] = columns  # before any grandchild, so parents come first
+        item_roots = root_ids.take(parents)
+        if pa.types.is_struct(values.type):
+            if values.null_count:
+                raise NotArrowReady(f"{table} has null items")
+            self._struct_columns(table, values, "", ids, item_roots, staged, columns)
+        elif is_plain_scalar(values.type):
+            columns[SCALAR_VALUE] = values
+        elif not pa.types.is_null(values.type):
+            raise NotArrowReady(f"{table} holds {values.type}")
+        columns[ROOT_KEY] = item_roots
+        columns[PARENT_KEY] = parent_ids.take(parents)
+        columns[LIST_INDEX] = pa.array(list_positions(lists, parents), type=pa.int64())
+        columns[ROW_KEY] = ids
+        staged.counts[table] += len(values)
+
     # --- batches ----------------------------------------------------------------------------
 
     def parent_of(self, table: str) -> str | None:
@@ -235,8 +356,49 @@ class ArrowDocuments:
         """The batch so far as (table, Arrow table), parents before children; then start afresh."""
         tables, self._tables, self.documents = self._tables, {}, 0
         for table, rows in tables.items():
+            parts = [self._chunk(table, chunk, rows.timed) for chunk in rows.chunks]
             if rows.rows:
-                yield table, self._arrow(table, rows)
+                parts.append(self._arrow(table, rows))
+            if len(parts) == 1:
+                yield table, parts[0]
+            elif parts:
+                yield table, pa.concat_tables(parts, promote_options="default")
+
+    def _chunk(self, table: str, chunk: ColumnArrays, timed: set[str]) -> pa.Table:
+        """A page unnested by Arrow, each column cast to its table's type as the Python path would."""
+        types = self._types.setdefault(table, {})
+        arrays: ColumnArrays = {}
+        for name, array in chunk.items():
+            kind = types.get(name)
+            if name in timed and (kind is None or pa.types.is_timestamp(kind)):
+                stamps = _timestamps(array)
+                if stamps is not None:
+                    types[name] = stamps.type
+                    arrays[name] = stamps
+                    continue
+                values = [_parsed(value) for value in array.to_pylist()]
+                if kind is None:
+                    inferred = _infer(values)
+                    if inferred is not None:
+                        types[name] = inferred.type
+                        arrays[name] = inferred
+                else:
+                    arrays.update(_with_variants(name, values, kind))
+                continue
+            if kind is None:
+                types[name] = array.type
+                arrays[name] = array
+            elif array.type == kind:
+                arrays[name] = array
+            elif pa.types.is_boolean(array.type) or pa.types.is_boolean(kind) or pa.types.is_timestamp(kind):
+                # Arrow would make True 1.0 or "true"; dlt keeps booleans in a variant column.
+                arrays.update(_with_variants(name, array.to_pylist(), kind))
+            else:
+                try:
+                    arrays[name] = array.cast(kind)  # safe: no truncation, no overflow
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    arrays.update(_with_variants(name, array.to_pylist(), kind))
+        return pa.table(arrays)
 
     def _arrow(self, table: str, rows: _Rows) -> pa.Table:
         types = self._types.setdefault(table, {})

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from ..http_retry import RETRYABLE_EXCEPTIONS, RetryPolicy, is_retryable_status, parse_retry_after
+from .arrow_pages import ArrowPage, PageSchema, parse_page
 from .errors import ApiResponseError, ApiUnavailable
 from .pacing import CompanyPacer
 from .problem import api_error, clean_text
@@ -108,15 +109,26 @@ class ApprovalMaxClient:
         return self._list(body, path)
 
     def documents(
-        self, company_id: str, type_path: str, params: Mapping[str, str] | None = None
-    ) -> Iterator[list[dict[str, Any]]]:
-        """Pages of one company's documents of one type."""
+        self,
+        company_id: str,
+        type_path: str,
+        params: Mapping[str, str] | None = None,
+        page_schema: PageSchema | None = None,
+    ) -> Iterator[list[dict[str, Any]] | ArrowPage]:
+        """Pages of one company's documents of one type. With `page_schema`, pages Arrow can read
+        come as ArrowPage (parsed in this thread, without the GIL); the others as lists of dicts."""
         path = f"{COMPANY_PATH.format(company_id=company_id)}/{type_path}"
-        return self.pages(path, params or {}, company=company_id)
+        return self.pages(path, params or {}, company=company_id, page_schema=page_schema)
 
     # --- mechanics -----------------------------------------------------------------------
 
-    def pages(self, path: str, params: Mapping[str, str], company: str | None = None) -> Iterator[list[dict[str, Any]]]:
+    def pages(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        company: str | None = None,
+        page_schema: PageSchema | None = None,
+    ) -> Iterator[list[dict[str, Any]] | ArrowPage]:
         """Follow `continuationToken` until it is null or absent; each page is yielded as it comes."""
         token: str | None = None
         seen_tokens: set[str] = set()
@@ -124,14 +136,18 @@ class ApprovalMaxClient:
             query = {**params, "limit": str(PAGE_LIMIT)}
             if token:
                 query["continuationToken"] = token
-            body = self.get_json(path, query, company=company)
-            if isinstance(body, list):  # an unpaged answer: the whole list at once
+            body = self.get_json(path, query, company=company, page_schema=page_schema)
+            if isinstance(body, ArrowPage):
+                yield body
+                next_token = body.continuation_token
+            elif isinstance(body, list):  # an unpaged answer: the whole list at once
                 yield self._list(body, path)
                 return
-            if not isinstance(body, dict) or not isinstance(body.get("payload"), list):
+            elif not isinstance(body, dict) or not isinstance(body.get("payload"), list):
                 raise ApiResponseError(f"GET {path} answered JSON without a `payload` list")
-            yield self._list(body["payload"], path)
-            next_token = body.get("continuationToken")
+            else:
+                yield self._list(body["payload"], path)
+                next_token = body.get("continuationToken")
             if not next_token:
                 return
             if not isinstance(next_token, str) or next_token in seen_tokens:
@@ -146,6 +162,7 @@ class ApprovalMaxClient:
         *,
         expect_json: bool = True,
         company: str | None = None,
+        page_schema: PageSchema | None = None,
     ) -> Any:
         """GET with bounded retries on 429, 5xx, timeouts, cut connections and truncated JSON;
         requests for one company are paced to its rate limit."""
@@ -176,18 +193,23 @@ class ApprovalMaxClient:
                 raise api_error(response)
             if not expect_json:
                 return response.text
-            body = self._json(response, path, attempt)
+            body = self._json(response, path, attempt, page_schema)
             if body is _RETRY:
                 continue
             return body
 
-    def _json(self, response: httpx.Response, path: str, attempt: int) -> Any:
+    def _json(self, response: httpx.Response, path: str, attempt: int, page_schema: PageSchema | None = None) -> Any:
         kind = response.headers.get("content-type", "")
         if "html" in kind or response.content[:64].lstrip()[:1] == b"<":
             raise ApiResponseError(
                 f"GET {path} answered {kind or 'non-JSON'} instead of JSON: "
                 f"is api_base_url ({self.base_url}) the ApprovalMax API?"
             )
+        explicit = page_schema.explicit if page_schema is not None else None
+        if explicit is not None:
+            page = parse_page(response.content, explicit)
+            if page is not None:
+                return page
         try:
             return response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):

@@ -5,6 +5,7 @@ Both paths load the same pages into DuckDB files of their own; the warehouses mu
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import dlt
 import pytest
 
 from sources.approvalmax import ExtractOptions, documents_resource
+from sources.approvalmax.arrow_pages import ArrowPage, PageSchema, parse_page
 from sources.approvalmax.arrow_tables import ArrowDocuments, RowIds
 from sources.approvalmax.settings import DOCUMENT_TYPES
 
@@ -23,15 +25,26 @@ BILLS = DOCUMENT_TYPES[0]
 
 
 class PagesClient:
-    """Stands in for ApprovalMaxClient: every company gets the same pages."""
+    """Stands in for ApprovalMaxClient: every company gets the same pages, as bodies parsed the
+    client's way (Arrow once a schema is learned, else json)."""
 
     concurrency = 2
 
     def __init__(self, pages: list[list[dict[str, Any]]]) -> None:
         self.pages = pages
+        self.arrow_pages = 0
 
-    def documents(self, company_id: str, path: str, params: dict[str, str]) -> Iterator[list[dict[str, Any]]]:
-        yield from ([dict(doc) for doc in page] for page in self.pages)
+    def documents(
+        self, company_id: str, path: str, params: dict[str, str], page_schema: PageSchema | None = None
+    ) -> Iterator[list[dict[str, Any]] | ArrowPage]:
+        for page in self.pages:
+            body = json.dumps({"payload": page, "continuationToken": None}).encode()
+            parsed = parse_page(body, page_schema.explicit) if page_schema and page_schema.explicit else None
+            if parsed is not None:
+                self.arrow_pages += 1
+                yield parsed
+            else:
+                yield json.loads(body)["payload"]
 
 
 def odd_documents() -> list[list[dict[str, Any]]]:
@@ -69,10 +82,32 @@ def odd_documents() -> list[list[dict[str, Any]]]:
                 "modifiedAt": "2025-01-04T00:00:00Z",
                 "total": "not a number",  # goes to a variant column
                 "requester": {"userId": "u2"},
-                "attachments": [{"attachmentId": "a1", "fileSize": 7}],
+                "attachments": [{"attachmentId": "a1", "fileSize": 7}, {"attachmentId": "a2", "fileSize": 7.5}],
+                "exchangeRate": True,  # a boolean in a double column
             }
         ],
     ]
+
+
+def more_pages() -> list[list[dict[str, Any]]]:
+    """The odd pages again with other ids, then a page with a field never seen before."""
+    pages = odd_documents()
+    for round_ in (2, 3):
+        for page in odd_documents():
+            pages.append([{**doc, "requestId": f"{doc['requestId']}-{round_}"} for doc in page])
+    pages.append(
+        [
+            {
+                "requestId": "late",
+                "modifiedAt": "2025-02-01T00:00:00Z",
+                "dueDate": "2025-03-01",  # a date, not a timestamp: stays text
+                "approvedAt": "2025-02-01T10:00:00",  # a new time field
+                "lineItems": [{"amount": 3.25, "tracking": [{"categoryName": "Region", "optionName": "South"}]}],
+                "tags": [],
+            }
+        ]
+    )
+    return pages
 
 
 def load(folder: Path, arrow: bool, pages: list[list[dict[str, Any]]]) -> str:
@@ -91,8 +126,26 @@ def load(folder: Path, arrow: bool, pages: list[list[dict[str, Any]]]) -> str:
 @pytest.mark.parametrize("runs", [1, 2])
 def test_odd_documents_load_as_dlt_would_load_them(tmp_path: Path, runs: int) -> None:
     for _ in range(runs):  # the second run merges into what the first loaded
-        arrow, rows = load(tmp_path, True, odd_documents()), load(tmp_path, False, odd_documents())
+        arrow, rows = load(tmp_path, True, more_pages()), load(tmp_path, False, more_pages())
     assert differences(arrow, rows) == []
+
+
+def test_pages_after_the_first_are_read_by_arrow() -> None:
+    client = PagesClient(more_pages())
+    schema = PageSchema()
+    first = list(client.documents("c1", "x", {}, schema))
+    assert client.arrow_pages == 0 and all(isinstance(page, list) for page in first)
+    for page in first[:-1]:  # the last page's new fields stay unknown
+        schema.learn(page)  # type: ignore[arg-type]
+    again = list(client.documents("c1", "x", {}, schema))
+    # The three pages where `total` is a number and text at once stay with json.
+    assert client.arrow_pages == len(again) - 3 == 4
+    late = again[-1]
+    assert isinstance(late, ArrowPage)
+    # Arrow guessed a timestamp for the new `approvedAt`, losing its text: the page is refused whole.
+    batch = ArrowDocuments("bills", {}, load_id="1")
+    assert batch.add_page(late, "c1", Counter()) is False and list(batch.flush()) == []
+    assert parse_page(b'{"payload": [{"a": 1}', schema.explicit) is None  # truncated: json judges it
 
 
 def test_differences_are_found(tmp_path: Path) -> None:

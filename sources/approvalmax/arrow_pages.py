@@ -1,0 +1,242 @@
+"""Document pages parsed by Arrow's JSON reader and unnested with Arrow compute.
+
+Parsing runs in the fetch threads with the GIL released, and unnesting makes no Python
+object per value, so the extract thread stays free for dlt. A page this path does not
+handle exactly like `ArrowDocuments.add` (a field of mixed types within the page, a list of
+lists, a timestamp-looking value in a field that is not a time field) is refused whole and
+takes the Python path: the tables, columns and values are the same either way.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from .settings import MODIFIED_FIELD
+from .timestamps import parse_timestamp
+
+ColumnArrays = dict[str, pa.Array]
+
+
+class NotArrowReady(Exception):
+    """The page goes the Python way."""
+
+
+@dataclass(frozen=True)
+class ArrowPage:
+    """One page of documents as an Arrow struct array, and the continuation token."""
+
+    documents: pa.StructArray
+    continuation_token: str | None
+    body: bytes  # for the Python path, should this page need it
+
+    def __len__(self) -> int:
+        return len(self.documents)
+
+    def modified_times(self) -> list[datetime | None]:
+        """Each document's `modifiedAt`, parsed as the Python path parses it."""
+        if MODIFIED_FIELD not in {field.name for field in self.documents.type}:
+            return [None] * len(self.documents)
+        values = self.documents.field(MODIFIED_FIELD).to_pylist()
+        return [parse_timestamp(value) if isinstance(value, str) else None for value in values]
+
+    def admitted(self, keep: list[bool]) -> ArrowPage:
+        """This page with only the documents `keep` marks."""
+        if all(keep):
+            return self
+        return ArrowPage(self.documents.filter(pa.array(keep, type=pa.bool_())), self.continuation_token, self.body)
+
+    def json_documents(self) -> list[dict[str, Any]]:
+        """The page as json parses it, for the Python path."""
+        documents = json.loads(self.body)["payload"]
+        if not isinstance(documents, list) or not all(isinstance(item, dict) for item in documents):
+            raise ValueError("payload is not a list of objects")
+        return documents
+
+
+class PageSchema:
+    """The Arrow types of one document type's fields, learned from pages json parsed.
+
+    Arrow's reader guesses a timestamp for text such as `2025-01-02`, losing the text; with
+    every field it has seen typed explicitly (text as text), only a new field can be guessed,
+    and such a page takes the Python path, which teaches this schema the new field.
+    """
+
+    def __init__(self) -> None:
+        self._fields: dict[str, Any] = {}
+        self.explicit: pa.Schema | None = None  # read by fetch threads; replaced, never changed
+
+    def learn(self, documents: list[dict[str, Any]]) -> None:
+        before = repr(self._fields)
+        for document in documents:
+            _learn_object(self._fields, document)
+        if repr(self._fields) != before or self.explicit is None:
+            documents_type = pa.list_(_struct_type(self._fields))
+            self.explicit = pa.schema([("payload", documents_type), ("continuationToken", pa.string())])
+
+
+_CONFLICT = "conflict"  # a field seen with types Arrow cannot hold in one column: left to inference
+
+
+def _learn_object(fields: dict[str, Any], document: dict[str, Any]) -> None:
+    for key, value in document.items():
+        if value is None:
+            continue
+        seen = fields.get(key)
+        if seen is _CONFLICT:
+            continue
+        fields[key] = _merge(seen, value)
+
+
+def _merge(seen: Any, value: Any) -> Any:
+    """The learned type of a field: a pa.DataType for scalars, a dict for objects, ("list", item) for lists."""
+    if isinstance(value, dict):
+        if seen is None:
+            seen = {}
+        if not isinstance(seen, dict):
+            return _CONFLICT
+        _learn_object(seen, value)
+        return seen
+    if isinstance(value, list):
+        if seen is None:
+            seen = ("list", None)
+        if not isinstance(seen, tuple):
+            return _CONFLICT
+        item = seen[1]
+        for element in value:
+            if element is not None and item is not _CONFLICT:
+                item = _merge(item, element)
+        return ("list", item)
+    kind = _scalar_type(value)
+    if seen is None:
+        return kind
+    if not isinstance(seen, pa.DataType) or not isinstance(kind, pa.DataType):
+        return _CONFLICT
+    if seen.equals(kind):
+        return kind
+    if {str(seen), str(kind)} == {"int64", "double"}:
+        return pa.float64()
+    return _CONFLICT
+
+
+def _scalar_type(value: Any) -> pa.DataType | str:
+    if isinstance(value, bool):
+        return pa.bool_()
+    if isinstance(value, int):
+        return pa.int64() if -(2**63) <= value < 2**63 else _CONFLICT
+    if isinstance(value, float):
+        return pa.float64()
+    if isinstance(value, str):
+        return pa.string()
+    return _CONFLICT
+
+
+def _struct_type(fields: dict[str, Any]) -> pa.StructType:
+    members = []
+    for key, learned in fields.items():
+        kind = _arrow_type(learned)
+        if kind is not None:
+            members.append(pa.field(key, kind))
+    return pa.struct(members)
+
+
+def _arrow_type(learned: Any) -> pa.DataType | None:
+    if isinstance(learned, dict):
+        return _struct_type(learned)
+    if isinstance(learned, tuple):
+        item = _arrow_type(learned[1]) if learned[1] is not None else None
+        return pa.list_(item) if item is not None else None
+    if isinstance(learned, pa.DataType):
+        return learned
+    return None
+
+
+def parse_page(body: bytes, schema: pa.Schema) -> ArrowPage | None:
+    """A paged body `{"payload": [...], "continuationToken": ...}`, or None when Arrow cannot read it
+    the way json would (the caller then parses it with json, which also judges truncation)."""
+    try:
+        table = pj.read_json(
+            io.BytesIO(body),
+            read_options=pj.ReadOptions(use_threads=False, block_size=max(len(body) + 1, 1 << 16)),
+            parse_options=pj.ParseOptions(
+                newlines_in_values=True, explicit_schema=schema, unexpected_field_behavior="infer"
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+    if table.num_rows != 1 or "payload" not in table.column_names:
+        return None
+    payload = table.column("payload").combine_chunks()
+    if not pa.types.is_list(payload.type) or payload.null_count:
+        return None
+    documents = payload.flatten()
+    if pa.types.is_null(documents.type) and len(documents) == 0:
+        documents = pa.array([], type=pa.struct([]))
+    if not pa.types.is_struct(documents.type) or documents.null_count:
+        return None
+    token = None
+    if "continuationToken" in table.column_names:
+        value = table.column("continuationToken")[0].as_py()
+        if value is not None and not isinstance(value, str):
+            return None
+        token = value
+    return ArrowPage(documents, token, body)
+
+
+def list_positions(lists: pa.ListArray, parents: np.ndarray) -> np.ndarray:
+    """Each flattened value's index within its own list (dlt's `_dlt_list_idx`)."""
+    offsets = lists.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
+    positions: np.ndarray = np.arange(offsets[0], offsets[-1], dtype=np.int64) - offsets[parents]
+    return positions
+
+
+def status_text(status: pa.StructArray) -> pa.Array:
+    """`requestStatus` objects as `records.flatten_status` makes them: the name with a lower-case
+    first letter, else the value as text."""
+    names = {field.name for field in status.type}
+    columns = dict(zip([field.name for field in status.type], status.flatten(), strict=True))
+    empty = pa.nulls(len(status), pa.string())
+    name = columns.get("name", empty) if "name" in names else empty
+    value = columns.get("value", empty) if "value" in names else empty
+    if not (pa.types.is_string(name.type) or pa.types.is_null(name.type)):
+        raise NotArrowReady("requestStatus.name is not text")
+    if not (pa.types.is_string(value.type) or pa.types.is_integer(value.type) or pa.types.is_null(value.type)):
+        raise NotArrowReady("requestStatus.value is neither text nor a whole number")
+    name = name.cast(pa.string())
+    lowered = pc.binary_join_element_wise(
+        pc.utf8_lower(pc.utf8_slice_codeunits(name, 0, 1)), pc.utf8_slice_codeunits(name, 1), ""
+    )
+    has_name = pc.fill_null(pc.greater(pc.utf8_length(name), 0), False)
+    return pc.if_else(has_name, lowered, value.cast(pa.string()))
+
+
+SCALAR_CHECKS: tuple[Callable[[pa.DataType], bool], ...] = (
+    pa.types.is_string,
+    pa.types.is_int64,
+    pa.types.is_float64,
+    pa.types.is_boolean,
+)
+
+
+def is_plain_scalar(kind: pa.DataType) -> bool:
+    return any(check(kind) for check in SCALAR_CHECKS)
+
+
+@dataclass
+class StagedPage:
+    """One page unnested, table by table (parents first), not yet part of the batch."""
+
+    tables: dict[str, ColumnArrays]
+    parents: dict[str, str]
+    timed: dict[str, set[str]]
+    counts: Counter[str]
