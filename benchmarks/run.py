@@ -26,7 +26,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 RESOURCES = 9  # companies, user_profiles and seven document types
-CONCURRENCY = 4
+CONCURRENCY = int(os.environ.get("BENCH_CONC", "4"))
 
 
 @dataclass
@@ -229,18 +229,42 @@ def api_times(sandbox: SandboxProcess) -> dict[str, list[float]]:
 
 
 def latency(companies: int, documents: int, seconds: float, rows: list[Row]) -> None:
-    with sandbox_process(companies, documents, latency=seconds) as sandbox:
-        m = measure_ours(sandbox, concurrency=str(CONCURRENCY))
-        answered = sorted(t for times in api_times(sandbox).values() for t in times)
+    """Latency hiding: the sandbox answers list pages from a warmed cache, so a request costs
+    its latency and not the sandbox's CPU, which shares this machine with the contender."""
+    scenario = f"{companies} companies, {seconds * 1000:.0f} ms latency"
+    floor_command = [sys.executable, "-m", "benchmarks.contenders", "floor"]
+    with sandbox_process(companies, documents, latency=seconds, page_cache=True) as sandbox:
+        with tempfile.TemporaryDirectory() as tmp:
+            measure(floor_command, contender_env(sandbox, Path(tmp)), sandbox)  # warms the page cache
+            floor = measure(floor_command, contender_env(sandbox, Path(tmp)), sandbox)
+        floor_span = request_span(sandbox, seconds)
+        m = measure_ours(sandbox)
+        span = request_span(sandbox, seconds)
     ideal = m.requests * seconds / CONCURRENCY
-    # From the first request out (one latency before its answer) to the last answer: the part
-    # of the run that latency can stretch; start-up, normalising and loading are the rows above.
-    span = answered[-1] - answered[0] + seconds
+    rows.append(
+        Row(
+            scenario,
+            "floor",
+            floor.wall,
+            floor.documents,
+            floor.requests,
+            floor.throttled,
+            floor.rss_mb,
+            f"requests span {floor_span:.2f} s",
+        )
+    )
     target = (
         f"requests span <= 1.3x requests x latency / concurrency {CONCURRENCY} = {ideal:.2f} s "
         f"({span:.2f} s, {span / ideal:.2f}x)"
     )
-    rows.append(ours_row(f"{companies} companies, {seconds * 1000:.0f} ms latency", m, target, span <= 1.3 * ideal))
+    rows.append(ours_row(scenario, m, target, span <= 1.3 * ideal))
+
+
+def request_span(sandbox: SandboxProcess, seconds: float) -> float:
+    """From the first company request out (one latency before its answer) to the last answer: the
+    part of a run that latency can stretch; start-up, normalising and loading are the full-load rows."""
+    answered = sorted(t for company, times in api_times(sandbox).items() if company for t in times)
+    return answered[-1] - answered[0] + seconds
 
 
 def rate_limited(companies: int, documents: int, limit: int, window: float, rows: list[Row]) -> None:

@@ -49,6 +49,9 @@ class SandboxKnobs:
     html_responses: bool = False  # answer API requests with an HTML page, like a captive portal
     disabled_companies: list[str] = field(default_factory=list)
     fault_seed: int = 1
+    # Keep each list page's encoded body and answer repeats from it: a benchmark warms the cache
+    # once so that what it times is latency, not this server's own CPU. Mutations clear it.
+    page_cache: bool = False
 
 
 @dataclass
@@ -67,6 +70,7 @@ class Sandbox:
         self.dataset = dataset
         self.identity = identity
         self.knobs = knobs
+        self.page_cache: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[bytes, int]] = {}
         self.stats = SandboxStats()
         self.lock = threading.Lock()
         self._windows: dict[str, collections.deque[float]] = {}
@@ -210,7 +214,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
         headers: dict[str, str] | None = None,
         content_type: str = "application/json; charset=utf-8",
     ) -> None:
-        payload = json.dumps(body, separators=(",", ":")).encode()
+        self.send_payload(status, json.dumps(body, separators=(",", ":")).encode(), headers, content_type)
+
+    def send_payload(
+        self,
+        status: int,
+        payload: bytes,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json; charset=utf-8",
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
@@ -438,6 +450,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 sandbox.record("GET", path, query, 400)
                 self.send_problem(400, "Bad Request", "continuationToken is invalid for this query")
                 return
+        cache_key = (path, tuple(sorted(query.items())))
+        cached = sandbox.page_cache.get(cache_key) if sandbox.knobs.page_cache else None
+        if cached is not None:
+            sandbox.record("GET", path, query, 200, cached[1])
+            self.send_payload(200, cached[0])
+            return
         dataset = sandbox.dataset
         with dataset.lock:
             headers = dataset.list_documents(company, doc_type, modified_from, created_from, status)
@@ -448,7 +466,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if sandbox.roll(sandbox.knobs.truncate_rate):
             self.send_truncated(body)
             return
-        self.send_json(200, body)
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        if sandbox.knobs.page_cache:
+            sandbox.page_cache[cache_key] = (payload, len(page))
+        self.send_payload(200, payload)
 
     # --- admin ------------------------------------------------------------------------------------
 
@@ -480,6 +501,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.send_json(200, {**asdict(sandbox.knobs), **asdict(sandbox.identity.knobs)})
         elif path == "/_sandbox/mutate":
             result = sandbox.dataset.mutate(int(body.get("modify", 0)), int(body.get("add", 0)), datetime.now(UTC))
+            sandbox.page_cache.clear()
             self.send_json(200, result)
         elif path == "/_sandbox/refresh-token":
             self.send_json(200, {"refresh_token": sandbox.identity.issue_refresh_token()})

@@ -111,9 +111,11 @@ def user_profiles_resource(
     def producer(company_id: str) -> Callable[[], Iterator[list[dict[str, Any]]]]:
         return lambda: iter([client.user_profiles(company_id)])
 
-    def extract() -> Iterator[list[dict[str, Any]]]:
-        for event in fan_in({cid: producer(cid) for cid in company_ids}, client.concurrency):
-            if isinstance(event, Item):
+    def extract() -> Iterator[list[dict[str, Any]] | None]:
+        for event in fan_in({cid: producer(cid) for cid in company_ids}, client.concurrency, idle=True):
+            if event is None:
+                yield None  # nothing ready: dlt turns to the other resources meanwhile
+            elif isinstance(event, Item):
                 rows = [prepare_row(raw, event.key) for raw in event.value]
                 report.count(event.key, USER_PROFILES_RESOURCE, rows)
                 yield rows
@@ -169,8 +171,10 @@ def documents_resource(
                 newest[company_id] = modified
             return True
 
-        for event in fan_in({cid: producer(cid) for cid in company_ids}, client.concurrency):
-            if isinstance(event, Item):
+        for event in fan_in({cid: producer(cid) for cid in company_ids}, client.concurrency, idle=True):
+            if event is None:
+                yield None  # nothing ready: dlt turns to the other resources meanwhile
+            elif isinstance(event, Item):
                 page = event.value
                 counts = report.counter(event.key)
                 if isinstance(page, ArrowPage):
