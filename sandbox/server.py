@@ -13,7 +13,7 @@ import struct
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -500,7 +500,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 return
             self.send_json(200, {**asdict(sandbox.knobs), **asdict(sandbox.identity.knobs)})
         elif path == "/_sandbox/mutate":
-            result = sandbox.dataset.mutate(int(body.get("modify", 0)), int(body.get("add", 0)), datetime.now(UTC))
+            # `ago_seconds` stamps the changes in the past: a late write, visible after its time.
+            stamp = datetime.now(UTC) - timedelta(seconds=float(body.get("ago_seconds", 0)))
+            result = sandbox.dataset.mutate(int(body.get("modify", 0)), int(body.get("add", 0)), stamp)
             sandbox.page_cache.clear()
             self.send_json(200, result)
         elif path == "/_sandbox/refresh-token":

@@ -31,6 +31,7 @@ from .settings import (
     DocumentType,
 )
 from .timestamps import format_timestamp
+from .versions import LoadedVersions
 
 # Errors that end the whole run: no other company can do better.
 FATAL_ERRORS: tuple[type[BaseException], ...] = (TokenError, ApiUnavailable)
@@ -143,8 +144,10 @@ def documents_resource(
     def extract() -> Iterator[Any]:
         window = options.window
         cursors: dict[str, str] | None = None
+        versions: LoadedVersions | None = None
         if window is None:
             cursors = dlt.current.resource_state().setdefault("cursors", {})
+            versions = LoadedVersions(dlt.current.resource_state().setdefault("loaded_versions", {}))
         started: dict[str, datetime] = {}
         newest: dict[str, datetime] = {}
         batch = _arrow_batch(document_type) if options.arrow else None
@@ -163,13 +166,14 @@ def documents_resource(
 
             return fetch
 
-        def seen(company_id: str, modified: datetime | None) -> bool:
-            """Whether the window admits a document; tracks the newest `modifiedAt` per company."""
+        def wanted(company_id: str, request_id: object, modified: datetime | None) -> bool:
+            """Whether to load a document: inside the window, and not a version loaded before.
+            Tracks the newest `modifiedAt` per company."""
             if window is not None and not window.admits(modified):
                 return False
             if modified is not None and (company_id not in newest or modified > newest[company_id]):
                 newest[company_id] = modified
-            return True
+            return versions is None or not versions.is_loaded(company_id, request_id, modified)
 
         for event in fan_in({cid: producer(cid) for cid in company_ids}, client.concurrency, idle=True):
             if event is None:
@@ -179,7 +183,9 @@ def documents_resource(
                 counts = report.counter(event.key)
                 if isinstance(page, ArrowPage):
                     assert batch is not None
-                    admitted = page.admitted([seen(event.key, m) for m in page.modified_times()])
+                    versions_ = zip(page.request_ids(), page.modified_times(), strict=True)
+                    keep = [wanted(event.key, request_id, modified) for request_id, modified in versions_]
+                    admitted = page.admitted(keep)
                     if batch.add_page(admitted, event.key, counts):
                         report.documents += len(admitted)
                         page = []
@@ -187,7 +193,7 @@ def documents_resource(
                         page = page.json_documents()
                 rows = []
                 for raw in page:
-                    if not seen(event.key, modified_at(raw)):
+                    if not wanted(event.key, raw.get("requestId"), modified_at(raw)):
                         continue
                     if batch is None:
                         rows.append(prepare_row(raw, event.key))
@@ -202,11 +208,14 @@ def documents_resource(
                 if batch is not None and batch.documents >= ARROW_BATCH_DOCUMENTS:
                     yield from _arrow_items(batch, document_type)
             elif isinstance(event, Done):
-                if cursors is not None:
+                if cursors is not None and versions is not None:
                     moved = next_cursor(load_cursor(cursors.get(event.key)), newest.get(event.key), started[event.key])
                     if moved is not None:
                         cursors[event.key] = dump_cursor(moved)
+                    versions.settle(event.key, request_floor(moved, options.lookback))
             else:
+                if versions is not None:
+                    versions.forget(event.key)
                 _record_failure(report, event, table, options.strict)
         if batch is not None:
             yield from _arrow_items(batch, document_type)

@@ -50,6 +50,11 @@ class ArrowPage:
         values = self.documents.field(MODIFIED_FIELD).to_pylist()
         return [parse_timestamp(value) if isinstance(value, str) else None for value in values]
 
+    def request_ids(self) -> list[object]:
+        if "requestId" not in {field.name for field in self.documents.type}:
+            return [None] * len(self.documents)
+        return self.documents.field("requestId").to_pylist()  # type: ignore[no-any-return]
+
     def admitted(self, keep: list[bool]) -> ArrowPage:
         """This page with only the documents `keep` marks."""
         if all(keep):
