@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any
 
 import dlt
@@ -34,6 +36,17 @@ def resolve_destination(destination: str | Destination[Any, Any]) -> Destination
     return resolved
 
 
+# DuckDB may take 80% of RAM, and a backfill's merge grows with the history it loads. Capped, it
+# spills to disk beside the database instead, so memory stays flat. A configured value wins.
+DUCKDB_MEMORY_LIMIT = "256MB"
+DUCKDB_GLOBAL_CONFIG = "destination.duckdb.credentials.global_config"
+
+
+def bound_duckdb_memory() -> None:
+    if dlt.config.get(DUCKDB_GLOBAL_CONFIG) is None:
+        os.environ[DUCKDB_GLOBAL_CONFIG.upper().replace(".", "__")] = json.dumps({"memory_limit": DUCKDB_MEMORY_LIMIT})
+
+
 def loader_file_format(destination: Destination[Any, Any]) -> str | None:
     return LOADER_FILE_FORMATS.get(destination.destination_name)
 
@@ -44,10 +57,13 @@ def make_pipeline(
     pipeline_name: str = PIPELINE_NAME,
     pipelines_dir: str | None = None,
 ) -> dlt.Pipeline:
+    resolved = resolve_destination(destination)
+    if resolved.destination_name == "duckdb":
+        bound_duckdb_memory()
     # pipelines_dir None means dlt's default (DLT_DATA_DIR, else ~/.dlt/pipelines)
     return dlt.pipeline(
         pipeline_name=pipeline_name,
-        destination=resolve_destination(destination),
+        destination=resolved,
         dataset_name=dataset_name,
         pipelines_dir=pipelines_dir,  # type: ignore[arg-type]
     )

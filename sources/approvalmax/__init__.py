@@ -173,7 +173,13 @@ def documents_resource(
                 return False
             if modified is not None and (company_id not in newest or modified > newest[company_id]):
                 newest[company_id] = modified
-            return versions is None or not versions.is_loaded(company_id, request_id, modified)
+            if versions is None:
+                return True
+            loaded = versions.is_loaded(company_id, request_id, modified)
+            if company_id in newest and company_id in started:
+                # The next floor is at least this: the cursor never moves back.
+                versions.trim(company_id, min(newest[company_id], started[company_id]) - options.lookback)
+            return not loaded
 
         for event in fan_in({cid: producer(cid) for cid in company_ids}, client.concurrency, idle=True):
             if event is None:

@@ -12,11 +12,15 @@ from datetime import datetime
 
 from .timestamps import format_timestamp
 
+# This run's versions of a company are trimmed once they number this many (a backfill's).
+TRIM_AT = 10_000
+
 
 class LoadedVersions:
     def __init__(self, stored: dict[str, dict[str, str]]) -> None:
         self._stored = stored  # company -> request id -> modifiedAt, in dlt resource state
         self._fetched: dict[str, dict[str, datetime]] = {}
+        self._trim_at: dict[str, int] = {}
 
     def is_loaded(self, company_id: str, request_id: object, modified: datetime | None) -> bool:
         """Whether this version was loaded by an earlier run; remembers it for the next one."""
@@ -24,6 +28,16 @@ class LoadedVersions:
             return False
         self._fetched.setdefault(company_id, {})[request_id] = modified
         return self._stored.get(company_id, {}).get(request_id) == format_timestamp(modified)
+
+    def trim(self, company_id: str, below: datetime) -> None:
+        """Forget this run's versions older than `below`, a time the next run's floor cannot fall
+        under, so a backfill does not keep every document's version until its end."""
+        fetched = self._fetched.get(company_id)
+        if fetched is None or len(fetched) < self._trim_at.get(company_id, TRIM_AT):
+            return
+        kept = {request_id: modified for request_id, modified in fetched.items() if modified >= below}
+        self._fetched[company_id] = kept
+        self._trim_at[company_id] = max(TRIM_AT, 2 * len(kept))
 
     def settle(self, company_id: str, next_floor: datetime | None) -> None:
         """The company's pages are all in: keep the versions the next run will fetch again."""

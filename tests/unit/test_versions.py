@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from sources.approvalmax.versions import LoadedVersions
+from sources.approvalmax.versions import TRIM_AT, LoadedVersions
 
 T = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -34,3 +34,22 @@ def test_a_failed_company_keeps_its_versions_and_no_cursor_keeps_none() -> None:
 def test_documents_without_id_or_time_always_load() -> None:
     run = LoadedVersions({"c": {"": "x"}})
     assert not run.is_loaded("c", None, T) and not run.is_loaded("c", "", T) and not run.is_loaded("c", "r", None)
+
+
+def test_trim_forgets_only_versions_below_the_bound_and_only_when_many() -> None:
+    state: dict[str, dict[str, str]] = {}
+    run = LoadedVersions(state)
+    for i in range(TRIM_AT):
+        run.is_loaded("c", f"r{i}", T - timedelta(hours=1) if i % 2 else T)
+    run.trim("c", T - timedelta(minutes=10))
+    run.settle("c", T - timedelta(days=1))  # a floor below everything: all that is left is kept
+    assert len(state["c"]) == TRIM_AT // 2
+
+
+def test_trim_waits_for_many_versions() -> None:
+    state: dict[str, dict[str, str]] = {}
+    run = LoadedVersions(state)
+    run.is_loaded("c", "old", T - timedelta(hours=1))
+    run.trim("c", T)
+    run.settle("c", T - timedelta(days=1))
+    assert set(state["c"]) == {"old"}
