@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
@@ -198,11 +197,11 @@ def parse_page(body: bytes, schema: pa.Schema) -> ArrowPage | None:
     return ArrowPage(documents, token, body)
 
 
-def list_positions(lists: pa.ListArray, parents: np.ndarray) -> np.ndarray:
+def list_positions(lists: pa.ListArray, parents: pa.Array) -> pa.Array:
     """Each flattened value's index within its own list (dlt's `_dlt_list_idx`)."""
-    offsets = lists.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
-    positions: np.ndarray = np.arange(offsets[0], offsets[-1], dtype=np.int64) - offsets[parents]
-    return positions
+    offsets = lists.offsets.cast(pa.int64())
+    first, last = offsets[0].as_py(), offsets[-1].as_py()
+    return pc.subtract(pa.array(range(first, last), type=pa.int64()), pc.take(offsets, parents))
 
 
 def status_text(status: pa.StructArray) -> pa.Array:

@@ -327,7 +327,7 @@ class ArrowDocuments:
         values = lists.flatten()
         if len(values) == 0:
             return
-        parents = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
+        parents = pc.list_parent_indices(lists)
         ids = self._ids.take(len(values))
         staged.parents[table] = parent
         columns: ColumnArrays = {}
@@ -343,7 +343,7 @@ class ArrowDocuments:
             raise NotArrowReady(f"{table} holds {values.type}")
         columns[ROOT_KEY] = item_roots
         columns[PARENT_KEY] = parent_ids.take(parents)
-        columns[LIST_INDEX] = pa.array(list_positions(lists, parents), type=pa.int64())
+        columns[LIST_INDEX] = list_positions(lists, parents)
         columns[ROW_KEY] = ids
         staged.counts[table] += len(values)
 
