@@ -15,13 +15,14 @@ from dlt.extract.hints import TResourceNestedHints
 from dlt.extract.resource import DltResource
 
 from ..oauth_tokens import TokenError
-from .arrow_pages import ArrowPage, PageSchema
+from .arrow_pages import ArrowPage
 from .arrow_tables import ArrowDocuments, column_hints, nested_hints, root_hints
 from .client import ApprovalMaxClient
 from .cursors import Window, dump_cursor, load_cursor, next_cursor, request_floor
 from .dlt_compat import allow_arrow_in_nested_tables
 from .errors import ApiUnavailable, ApprovalMaxError
 from .fan_in import Done, Failed, Item, fan_in
+from .page_schema import PageSchema
 from .records import count_rows, modified_at, prepare_row
 from .settings import (
     COMPANIES_RESOURCE,

@@ -3,8 +3,8 @@
 Parsing runs in the fetch threads with the GIL released, and unnesting makes no Python
 object per value, so the extract thread stays free for dlt. A page this path does not
 handle exactly like `ArrowDocuments.add` (a field of mixed types within the page, a list of
-lists, a timestamp-looking value in a field that is not a time field) is refused whole and
-takes the Python path: the tables, columns and values are the same either way.
+lists, a field the schema does not know yet that Arrow reads as a timestamp) is refused whole
+and takes the Python path: the tables, columns and values are the same either way.
 """
 
 from __future__ import annotations
@@ -66,103 +66,6 @@ class ArrowPage:
         if not isinstance(documents, list) or not all(isinstance(item, dict) for item in documents):
             raise ValueError("payload is not a list of objects")
         return documents
-
-
-class PageSchema:
-    """The Arrow types of one document type's fields, learned from pages json parsed.
-
-    Arrow's reader guesses a timestamp for text such as `2025-01-02`, losing the text; with
-    every field it has seen typed explicitly (text as text), only a new field can be guessed,
-    and such a page takes the Python path, which teaches this schema the new field.
-    """
-
-    def __init__(self) -> None:
-        self._fields: dict[str, Any] = {}
-        self.explicit: pa.Schema | None = None  # read by fetch threads; replaced, never changed
-
-    def learn(self, documents: list[dict[str, Any]]) -> None:
-        before = repr(self._fields)
-        for document in documents:
-            _learn_object(self._fields, document)
-        if repr(self._fields) != before or self.explicit is None:
-            documents_type = pa.list_(_struct_type(self._fields))
-            self.explicit = pa.schema([("payload", documents_type), ("continuationToken", pa.string())])
-
-
-_CONFLICT = "conflict"  # a field seen with types Arrow cannot hold in one column: left to inference
-
-
-def _learn_object(fields: dict[str, Any], document: dict[str, Any]) -> None:
-    for key, value in document.items():
-        if value is None:
-            continue
-        seen = fields.get(key)
-        if seen is _CONFLICT:
-            continue
-        fields[key] = _merge(seen, value)
-
-
-def _merge(seen: Any, value: Any) -> Any:
-    """The learned type of a field: a pa.DataType for scalars, a dict for objects, ("list", item) for lists."""
-    if isinstance(value, dict):
-        if seen is None:
-            seen = {}
-        if not isinstance(seen, dict):
-            return _CONFLICT
-        _learn_object(seen, value)
-        return seen
-    if isinstance(value, list):
-        if seen is None:
-            seen = ("list", None)
-        if not isinstance(seen, tuple):
-            return _CONFLICT
-        item = seen[1]
-        for element in value:
-            if element is not None and item is not _CONFLICT:
-                item = _merge(item, element)
-        return ("list", item)
-    kind = _scalar_type(value)
-    if seen is None:
-        return kind
-    if not isinstance(seen, pa.DataType) or not isinstance(kind, pa.DataType):
-        return _CONFLICT
-    if seen.equals(kind):
-        return kind
-    if {str(seen), str(kind)} == {"int64", "double"}:
-        return pa.float64()
-    return _CONFLICT
-
-
-def _scalar_type(value: Any) -> pa.DataType | str:
-    if isinstance(value, bool):
-        return pa.bool_()
-    if isinstance(value, int):
-        return pa.int64() if -(2**63) <= value < 2**63 else _CONFLICT
-    if isinstance(value, float):
-        return pa.float64()
-    if isinstance(value, str):
-        return pa.string()
-    return _CONFLICT
-
-
-def _struct_type(fields: dict[str, Any]) -> pa.StructType:
-    members = []
-    for key, learned in fields.items():
-        kind = _arrow_type(learned)
-        if kind is not None:
-            members.append(pa.field(key, kind))
-    return pa.struct(members)
-
-
-def _arrow_type(learned: Any) -> pa.DataType | None:
-    if isinstance(learned, dict):
-        return _struct_type(learned)
-    if isinstance(learned, tuple):
-        item = _arrow_type(learned[1]) if learned[1] is not None else None
-        return pa.list_(item) if item is not None else None
-    if isinstance(learned, pa.DataType):
-        return learned
-    return None
 
 
 def parse_page(body: bytes, schema: pa.Schema) -> ArrowPage | None:

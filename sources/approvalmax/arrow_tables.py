@@ -16,15 +16,14 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from dlt.common.data_types.typing import TDataType
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 
+from .arrow_columns import ARROW_TYPES, infer, parsed, rows_columns, timestamps, with_variants
 from .arrow_pages import (
     ArrowPage,
     ColumnArrays,
@@ -36,7 +35,6 @@ from .arrow_pages import (
 )
 from .records import flatten_status, is_time_field
 from .settings import ColumnTypes
-from .timestamps import TIMESTAMP_PATTERN, parse_timestamp
 
 _NAMING = NamingConvention()
 
@@ -46,15 +44,6 @@ PARENT_KEY = "_dlt_parent_id"
 ROOT_KEY = "_dlt_root_id"
 LIST_INDEX = "_dlt_list_idx"
 SCALAR_VALUE = "value"  # dlt's column for a list of plain values
-
-ARROW_TYPES: dict[TDataType, pa.DataType] = {
-    "text": pa.string(),
-    "double": pa.float64(),
-    "bigint": pa.int64(),
-    "bool": pa.bool_(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-}
-_ZONE_PATTERN = r"(Z|[+-]\d{2}:?\d{2})$"
 
 
 def root_hints() -> TTableSchemaColumns:
@@ -250,7 +239,7 @@ class ArrowDocuments:
         staged = StagedPage({}, {}, {}, Counter())
         row_ids = self._ids.take(len(documents))
         try:
-            columns = self._struct_columns(self.root_table, documents, "", row_ids, row_ids, staged)
+            columns = self._page_columns(self.root_table, documents, "", row_ids, row_ids, staged)
         except NotArrowReady:
             return False
         company = columns.get("company_id")
@@ -282,7 +271,7 @@ class ArrowDocuments:
             named = self._names[key] = (_NAMING.normalize_identifier(key), is_time_field(key))
         return named
 
-    def _struct_columns(
+    def _page_columns(
         self,
         table: str,
         struct: pa.StructArray,
@@ -304,7 +293,7 @@ class ArrowDocuments:
                 if field.name == "requestStatus":
                     columns[column] = status_text(values)
                 else:
-                    self._struct_columns(table, values, column + "__", row_ids, root_ids, staged, columns)
+                    self._page_columns(table, values, column + "__", row_ids, root_ids, staged, columns)
             elif pa.types.is_list(kind):
                 self._list_table(f"{table}__{column}", table, values, row_ids, root_ids, staged)
             elif is_plain_scalar(kind):
@@ -336,7 +325,7 @@ class ArrowDocuments:
         if pa.types.is_struct(values.type):
             if values.null_count:
                 raise NotArrowReady(f"{table} has null items")
-            self._struct_columns(table, values, "", ids, item_roots, staged, columns)
+            self._page_columns(table, values, "", ids, item_roots, staged, columns)
         elif is_plain_scalar(values.type):
             columns[SCALAR_VALUE] = values
         elif not pa.types.is_null(values.type):
@@ -371,19 +360,19 @@ class ArrowDocuments:
         for name, array in chunk.items():
             kind = types.get(name)
             if name in timed and (kind is None or pa.types.is_timestamp(kind)):
-                stamps = _timestamps(array)
+                stamps = timestamps(array)
                 if stamps is not None:
                     types[name] = stamps.type
                     arrays[name] = stamps
                     continue
-                values = [_parsed(value) for value in array.to_pylist()]
+                values = [parsed(value) for value in array.to_pylist()]
                 if kind is None:
-                    inferred = _infer(values)
+                    inferred = infer(values)
                     if inferred is not None:
                         types[name] = inferred.type
                         arrays[name] = inferred
                 else:
-                    arrays.update(_with_variants(name, values, kind))
+                    arrays.update(with_variants(name, values, kind))
                 continue
             if kind is None:
                 types[name] = array.type
@@ -392,12 +381,12 @@ class ArrowDocuments:
                 arrays[name] = array
             elif pa.types.is_boolean(array.type) or pa.types.is_boolean(kind) or pa.types.is_timestamp(kind):
                 # Arrow would make True 1.0 or "true"; dlt keeps booleans in a variant column.
-                arrays.update(_with_variants(name, array.to_pylist(), kind))
+                arrays.update(with_variants(name, array.to_pylist(), kind))
             else:
                 try:
                     arrays[name] = array.cast(kind)  # safe: no truncation, no overflow
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                    arrays.update(_with_variants(name, array.to_pylist(), kind))
+                    arrays.update(with_variants(name, array.to_pylist(), kind))
         return pa.table(arrays)
 
     def _arrow(self, table: str, rows: _Rows) -> pa.Table:
@@ -411,143 +400,33 @@ class ArrowDocuments:
                 fast[name] = pa.string()
             elif kind is not None and rows.fits(name, kind):
                 fast[name] = kind
-        converted = _struct_columns(rows.rows, fast)
+        converted = rows_columns(rows.rows, fast)
         arrays: dict[str, pa.Array] = {}
         for name in rows.columns:
             kind = types.get(name)
             array = converted.get(name)
             if name in rows.timed and (kind is None or pa.types.is_timestamp(kind)):
-                stamps = _timestamps(array if array is not None else [row.get(name) for row in rows.rows])
+                stamps = timestamps(array if array is not None else [row.get(name) for row in rows.rows])
                 if stamps is not None:
                     types[name] = stamps.type
                     arrays[name] = stamps
                     continue
                 array = None
-                values = [_parsed(row.get(name)) for row in rows.rows]
+                values = [parsed(row.get(name)) for row in rows.rows]
             elif array is not None:
                 arrays[name] = array
                 continue
             else:
                 values = [row.get(name) for row in rows.rows]
             if kind is None:
-                inferred = _infer(values)
+                inferred = infer(values)
                 if inferred is None:
                     continue  # only nulls: dlt makes no column of it either
                 types[name] = inferred.type
                 arrays[name] = inferred
                 continue
-            arrays.update(_with_variants(name, values, kind))
+            arrays.update(with_variants(name, values, kind))
         return pa.table(arrays)
-
-
-def _struct_columns(rows: list[dict[str, Any]], fields: Mapping[str, pa.DataType]) -> dict[str, pa.Array]:
-    """The `fields` of `rows` as arrays, converted in one pass; {} when some value does not fit."""
-    if not fields:
-        return {}
-    try:
-        struct = pa.array(rows, type=pa.struct(list(fields.items())))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        return {}
-    return dict(zip(fields, struct.flatten(), strict=True))
-
-
-def _timestamps(values: list[Any] | pa.Array) -> pa.Array | None:
-    """Timestamp text to UTC microseconds in one vectorised pass; None when some value needs
-    parse_timestamp's judgement (not text, not its pattern, or outside Arrow's nanosecond range)."""
-    try:
-        text = values if isinstance(values, pa.Array) else pa.array(values, type=pa.string())
-        if not pc.all(pc.match_substring_regex(text, TIMESTAMP_PATTERN)).as_py():
-            return None
-        # No zone means UTC, as in parse_timestamp.
-        zoned = pc.match_substring_regex(text, _ZONE_PATTERN)
-        text = pc.if_else(zoned, text, pc.binary_join_element_wise(text, "Z", ""))
-        nanos = pc.cast(text, pa.timestamp("ns", tz="UTC"))
-        return pc.cast(nanos, pa.timestamp("us", tz="UTC"), safe=False)  # digits past the 6th dropped
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        return None
-
-
-def _parsed(value: Any) -> Any:
-    if isinstance(value, str):
-        parsed = parse_timestamp(value)
-        return value if parsed is None else parsed
-    return value
-
-
-def _infer(values: list[Any]) -> pa.Array | None:
-    try:
-        array = pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        array = pa.array([None if v is None else _as_text(v) for v in values], type=pa.string())
-    if pa.types.is_null(array.type):
-        return None
-    return array
-
-
-def _as_text(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-_VARIANT_TYPES: tuple[tuple[type, str], ...] = (
-    (bool, "bool"),
-    (int, "bigint"),
-    (float, "double"),
-    (str, "text"),
-    (datetime, "timestamp"),
-)
-
-
-def _variant_suffix(value: Any) -> str:
-    for kind, name in _VARIANT_TYPES:
-        if isinstance(value, kind):
-            return name
-    return "json"
-
-
-def _with_variants(name: str, values: list[Any], kind: pa.DataType) -> dict[str, pa.Array]:
-    """The values that fit `kind` in `name`; each other value in `name__v_<its type>`, as dlt does."""
-    fitting: list[Any] = []
-    variants: dict[str, list[Any]] = {}
-    for index, value in enumerate(values):
-        coerced = _coerce(value, kind)
-        fitting.append(coerced)
-        if coerced is None and value is not None:
-            column = variants.setdefault(f"{name}__v_{_variant_suffix(value)}", [None] * len(values))
-            column[index] = value if not isinstance(value, dict | list) else json.dumps(value)
-    arrays = {name: pa.array(fitting, type=kind)}
-    for variant, variant_values in variants.items():
-        arrays[variant] = pa.array(variant_values)
-    return arrays
-
-
-def _coerce(value: Any, kind: pa.DataType) -> Any:
-    """`value` as a Python value of `kind`, or None when it does not fit (dlt's coercions)."""
-    if value is None:
-        return None
-    try:
-        if pa.types.is_floating(kind):
-            return float(value) if not isinstance(value, bool) and isinstance(value, int | float | str) else None
-        if pa.types.is_integer(kind):
-            if isinstance(value, bool):
-                return None
-            if isinstance(value, float):
-                return int(value) if value.is_integer() else None
-            return int(value) if isinstance(value, int | str) else None
-        if pa.types.is_boolean(kind):
-            return value if isinstance(value, bool) else None
-        if pa.types.is_timestamp(kind):
-            if isinstance(value, datetime):
-                return value
-            return parse_timestamp(value) if isinstance(value, str) else None
-        if pa.types.is_string(kind):
-            if isinstance(value, str):
-                return value
-            return str(value) if isinstance(value, int | float) else None
-    except (ValueError, OverflowError):
-        return None
-    return None
 
 
 def column_hints(types: ColumnTypes) -> TTableSchemaColumns:

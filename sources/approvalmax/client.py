@@ -14,9 +14,10 @@ from typing import Any
 import httpx
 
 from ..http_retry import RETRYABLE_EXCEPTIONS, RetryPolicy, is_retryable_status, parse_retry_after
-from .arrow_pages import ArrowPage, PageSchema, parse_page
+from .arrow_pages import ArrowPage, parse_page
 from .errors import ApiResponseError, ApiUnavailable
 from .pacing import CompanyPacer
+from .page_schema import PageSchema
 from .problem import api_error, clean_text
 from .settings import (
     COMPANIES_PATH,

@@ -15,8 +15,9 @@ import dlt
 import pytest
 
 from sources.approvalmax import ExtractOptions, documents_resource
-from sources.approvalmax.arrow_pages import ArrowPage, PageSchema, parse_page
+from sources.approvalmax.arrow_pages import ArrowPage, parse_page
 from sources.approvalmax.arrow_tables import ArrowDocuments, RowIds
+from sources.approvalmax.page_schema import PageSchema
 from sources.approvalmax.settings import DOCUMENT_TYPES
 
 from ..warehouse_compare import differences
