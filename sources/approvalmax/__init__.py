@@ -114,7 +114,7 @@ def user_profiles_resource(
         return lambda: iter([client.user_profiles(company_id)])
 
     def extract() -> Iterator[list[dict[str, Any]] | None]:
-        for event in fan_in({cid: producer(cid) for cid in company_ids}, client.concurrency, idle=True):
+        for event in fan_in({cid: producer(cid) for cid in company_ids}, client.concurrency):
             if event is None:
                 yield None  # nothing ready: dlt turns to the other resources meanwhile
             elif isinstance(event, Item):
@@ -174,15 +174,9 @@ def documents_resource(
                 return False
             if modified is not None and (company_id not in newest or modified > newest[company_id]):
                 newest[company_id] = modified
-            if versions is None:
-                return True
-            loaded = versions.is_loaded(company_id, request_id, modified)
-            if company_id in newest and company_id in started:
-                # The next floor is at least this: the cursor never moves back.
-                versions.trim(company_id, min(newest[company_id], started[company_id]) - options.lookback)
-            return not loaded
+            return versions is None or not versions.is_loaded(company_id, request_id, modified)
 
-        for event in fan_in({cid: producer(cid) for cid in company_ids}, client.concurrency, idle=True):
+        for event in fan_in({cid: producer(cid) for cid in company_ids}, client.concurrency):
             if event is None:
                 yield None  # nothing ready: dlt turns to the other resources meanwhile
             elif isinstance(event, Item):
@@ -209,6 +203,9 @@ def documents_resource(
                         report.documents += 1
                 if page and page_schema is not None:
                     page_schema.learn(page)
+                if versions is not None and event.key in newest and event.key in started:
+                    # The next floor is at least this: the cursor never moves back.
+                    versions.trim(event.key, min(newest[event.key], started[event.key]) - options.lookback)
                 if rows:
                     report.count(event.key, table, rows)
                     yield rows

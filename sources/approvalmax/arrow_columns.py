@@ -56,6 +56,29 @@ def timestamps(values: list[Any] | pa.Array) -> pa.Array | None:
         return None
 
 
+def time_column(name: str, values: list[Any] | pa.Array, types: dict[str, pa.DataType]) -> dict[str, pa.Array]:
+    """A time field's column: parsed vectorised when every value allows, else value by value."""
+    stamps = timestamps(values)
+    if stamps is not None:
+        types[name] = stamps.type
+        return {name: stamps}
+    listed = values.to_pylist() if isinstance(values, pa.Array) else values
+    return python_column(name, [parsed(value) for value in listed], types)
+
+
+def python_column(name: str, values: list[Any], types: dict[str, pa.DataType]) -> dict[str, pa.Array]:
+    """Python values as the column `name` (typed by the first values that have one, remembered in
+    `types`) and its variant columns; {} when all are null: dlt makes no column of nulls either."""
+    kind = types.get(name)
+    if kind is not None:
+        return with_variants(name, values, kind)
+    inferred = infer(values)
+    if inferred is None:
+        return {}
+    types[name] = inferred.type
+    return {name: inferred}
+
+
 def parsed(value: Any) -> Any:
     if isinstance(value, str):
         parsed = parse_timestamp(value)

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 
-from .arrow_columns import ARROW_TYPES, infer, parsed, rows_columns, timestamps, with_variants
+from .arrow_columns import ARROW_TYPES, python_column, rows_columns, time_column, with_variants
 from .arrow_pages import (
     ArrowPage,
     ColumnArrays,
@@ -360,21 +360,8 @@ class ArrowDocuments:
         for name, array in chunk.items():
             kind = types.get(name)
             if name in timed and (kind is None or pa.types.is_timestamp(kind)):
-                stamps = timestamps(array)
-                if stamps is not None:
-                    types[name] = stamps.type
-                    arrays[name] = stamps
-                    continue
-                values = [parsed(value) for value in array.to_pylist()]
-                if kind is None:
-                    inferred = infer(values)
-                    if inferred is not None:
-                        types[name] = inferred.type
-                        arrays[name] = inferred
-                else:
-                    arrays.update(with_variants(name, values, kind))
-                continue
-            if kind is None:
+                arrays.update(time_column(name, array, types))
+            elif kind is None:
                 types[name] = array.type
                 arrays[name] = array
             elif array.type == kind:
@@ -394,38 +381,25 @@ class ArrowDocuments:
         # Columns whose values all fit their type convert in one C++ pass over the rows; time
         # fields arrive as text and are parsed vectorised. The rest go value by value.
         fast: dict[str, pa.DataType] = {}
+        as_time: set[str] = set()
         for name in rows.columns:
             kind = types.get(name)
             if name in rows.timed and (kind is None or pa.types.is_timestamp(kind)):
                 fast[name] = pa.string()
+                as_time.add(name)
             elif kind is not None and rows.fits(name, kind):
                 fast[name] = kind
         converted = rows_columns(rows.rows, fast)
-        arrays: dict[str, pa.Array] = {}
+        arrays: ColumnArrays = {}
         for name in rows.columns:
-            kind = types.get(name)
             array = converted.get(name)
-            if name in rows.timed and (kind is None or pa.types.is_timestamp(kind)):
-                stamps = timestamps(array if array is not None else [row.get(name) for row in rows.rows])
-                if stamps is not None:
-                    types[name] = stamps.type
-                    arrays[name] = stamps
-                    continue
-                array = None
-                values = [parsed(row.get(name)) for row in rows.rows]
+            values = array if array is not None else [row.get(name) for row in rows.rows]
+            if name in as_time:
+                arrays.update(time_column(name, values, types))
             elif array is not None:
                 arrays[name] = array
-                continue
             else:
-                values = [row.get(name) for row in rows.rows]
-            if kind is None:
-                inferred = infer(values)
-                if inferred is None:
-                    continue  # only nulls: dlt makes no column of it either
-                types[name] = inferred.type
-                arrays[name] = inferred
-                continue
-            arrays.update(with_variants(name, values, kind))
+                arrays.update(python_column(name, values, types))
         return pa.table(arrays)
 
 

@@ -38,11 +38,11 @@ Event = Item[T] | Done | Failed
 
 
 def fan_in(
-    producers: Mapping[str, Callable[[], Iterator[T]]], workers: int, buffer: int = 8, idle: bool = False
+    producers: Mapping[str, Callable[[], Iterator[T]]], workers: int, buffer: int = 8
 ) -> Iterator[Event[T] | None]:
     """Yield items as producers make them, at most `buffer` waiting (memory stays flat).
-    With `idle`, yield None whenever nothing is ready instead of waiting: dlt then turns to
-    its other resources, so every resource's requests are under way at once.
+    Yield None whenever nothing is ready instead of waiting: dlt then turns to its other
+    resources, so every resource's requests are under way at once.
     Closing the iterator early stops the workers at their next item."""
     if not producers:
         return
@@ -85,14 +85,11 @@ def fan_in(
     finished = 0
     try:
         while finished < len(producers):
-            if idle:
-                try:
-                    event = events.get_nowait()
-                except queue.Empty:
-                    yield None
-                    continue
-            else:
-                event = events.get()
+            try:
+                event = events.get_nowait()
+            except queue.Empty:
+                yield None
+                continue
             if isinstance(event, Done | Failed):
                 finished += 1
             yield event

@@ -1,4 +1,4 @@
-"""The Arrow types of one document type's fields, learned from pages json parsed."""
+"""Explicit Arrow types for a document type's pages, so Arrow's JSON reader guesses nothing it knows."""
 
 from __future__ import annotations
 
@@ -20,12 +20,12 @@ class PageSchema:
         self.explicit: pa.Schema | None = None  # read by fetch threads; replaced, never changed
 
     def learn(self, documents: list[dict[str, Any]]) -> None:
-        before = repr(self._fields)
+        """Only json-parsed pages teach (the first ones, and those Arrow refused): rebuilding
+        the schema each time costs less than telling whether it changed."""
         for document in documents:
             _learn_object(self._fields, document)
-        if repr(self._fields) != before or self.explicit is None:
-            documents_type = pa.list_(_struct_type(self._fields))
-            self.explicit = pa.schema([("payload", documents_type), ("continuationToken", pa.string())])
+        documents_type = pa.list_(_struct_type(self._fields))
+        self.explicit = pa.schema([("payload", documents_type), ("continuationToken", pa.string())])
 
 
 _CONFLICT = "conflict"  # a field seen with types Arrow cannot hold in one column: left to inference
