@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import dlt
@@ -14,6 +15,12 @@ from sources.approvalmax.errors import ConfigError
 
 PIPELINE_NAME = "approvalmax"
 DATASET_NAME = "approvalmax"
+# DuckDB names a file's catalog after its stem, and a catalog named like the dataset makes
+# `approvalmax.xero_bills` ambiguous (BinderException) for dlt and for every analyst's query.
+# So the default file is not `<pipeline>.duckdb` (dlt's default) but one name for every
+# pipeline, in the current folder, whose stem no dataset of ours is called.
+DEFAULT_DUCKDB_FILE = "approvalmax_warehouse.duckdb"
+DUCKDB_CREDENTIALS = "destination.duckdb.credentials"
 
 # Columnar load files: on DuckDB 24 times faster to load than insert_values, at a tenth of the memory.
 LOADER_FILE_FORMATS: dict[str, str] = {"duckdb": "parquet", "motherduck": "parquet", "bigquery": "parquet"}
@@ -42,9 +49,30 @@ DUCKDB_MEMORY_LIMIT = "256MB"
 DUCKDB_GLOBAL_CONFIG = "destination.duckdb.credentials.global_config"
 
 
+def default_duckdb_file() -> None:
+    """Point DuckDB at `./approvalmax_warehouse.duckdb` unless a file is configured."""
+    if dlt.config.get(DUCKDB_CREDENTIALS) is None:
+        os.environ[_env_name(DUCKDB_CREDENTIALS)] = os.path.abspath(DEFAULT_DUCKDB_FILE)
+
+
+def check_duckdb_catalog(database: str, dataset_name: str) -> None:
+    """A DuckDB file whose stem is the dataset's name cannot be queried as `dataset.table`."""
+    stem = Path(database).name.split(".")[0]
+    if stem.lower() == dataset_name.lower():
+        raise ConfigError(
+            f"the DuckDB file {database} would name its catalog {stem!r}, like the dataset, and DuckDB "
+            f"then cannot tell `{dataset_name}.<table>` apart: name the file otherwise "
+            "(DESTINATION__DUCKDB__CREDENTIALS) or pick another --dataset"
+        )
+
+
+def _env_name(key: str) -> str:
+    return key.upper().replace(".", "__")
+
+
 def bound_duckdb_memory() -> None:
     if dlt.config.get(DUCKDB_GLOBAL_CONFIG) is None:
-        os.environ[DUCKDB_GLOBAL_CONFIG.upper().replace(".", "__")] = json.dumps({"memory_limit": DUCKDB_MEMORY_LIMIT})
+        os.environ[_env_name(DUCKDB_GLOBAL_CONFIG)] = json.dumps({"memory_limit": DUCKDB_MEMORY_LIMIT})
 
 
 def loader_file_format(destination: Destination[Any, Any]) -> str | None:
@@ -59,11 +87,24 @@ def make_pipeline(
 ) -> dlt.Pipeline:
     resolved = resolve_destination(destination)
     if resolved.destination_name == "duckdb":
+        default_duckdb_file()
         bound_duckdb_memory()
     # pipelines_dir None means dlt's default (DLT_DATA_DIR, else ~/.dlt/pipelines)
-    return dlt.pipeline(
+    pipeline = dlt.pipeline(
         pipeline_name=pipeline_name,
         destination=resolved,
         dataset_name=dataset_name,
         pipelines_dir=pipelines_dir,  # type: ignore[arg-type]
     )
+    path = duckdb_path(pipeline)
+    if path is not None:
+        check_duckdb_catalog(str(path), dataset_name)
+    return pipeline
+
+
+def duckdb_path(pipeline: dlt.Pipeline) -> Path | None:
+    """The DuckDB file a pipeline writes to (None for other destinations); opens nothing."""
+    if pipeline.destination is None or pipeline.destination.destination_name != "duckdb":
+        return None
+    database = getattr(pipeline.destination_client().config.credentials, "database", None)
+    return Path(database) if isinstance(database, str) and database != ":memory:" else None

@@ -6,8 +6,8 @@ from typing import Any
 
 from dlt.common.destination import Destination
 
-from .factory import make_pipeline, resolve_destination
-from .working_folder import duckdb_path, restored_pipeline, run_lock
+from .factory import duckdb_path, make_pipeline, resolve_destination
+from .working_folder import restored_pipeline, run_lock
 
 SOURCE_NAME = "approvalmax"
 

@@ -68,6 +68,15 @@ def run_summary(result: RunResult) -> RenderableType:
             f"· token refreshes {result.token_refreshes}"
         )
     )
+    for absent in result.report.not_applicable:
+        name = names.get(absent.company_id, absent.company_id)
+        parts.append(
+            Text(
+                f"not applicable: company {absent.company_id} ({name}) · {absent.resource} · the API answered 404, "
+                "so this organisation does not have that document type; checked again each run, reported once",
+                style="yellow",
+            )
+        )
     for failure in result.report.failures:
         name = names.get(failure.company_id, failure.company_id)
         parts.append(

@@ -80,11 +80,3 @@ def restored_pipeline(
             if time.monotonic() >= deadline:
                 raise busy_error(locked) from None
             time.sleep(BUSY_POLL_SECONDS)
-
-
-def duckdb_path(pipeline: dlt.Pipeline) -> Path | None:
-    """The DuckDB file a pipeline writes to (None for other destinations); opens nothing."""
-    if pipeline.destination is None or pipeline.destination.destination_name != "duckdb":
-        return None
-    database = getattr(pipeline.destination_client().config.credentials, "database", None)
-    return Path(database) if isinstance(database, str) and database != ":memory:" else None

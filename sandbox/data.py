@@ -17,6 +17,10 @@ SPAN = timedelta(days=540)
 EPOCH = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - SPAN
 TICKS_PER_SECOND = 10_000_000  # .NET ticks: 100 ns, the 7 fractional digits of ASP.NET timestamps
 SYSTEM_USER = "00000000-0000-0000-0000-000000000000"
+# The spec types `date`, `dueDate` and `deliveryDate` as `format: date` (no time part);
+# the `date_format` knob serves them as midnight date-times instead (sandbox/variants.py).
+DATE_FORMAT = "%Y-%m-%d"
+DATE_FIELDS = ("date", "dueDate", "deliveryDate")
 
 # Document types served, with their share of a company's documents.
 TYPE_WEIGHTS: dict[str, int] = {
@@ -299,7 +303,7 @@ class Dataset:
             "currencyCode": "NZD" if planted == "near_duplicate" else rng.choice(CURRENCIES),
             "exchangeRate": 1.0,
             "taxType": "Exclusive",
-            "date": from_ticks(created).strftime("%Y-%m-%dT00:00:00"),
+            "date": from_ticks(created).strftime(DATE_FORMAT),
             "createdAt": format_ticks(created, offset),
             "modifiedAt": format_ticks(modified, offset),
             "decisionDate": format_ticks(decided, offset) if decided is not None else None,
@@ -317,10 +321,10 @@ class Dataset:
             "events": events,
         }
         if doc_type == "xero/bills":
-            doc["dueDate"] = from_ticks(created + 30 * 86_400 * TICKS_PER_SECOND).strftime("%Y-%m-%dT00:00:00")
+            doc["dueDate"] = from_ticks(created + 30 * 86_400 * TICKS_PER_SECOND).strftime(DATE_FORMAT)
             doc["amountDue"] = doc["total"] if status != "approved" else round(doc["total"] * rng.choice((0, 1)), 2)
         if doc_type == "xero/purchase-orders":
-            doc["deliveryDate"] = from_ticks(created + 14 * 86_400 * TICKS_PER_SECOND).strftime("%Y-%m-%dT00:00:00")
+            doc["deliveryDate"] = from_ticks(created + 14 * 86_400 * TICKS_PER_SECOND).strftime(DATE_FORMAT)
             doc["billed"] = status == "approved" and rng.random() < 0.5
         if doc_type in TYPES_WITHOUT_COMPANY_ID:
             del doc["companyId"]

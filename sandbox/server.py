@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .data import TYPE_WEIGHTS, Dataset, parse_filter_time
 from .identity import Identity, IdentityKnobs
+from .variants import check_knob, invalid_parameter, is_missing, problem_body, shape_company, shape_document
 
 PAGE_CAP = 100
 LIST_PARAMS = frozenset(
@@ -52,6 +53,13 @@ class SandboxKnobs:
     # Keep each list page's encoded body and answer repeats from it: a benchmark warms the cache
     # once so that what it times is latency, not this server's own CPU. Mutations clear it.
     page_cache: bool = False
+    # The API's unverified facts, one knob each (sandbox/variants.py); defaults follow the evidence.
+    date_format: str = "date"  # date fields as `2025-03-07` (spec), or "datetime": `2025-03-07T00:00:00`
+    problem_style: str = "aspnet"  # error bodies with `error.parameters[].errorMessage`, or "plain"
+    revoked_status: int = 401  # a disabled or deleted connection's access token gets 401, or 403
+    modified_filter: str = "honoured"  # modifiedAtOrAfter applied, "refused" (400) or "ignored"
+    unknown_fields: bool = False  # unknown document fields, an unknown event type, extra company fields
+    missing_types: list[str] = field(default_factory=list)  # `type` or `companyId:type` answering 404
 
 
 @dataclass
@@ -102,7 +110,9 @@ class Sandbox:
                 if key in IdentityKnobs.__dataclass_fields__:
                     setattr(self.identity.knobs, key, value)
                 elif key in SandboxKnobs.__dataclass_fields__:
+                    check_knob(key, value)
                     setattr(self.knobs, key, value)
+                    self.page_cache.clear()
                     if key == "fault_seed":
                         self._fault_rng = random.Random(value)
                 else:
@@ -231,20 +241,18 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def send_problem(self, status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> None:
-        self.send_json(
-            status,
-            {
-                "type": f"https://tools.ietf.org/html/rfc9110#section-15.5.{status - 399}",
-                "title": title,
-                "status": status,
-                "detail": detail,
-                "instance": urlsplit(self.path).path,
-                "traceId": f"00-{hashlib.md5(self.path.encode()).hexdigest()}-00",
-            },
-            headers,
-            content_type="application/problem+json; charset=utf-8",
+    def send_problem(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        parameters: list[dict[str, Any]] | None = None,
+    ) -> None:
+        body = problem_body(
+            self.sandbox.knobs.problem_style, status, title, detail, urlsplit(self.path).path, parameters=parameters
         )
+        self.send_json(status, body, headers, content_type="application/problem+json; charset=utf-8")
 
     def reset_connection(self) -> None:
         self.close_connection = True
@@ -317,9 +325,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
         sandbox = self.sandbox
         problem = sandbox.identity.check_access_token(self.headers.get("Authorization"))
         if problem is not None:
-            sandbox.record("GET", path, query, 401)
+            status = sandbox.knobs.revoked_status if problem == "connection disabled or deleted" else 401
+            sandbox.record("GET", path, query, status)
             self.send_json(
-                401,
+                status,
                 {"error": problem},
                 {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{problem}"'},
             )
@@ -367,7 +376,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.send_json(200, "pong")
             return
         if path == "/api/v1/companies":
-            body = [{"companyId": c.company_id, "name": c.name} for c in sandbox.dataset.companies]
+            body = [
+                shape_company({"companyId": c.company_id, "name": c.name}, knobs.unknown_fields)
+                for c in sandbox.dataset.companies
+            ]
             sandbox.record("GET", path, query, 200)
             self.send_json(200, body)
             return
@@ -393,6 +405,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
             sandbox.record("GET", path, query, 404)
             self.send_problem(404, "Not Found", f"no resource at {path}")
             return
+        if is_missing(company, doc_type, knobs.missing_types):
+            sandbox.record("GET", path, query, 404)
+            self.send_problem(404, "Not Found", f"no resource at {path}")
+            return
         if request_id:
             self.one_document(path, query, company, doc_type, request_id)
         else:
@@ -408,15 +424,19 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if doc is None:
             self.send_problem(404, "Not Found", f"no document {request_id}")
         else:
-            self.send_json(200, doc)
+            knobs = self.sandbox.knobs
+            self.send_json(200, shape_document(doc, knobs.date_format, knobs.unknown_fields))
 
     def list_documents(self, path: str, query: dict[str, str], company: str, doc_type: str) -> None:
         sandbox = self.sandbox
-        unknown = sorted(set(query) - LIST_PARAMS)
+        knobs = sandbox.knobs
+        allowed = LIST_PARAMS - {"modifiedAtOrAfter"} if knobs.modified_filter == "refused" else LIST_PARAMS
+        unknown = sorted(set(query) - allowed)
         if unknown:
             sandbox.record("GET", path, query, 400)
-            self.send_problem(
-                400, "One or more validation errors occurred.", f"Unknown query parameter(s): {', '.join(unknown)}"
+            self.send_invalid(
+                f"Unknown query parameter(s): {', '.join(unknown)}",
+                [invalid_parameter(name, query[name], f"The parameter '{name}' is not supported.") for name in unknown],
             )
             return
         try:
@@ -425,19 +445,23 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 raise ValueError
         except ValueError:
             sandbox.record("GET", path, query, 400)
-            self.send_problem(400, "One or more validation errors occurred.", "limit must be a positive integer")
+            message = "limit must be a positive integer"
+            self.send_invalid(message, [invalid_parameter("limit", query.get("limit", ""), message)])
             return
         try:
             modified_from = parse_filter_time(query["modifiedAtOrAfter"]) if "modifiedAtOrAfter" in query else None
             created_from = parse_filter_time(query["createdAtOrAfter"]) if "createdAtOrAfter" in query else None
         except ValueError:
             sandbox.record("GET", path, query, 400)
-            self.send_problem(400, "One or more validation errors occurred.", "a date filter is not ISO 8601")
+            self.send_invalid("a date filter is not ISO 8601", [])
             return
+        if knobs.modified_filter == "ignored":
+            modified_from = None
         status = query.get("requestStatus")
         if status is not None and status not in STATUSES:
             sandbox.record("GET", path, query, 400)
-            self.send_problem(400, "One or more validation errors occurred.", f"requestStatus {status!r} is invalid")
+            message = f"requestStatus {status!r} is invalid"
+            self.send_invalid(message, [invalid_parameter("requestStatus", status, message)])
             return
         signature = hashlib.sha1(repr((path, modified_from, created_from, status)).encode()).hexdigest()[:12]
         offset = 0
@@ -459,7 +483,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
         dataset = sandbox.dataset
         with dataset.lock:
             headers = dataset.list_documents(company, doc_type, modified_from, created_from, status)
-            page = [dataset.document(company, doc_type, h) for h in headers[offset : offset + limit]]
+            page = [
+                shape_document(dataset.document(company, doc_type, h), knobs.date_format, knobs.unknown_fields)
+                for h in headers[offset : offset + limit]
+            ]
         more = offset + limit < len(headers)
         body = {"payload": page, "continuationToken": _encode_token(offset + limit, signature) if more else None}
         sandbox.record("GET", path, query, 200, len(page))
@@ -470,6 +497,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if sandbox.knobs.page_cache:
             sandbox.page_cache[cache_key] = (payload, len(page))
         self.send_payload(200, payload)
+
+    def send_invalid(self, detail: str, parameters: list[dict[str, Any]]) -> None:
+        """400 invalidInput: ASP.NET's validation answer."""
+        self.send_problem(400, "One or more validation errors occurred.", detail, parameters=parameters)
 
     # --- admin ------------------------------------------------------------------------------------
 
@@ -485,7 +516,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
             dataset = sandbox.dataset
             companies = [query["company"]] if "company" in query else dataset.company_ids()
             types = [query["type"]] if "type" in query else list(TYPE_WEIGHTS)
-            body = {c: {t: dataset.all_documents(c, t) for t in types} for c in companies}
+            knobs = sandbox.knobs
+            body = {
+                c: {
+                    t: [shape_document(d, knobs.date_format, knobs.unknown_fields) for d in dataset.all_documents(c, t)]
+                    for t in types
+                    if not is_missing(c, t, knobs.missing_types)
+                }
+                for c in companies
+            }
             self.send_json(200, body)
         else:
             self.send_problem(404, "Not Found", f"no admin endpoint {path}")
@@ -497,6 +536,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 sandbox.configure(body)
             except KeyError as exc:
                 self.send_problem(400, "Bad Request", f"unknown knob {exc}")
+                return
+            except ValueError as exc:
+                self.send_problem(400, "Bad Request", str(exc))
                 return
             self.send_json(200, {**asdict(sandbox.knobs), **asdict(sandbox.identity.knobs)})
         elif path == "/_sandbox/mutate":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from .arrow_tables import ArrowDocuments, column_hints, nested_hints, root_hints
 from .client import ApprovalMaxClient
 from .cursors import Window, dump_cursor, load_cursor, next_cursor, request_floor
 from .dlt_compat import allow_arrow_in_nested_tables
-from .errors import ApiUnavailable, ApprovalMaxError
+from .errors import ApiError, ApiUnavailable, ApprovalMaxError
 from .fan_in import Done, Failed, Item, fan_in
 from .page_schema import PageSchema
 from .records import count_rows, modified_at, prepare_row
@@ -33,6 +34,8 @@ from .settings import (
 )
 from .timestamps import format_timestamp
 from .versions import LoadedVersions
+
+log = logging.getLogger(__name__)
 
 # Errors that end the whole run: no other company can do better.
 FATAL_ERRORS: tuple[type[BaseException], ...] = (TokenError, ApiUnavailable)
@@ -61,7 +64,16 @@ class RunReport:
 
     rows: dict[str, Counter[str]] = field(default_factory=dict)  # company -> table -> rows
     failures: list[CompanyFailure] = field(default_factory=list)
+    # Document types a company does not have (404), reported the first run that sees them.
+    not_applicable: list[CompanyFailure] = field(default_factory=list)
     documents: int = 0  # root rows so far, for a progress display
+    warned: set[str] = field(default_factory=set)
+
+    def warn_once(self, key: str, message: str) -> None:
+        """One warning per run for what every page would otherwise repeat."""
+        if key not in self.warned:
+            self.warned.add(key)
+            log.warning("%s", message)
 
     def count(self, company_id: str, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
         count_rows(table, rows, self.rows.setdefault(company_id, Counter()))
@@ -146,9 +158,13 @@ def documents_resource(
         window = options.window
         cursors: dict[str, str] | None = None
         versions: LoadedVersions | None = None
+        absent: list[str] = []  # companies whose list answered 404 (kept in state: reported once)
         if window is None:
-            cursors = dlt.current.resource_state().setdefault("cursors", {})
-            versions = LoadedVersions(dlt.current.resource_state().setdefault("loaded_versions", {}))
+            state = dlt.current.resource_state()
+            cursors = state.setdefault("cursors", {})
+            versions = LoadedVersions(state.setdefault("loaded_versions", {}))
+            absent = state.setdefault("not_applicable", [])
+        floors: dict[str, datetime | None] = {}
         started: dict[str, datetime] = {}
         newest: dict[str, datetime] = {}
         batch = _arrow_batch(document_type) if options.arrow else None
@@ -161,6 +177,7 @@ def documents_resource(
                 else:
                     assert cursors is not None
                     floor = request_floor(load_cursor(cursors.get(company_id)), options.lookback)
+                floors[company_id] = floor
                 params = {MODIFIED_FILTER: format_timestamp(floor)} if floor else {}
                 started[company_id] = options.clock()
                 yield from client.documents(company_id, document_type.path, params, page_schema)
@@ -168,8 +185,19 @@ def documents_resource(
             return fetch
 
         def wanted(company_id: str, request_id: object, modified: datetime | None) -> bool:
-            """Whether to load a document: inside the window, and not a version loaded before.
+            """Whether to load a document: at or after the floor (the API may not filter: see
+            settings.MODIFIED_FILTER), inside the window, and not a version loaded before.
             Tracks the newest `modifiedAt` per company."""
+            floor = floors.get(company_id)
+            if floor is not None and modified is not None and modified < floor:
+                if MODIFIED_FILTER not in client.refused_filters:
+                    report.warn_once(
+                        f"ignored:{MODIFIED_FILTER}",
+                        f"the API ignored the filter {MODIFIED_FILTER}: {table} came back with documents "
+                        f"modified before {format_timestamp(floor)}; they are skipped here, so the load stays "
+                        "exact, but each run reads whole lists (`approvalmax doctor` checks the filter)",
+                    )
+                return False
             if window is not None and not window.admits(modified):
                 return False
             if modified is not None and (company_id not in newest or modified > newest[company_id]):
@@ -212,6 +240,8 @@ def documents_resource(
                 if batch is not None and batch.documents >= ARROW_BATCH_DOCUMENTS:
                     yield from _arrow_items(batch, document_type)
             elif isinstance(event, Done):
+                if event.key in absent:
+                    absent.remove(event.key)  # the type exists for this company now
                 if cursors is not None and versions is not None:
                     moved = next_cursor(load_cursor(cursors.get(event.key)), newest.get(event.key), started[event.key])
                     if moved is not None:
@@ -220,6 +250,11 @@ def documents_resource(
             else:
                 if versions is not None:
                     versions.forget(event.key)
+                if _not_applicable(event):
+                    if event.key not in absent:
+                        absent.append(event.key)
+                        report.not_applicable.append(CompanyFailure(event.key, table, str(event.error)))
+                    continue
                 _record_failure(report, event, table, options.strict)
         if batch is not None:
             yield from _arrow_items(batch, document_type)
@@ -284,6 +319,12 @@ def _arrow_items(batch: ArrowDocuments, document_type: DocumentType) -> Iterator
                 columns={**column_hints(declared.get(name, {})), **nested_hints()},
             )
         yield dlt.mark.with_hints(arrow, hints, create_table_variant=True)
+
+
+def _not_applicable(event: Failed) -> bool:
+    """A document list that answers 404: the company does not have that type (a QuickBooks
+    organisation has no Xero bills), which is no failure."""
+    return isinstance(event.error, ApiError) and event.error.status == 404
 
 
 def _record_failure(report: RunReport, event: Failed, resource: str, strict: bool) -> None:

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.data_types.typing import TDataType
 
-from .timestamps import TIMESTAMP_PATTERN, parse_timestamp
+from .timestamps import DATE_ONLY_PATTERN, TIMESTAMP_PATTERN, parse_timestamp
 
 ARROW_TYPES: dict[TDataType, pa.DataType] = {
     "text": pa.string(),
@@ -47,7 +47,8 @@ def timestamps(values: list[Any] | pa.Array) -> pa.Array | None:
         text = values if isinstance(values, pa.Array) else pa.array(values, type=pa.string())
         if not pc.all(pc.match_substring_regex(text, TIMESTAMP_PATTERN)).as_py():
             return None
-        # No zone means UTC, as in parse_timestamp.
+        # A bare date is its midnight, and no zone means UTC, as in parse_timestamp.
+        text = pc.replace_substring_regex(text, DATE_ONLY_PATTERN, r"\0T00:00:00")
         zoned = pc.match_substring_regex(text, _ZONE_PATTERN)
         text = pc.if_else(zoned, text, pc.binary_join_element_wise(text, "Z", ""))
         nanos = pc.cast(text, pa.timestamp("ns", tz="UTC"))

@@ -15,13 +15,14 @@ import httpx
 
 from ..http_retry import RETRYABLE_EXCEPTIONS, RetryPolicy, is_retryable_status, parse_retry_after
 from .arrow_pages import ArrowPage, parse_page
-from .errors import ApiResponseError, ApiUnavailable
+from .errors import ApiError, ApiResponseError, ApiUnavailable
 from .pacing import CompanyPacer
 from .page_schema import PageSchema
 from .problem import api_error, clean_text
 from .settings import (
     COMPANIES_PATH,
     COMPANY_PATH,
+    MODIFIED_FILTER,
     PAGE_LIMIT,
     PING_PATH,
     USER_PROFILES_PATH,
@@ -30,6 +31,9 @@ from .settings import (
 log = logging.getLogger(__name__)
 
 USER_AGENT = "approvalmax-pipeline/0.1 (+dlt)"
+# Filters a list can do without: refused once (400 naming it), they are left out for the rest
+# of the run and the caller filters the whole lists itself (never observed in use, so unverified).
+OPTIONAL_FILTERS = (MODIFIED_FILTER,)
 
 
 @dataclass
@@ -73,6 +77,8 @@ class ApprovalMaxClient:
         self._rng = rng or random.Random()
         self._slots = threading.BoundedSemaphore(self.concurrency)
         self.pacer = CompanyPacer(rate_limit_per_minute, rate_limit_window_seconds)
+        self.refused_filters: set[str] = set()
+        self._refused_lock = threading.Lock()
         self._http = httpx.Client(
             base_url=self.base_url,
             auth=auth,
@@ -137,7 +143,12 @@ class ApprovalMaxClient:
             query = {**params, "limit": str(PAGE_LIMIT)}
             if token:
                 query["continuationToken"] = token
-            body = self.get_json(path, query, company=company, page_schema=page_schema)
+            try:
+                body = self.get_json(path, query, company=company, page_schema=page_schema)
+            except ApiError as exc:
+                if token is None and self._refuses_filter(exc, query):
+                    continue  # the first page again, without the filter
+                raise
             if isinstance(body, ArrowPage):
                 yield body
                 next_token = body.continuation_token
@@ -155,6 +166,24 @@ class ApprovalMaxClient:
                 raise ApiResponseError(f"GET {path} repeated a continuation token; stopping to avoid a loop")
             seen_tokens.add(next_token)
             token = next_token
+
+    def _refuses_filter(self, exc: ApiError, query: Mapping[str, str]) -> bool:
+        """Whether `exc` refuses an optional filter of `query`; warns once per filter and run."""
+        refused = next((name for name in OPTIONAL_FILTERS if name in query and exc.names_parameter(name)), None)
+        # A request that left with the filter before the first refusal came back is refused too.
+        if refused is None:
+            return False
+        with self._refused_lock:
+            first = refused not in self.refused_filters
+            self.refused_filters.add(refused)
+        if first:
+            log.warning(
+                "the API refused the filter %s (%s); reading whole document lists instead and skipping what "
+                "is already loaded: slower, still exact (`approvalmax doctor` checks the filter)",
+                refused,
+                exc,
+            )
+        return True
 
     def get_json(
         self,
@@ -175,6 +204,8 @@ class ApprovalMaxClient:
                 try:
                     with self._slots:
                         self.stats.add(requests=1)
+                        if params and self.refused_filters:  # checked once a slot is ours: it may have changed
+                            params = {k: v for k, v in params.items() if k not in self.refused_filters}
                         response = self._http.get(path, params=params)
                 finally:  # the attempt is over: date it now, before any backoff
                     if ticket is not None:

@@ -18,16 +18,19 @@ def clean_text(text: str, limit: int = MAX_TEXT) -> str:
 
 
 def api_error(response: httpx.Response) -> ApiError:
-    """Read `title`, `detail` and `instance` from a Problem Details body when there is one."""
+    """Read `title`, `detail`, `instance` and ASP.NET's `error.parameters[]` from a Problem
+    Details body when there is one: the specific reason is often only in `errorMessage`."""
     request = response.request
     path = request.url.path
     title: str | None = response.reason_phrase or None
     detail: str | None = None
+    parameters: tuple[tuple[str, str], ...] = ()
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         body = None
     if isinstance(body, dict):
+        parameters = invalid_parameters(body)
         if isinstance(body.get("title"), str):
             title = clean_text(body["title"])
         if isinstance(body.get("detail"), str):
@@ -39,4 +42,22 @@ def api_error(response: httpx.Response) -> ApiError:
     elif response.content:
         kind = response.headers.get("content-type", "").split(";")[0] or "unknown type"
         detail = f"({kind}) {clean_text(response.text, 160)}"
-    return ApiError(request.method, path, response.status_code, title, detail)
+    reasons = [f"{name}: {message}" if name and name not in message else message for name, message in parameters]
+    if reasons:
+        detail = "; ".join(part for part in (detail, *reasons) if part)
+    return ApiError(request.method, path, response.status_code, title, detail, tuple(n for n, _ in parameters if n))
+
+
+def invalid_parameters(body: dict[str, object]) -> tuple[tuple[str, str], ...]:
+    """(parameter name, errorMessage) pairs from `error.parameters[]`, each cleaned to one line."""
+    error = body.get("error")
+    listed = error.get("parameters") if isinstance(error, dict) else None
+    found: list[tuple[str, str]] = []
+    for parameter in listed if isinstance(listed, list) else ():
+        if not isinstance(parameter, dict):
+            continue
+        name = parameter.get("name") or parameter.get("path")
+        message = parameter.get("errorMessage")
+        if isinstance(message, str) and message.strip():
+            found.append((clean_text(str(name or ""), 80), clean_text(message, 160)))
+    return tuple(found)

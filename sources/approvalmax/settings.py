@@ -57,6 +57,10 @@ ACCOUNTING_COLUMNS: ColumnTypes = {
     "request_status": TEXT,
     "origin": TEXT,
 }
+# `date`, `dueDate` and `deliveryDate` are dates in the spec (`2025-03-07`); they load as
+# midnight-UTC timestamps, the same type a date-time form of them gets.
+BILL_COLUMNS: ColumnTypes = {**ACCOUNTING_COLUMNS, "due_date": TIMESTAMP, "amount_due": DOUBLE}
+PURCHASE_ORDER_COLUMNS: ColumnTypes = {**ACCOUNTING_COLUMNS, "delivery_date": TIMESTAMP, "billed": BOOL}
 STANDALONE_COLUMNS: ColumnTypes = {
     "document_name": TEXT,
     "description": TEXT,
@@ -109,8 +113,8 @@ class DocumentType:
 
 
 DOCUMENT_TYPES: tuple[DocumentType, ...] = (
-    DocumentType("xero_bills", "xero/bills"),
-    DocumentType("xero_purchase_orders", "xero/purchase-orders"),
+    DocumentType("xero_bills", "xero/bills", BILL_COLUMNS),
+    DocumentType("xero_purchase_orders", "xero/purchase-orders", PURCHASE_ORDER_COLUMNS),
     DocumentType("xero_credit_notes", "xero/credit-notes"),
     DocumentType("xero_sales_invoices", "xero/sales-invoices"),
     DocumentType("xero_batch_payments", "xero/batch-payments"),

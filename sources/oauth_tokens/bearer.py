@@ -1,4 +1,4 @@
-"""httpx auth: attach the bearer token; on a 401 get a new token and retry once."""
+"""httpx auth: attach the bearer token; on a 401 or 403 get a new token and retry once."""
 
 from __future__ import annotations
 
@@ -8,6 +8,11 @@ from typing import Protocol
 import httpx
 
 from .errors import ConnectionRevoked
+
+# What an API may answer a token it no longer honours. ApprovalMax does not document which of
+# the two a disabled connection gets, so both mean: refresh once, and if a fresh token is
+# refused too, the connection is gone.
+REFUSED = (401, 403)
 
 
 class AccessTokenSource(Protocol):
@@ -30,13 +35,13 @@ class BearerAuth(httpx.Auth):
         token = self.tokens.access_token()
         request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
-        if response.status_code != 401:
+        if response.status_code not in REFUSED:
             return
         fresh = self.tokens.access_token(rejected=token)
         request.headers["Authorization"] = f"Bearer {fresh}"
         response = yield request
-        if response.status_code == 401:
+        if response.status_code in REFUSED:
             raise ConnectionRevoked(
-                "the API refused a freshly issued access token (401): the connection was disabled "
-                f"or deleted. {self.revoked_hint}".strip()
+                f"the API refused a freshly issued access token ({response.status_code}): the connection was "
+                f"disabled or deleted. {self.revoked_hint}".strip()
             )

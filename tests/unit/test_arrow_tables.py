@@ -30,6 +30,7 @@ class PagesClient:
     client's way (Arrow once a schema is learned, else json)."""
 
     concurrency = 2
+    refused_filters: frozenset[str] = frozenset()
 
     def __init__(self, pages: list[list[dict[str, Any]]]) -> None:
         self.pages = pages
@@ -101,7 +102,7 @@ def more_pages() -> list[list[dict[str, Any]]]:
             {
                 "requestId": "late",
                 "modifiedAt": "2025-02-01T00:00:00Z",
-                "dueDate": "2025-03-01",  # a date, not a timestamp: stays text
+                "dueDate": "2025-03-01",  # a date (the spec's `format: date`): midnight UTC
                 "approvedAt": "2025-02-01T10:00:00",  # a new time field
                 "lineItems": [{"amount": 3.25, "tracking": [{"categoryName": "Region", "optionName": "South"}]}],
                 "tags": [],

@@ -1,4 +1,4 @@
-"""The httpx auth flow driven by hand: header, one refresh on 401, revoked connection."""
+"""The httpx auth flow driven by hand: header, one refresh on 401 or 403, revoked connection."""
 
 from __future__ import annotations
 
@@ -50,10 +50,30 @@ def test_401_with_a_fresh_token_means_the_connection_is_revoked() -> None:
         flow.send(httpx.Response(401))
 
 
-def test_other_errors_pass_through_untouched() -> None:
+@pytest.mark.parametrize("status", [400, 404, 429, 500])
+def test_other_errors_pass_through_untouched(status: int) -> None:
     tokens = Tokens()
     flow = BearerAuth(tokens).auth_flow(request())
     next(flow)
     with pytest.raises(StopIteration):
-        flow.send(httpx.Response(403))
+        flow.send(httpx.Response(status))
     assert tokens.calls == [None]
+
+
+def test_403_refreshes_once_and_retries_once_like_401() -> None:
+    tokens = Tokens()
+    flow = BearerAuth(tokens).auth_flow(request())
+    next(flow)
+    assert flow.send(httpx.Response(403)).headers["Authorization"] == "Bearer fresh"
+    with pytest.raises(StopIteration):
+        flow.send(httpx.Response(200))
+    assert tokens.calls == [None, "first"]
+
+
+@pytest.mark.parametrize(("first", "second"), [(403, 403), (401, 403), (403, 401)])
+def test_403_with_a_fresh_token_means_the_connection_is_revoked(first: int, second: int) -> None:
+    flow = BearerAuth(Tokens()).auth_flow(request())
+    next(flow)
+    flow.send(httpx.Response(first))
+    with pytest.raises(ConnectionRevoked, match=rf"\({second}\): the connection was disabled or deleted"):
+        flow.send(httpx.Response(second))

@@ -146,3 +146,39 @@ def test_accept_header_is_json() -> None:
     make_client(handler, []).companies()
     assert seen[0].headers["accept"] == "application/json"
     assert seen[0].url.path == "/api/v1/companies"
+
+
+def refusing(seen: list[dict[str, str]]) -> Handler:
+    """An API that answers ASP.NET's 400 invalidInput to `modifiedAtOrAfter`."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        params = dict(request.url.params)
+        seen.append(params)
+        if "modifiedAtOrAfter" in params:
+            parameter = {"name": "modifiedAtOrAfter", "errorMessage": "The parameter is not supported."}
+            body = {"title": "Invalid input", "status": 400, "error": {"parameters": [parameter]}}
+            return httpx.Response(400, json=body)
+        return httpx.Response(200, json={"payload": [{"n": 1}], "continuationToken": None})
+
+    return handler
+
+
+def test_a_refused_modified_filter_is_left_out_for_the_rest_of_the_run(caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[dict[str, str]] = []
+    client = make_client(refusing(seen), [])
+    assert list(client.pages("/a", {"modifiedAtOrAfter": "x"})) == [[{"n": 1}]]
+    assert list(client.pages("/b", {"modifiedAtOrAfter": "x"})) == [[{"n": 1}]]
+    assert ["modifiedAtOrAfter" in p for p in seen] == [True, False, False]
+    assert client.refused_filters == {"modifiedAtOrAfter"}
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "modifiedAtOrAfter" in warnings[0] and "not supported" in warnings[0]
+
+
+def test_a_400_about_another_parameter_is_an_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            400, json={"title": "Bad", "error": {"parameters": [{"name": "limit", "errorMessage": "no"}]}}
+        )
+
+    with pytest.raises(ApiError, match="limit"):
+        list(make_client(handler, []).pages("/a", {"modifiedAtOrAfter": "x"}))

@@ -47,3 +47,43 @@ def test_empty_body_uses_reason_phrase() -> None:
 def test_clean_text_strips_control_characters_and_truncates() -> None:
     assert clean_text("a\x1b[31mb\r\nc") == "a [31mb c"
     assert len(clean_text("y" * 1000, 50)) == 50
+
+
+def aspnet_invalid_input(name: str, message: str) -> dict[str, object]:
+    return {
+        "type": "/api/errors/invalidInput",
+        "title": "One or more validation errors occurred.",
+        "status": 400,
+        "detail": "One or more validation errors occurred.",
+        "instance": "/api/v1/companies/c1/xero/bills",
+        "error": {
+            "code": "invalidInput",
+            "title": "Invalid input",
+            "parameters": [{"path": name, "name": name, "value": "x", "errorMessage": message}],
+        },
+        "traceId": "00-abc-00",
+    }
+
+
+def test_aspnet_error_message_is_shown_with_its_parameter() -> None:
+    error = api_error(response(400, json=aspnet_invalid_input("modifiedAtOrAfter", "The value 'x' is not valid.")))
+    assert "modifiedAtOrAfter: The value 'x' is not valid." in str(error)
+    assert error.parameters == ("modifiedAtOrAfter",)
+
+
+def test_error_message_that_names_its_parameter_is_not_prefixed_again() -> None:
+    error = api_error(response(400, json=aspnet_invalid_input("limit", "limit must be positive")))
+    assert str(error).endswith("validation errors occurred.; limit must be positive")
+
+
+def test_a_400_names_a_parameter_from_the_list_or_from_its_text() -> None:
+    listed = api_error(response(400, json=aspnet_invalid_input("modifiedAtOrAfter", "not supported")))
+    plain = api_error(response(400, json={"title": "Bad Request", "detail": "Unknown parameter modifiedAtOrAfter"}))
+    other = api_error(response(400, json=aspnet_invalid_input("limit", "too big")))
+    assert listed.names_parameter("modifiedAtOrAfter") and plain.names_parameter("modifiedAtOrAfter")
+    assert not other.names_parameter("modifiedAtOrAfter")
+
+
+def test_malformed_error_parameters_are_ignored() -> None:
+    body = {"title": "Bad Request", "detail": "d", "error": {"parameters": ["x", {"name": 3}, {"errorMessage": 5}]}}
+    assert str(api_error(response(400, json=body))).endswith("Bad Request: d")

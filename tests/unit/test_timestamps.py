@@ -34,3 +34,21 @@ def test_format_is_utc_with_z() -> None:
     value = datetime(2025, 3, 4, 5, 6, 7, 8, UTC)
     assert format_timestamp(value) == "2025-03-04T05:06:07.000008Z"
     assert parse_timestamp(format_timestamp(value)) == value
+
+
+def test_a_spec_date_is_its_midnight_utc() -> None:
+    assert parse_timestamp("2025-03-07") == datetime(2025, 3, 7, tzinfo=UTC)
+
+
+def test_an_impossible_date_is_not_a_timestamp() -> None:
+    assert parse_timestamp("2025-02-30") is None
+    assert parse_timestamp("2025-3-7") is None
+
+
+def test_dates_and_timestamps_parse_alike_in_one_vectorised_column() -> None:
+    from sources.approvalmax.arrow_columns import timestamps
+
+    values = ["2025-03-07", "2025-03-07T00:00:00", "2025-03-07T13:00:00+13:00", None]
+    parsed = timestamps(values)
+    assert parsed is not None
+    assert parsed.to_pylist() == [parse_timestamp(v) if v else None for v in values]
