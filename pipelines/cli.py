@@ -95,6 +95,14 @@ WaitOption = Annotated[
     ),
 ]
 PipelineOption = Annotated[str, typer.Option("--pipeline-name", help="dlt pipeline name (working folder and state).")]
+RecordOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--record",
+        help="Save the API's responses into this folder, tokens left out and personal text pseudonymised "
+        "(replay with `approvalmax sandbox --replay DIR`).",
+    ),
+]
 
 
 @app.command()
@@ -117,6 +125,7 @@ def run(
         bool | None, typer.Option("--progress/--no-progress", help="Live status on stderr (default: on a terminal).")
     ] = None,
     wait: WaitOption = 0.0,
+    record: RecordOption = None,
 ) -> None:
     """Load every company's documents; incremental unless --since is given."""
     from .options import parse_when
@@ -132,6 +141,7 @@ def run(
         since=parse_when("--since", since),
         until=parse_when("--until", until),
         wait=wait,
+        record_to=record,
     )
     settings = current_settings()
     monitor = RunMonitor()
@@ -166,6 +176,26 @@ def ping() -> None:
         elapsed = (time.monotonic() - started) * 1000
         count = len(client.companies())
     out.print(f"{settings.api_base_url} answered in {elapsed:.0f} ms; the token can read {count} organisation(s)")
+
+
+@app.command()
+@handle_errors
+def doctor(
+    companies: Annotated[int, typer.Option(min=1, max=10, help="Organisations to sample.")] = 2,
+    record: RecordOption = None,
+) -> None:
+    """Check each assumption about the API against the configured one (bounded requests)."""
+    from sources.approvalmax.settings import DOCUMENT_TYPES
+
+    from .doctor import request_budget, run_doctor
+    from .summary import doctor_table
+
+    settings = current_settings()
+    report = run_doctor(settings, sample=companies, record_to=record)
+    out.print(doctor_table(report.checks))
+    budget = request_budget(companies, len(DOCUMENT_TYPES))
+    out.print(f"{report.requests} API requests (at most {budget}) and one token refresh", highlight=False)
+    raise typer.Exit(EXIT_FAILED if report.differs else EXIT_OK)
 
 
 @app.command()
@@ -235,9 +265,15 @@ def sandbox(
     disabled: Annotated[
         list[str] | None, typer.Option(help="Company id whose data endpoints answer 'disabled' (repeatable).")
     ] = None,
+    replay: Annotated[
+        Path | None,
+        typer.Option(help="Serve the responses recorded with --record in this folder instead of synthetic data."),
+    ] = None,
 ) -> None:
     """Run the bundled ApprovalMax-compatible server until Ctrl-C."""
     from sandbox import SandboxKnobs, start_sandbox
+    from sandbox.replay import Replay
+    from sources.approvalmax.errors import ConfigError
 
     knobs = SandboxKnobs(
         latency=latency,
@@ -245,9 +281,23 @@ def sandbox(
         error_rate=error_rate,
         disabled_companies=list(disabled or ()),
     )
-    server = start_sandbox(port=port, seed=seed, companies=companies, documents_per_company=documents, knobs=knobs)
+    recording = None
+    if replay is not None:
+        try:
+            recording = Replay.load(replay)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot replay {replay}: {exc}; give the folder `--record` wrote") from exc
+    try:
+        server = start_sandbox(
+            port=port, seed=seed, companies=companies, documents_per_company=documents, knobs=knobs, replay=recording
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot serve on 127.0.0.1:{port}: {exc.strerror}; pick another --port (0 picks one)"
+        ) from exc
     refresh_token = server.identity.issue_refresh_token()
-    out.print(f"sandbox serving {companies} companies at {server.url} (identity and API); point the pipeline at it:")
+    serving = f"the recording in {replay}" if replay is not None else f"{companies} companies"
+    out.print(f"sandbox serving {serving} at {server.url} (identity and API); point the pipeline at it:")
     # These are the sandbox's own throwaway credentials, not secrets of any real account.
     for key, value in (
         ("SOURCES__APPROVALMAX__API_BASE_URL", server.url),

@@ -6,6 +6,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import dlt
@@ -35,6 +36,7 @@ class RunRequest:
     since: datetime | None = None
     until: datetime | None = None
     wait: float = 0.0  # seconds to wait for another run of the pipeline, or a busy DuckDB file
+    record_to: Path | None = None  # keep the API's responses, pseudonymised (sources/approvalmax/recording.py)
 
 
 @dataclass
@@ -92,7 +94,7 @@ def _extract_and_load(
     started: float,
 ) -> RunResult:
     tokens = open_tokens(settings)
-    with open_client(settings, tokens) as client:
+    with open_client(settings, tokens, request.record_to) as client:
         monitor.stats = client.stats
         companies = select_companies(client.companies(), request.companies or settings.company_ids)
         window = Window(request.since, request.until) if request.since or request.until else None

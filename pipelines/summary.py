@@ -10,6 +10,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from .doctor import DIFFERS, VERIFIED, Check
 from .run import RunResult
 
 WIDE_LIMIT = 6  # up to this many companies, one column each
@@ -111,4 +112,18 @@ def row_count_table(counts: Mapping[str, int], title: str) -> Table:
     table.add_column("rows", justify="right")
     for name, count in sorted(counts.items()):
         table.add_row(name, str(count))
+    return table
+
+
+def doctor_table(checks: Sequence[Check]) -> Table:
+    table = Table(title="what is assumed about the API, checked against yours", title_justify="left")
+    table.add_column("assumption")
+    table.add_column("result", no_wrap=True)
+    table.add_column("seen")
+    table.add_column("if it differs")
+    styles = {VERIFIED: "green", DIFFERS: "red"}
+    for check in checks:
+        table.add_row(
+            check.assumption, Text(check.result, style=styles.get(check.result, "yellow")), check.detail, check.fix
+        )
     return table

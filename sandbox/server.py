@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .data import TYPE_WEIGHTS, Dataset, parse_filter_time
 from .identity import Identity, IdentityKnobs
+from .replay import Replay
 from .variants import check_knob, invalid_parameter, is_missing, problem_body, shape_company, shape_document
 
 PAGE_CAP = 100
@@ -83,6 +84,7 @@ class Sandbox:
         self.lock = threading.Lock()
         self._windows: dict[str, collections.deque[float]] = {}
         self._fault_rng = random.Random(knobs.fault_seed)
+        self.replay: Replay | None = None  # serve a recording instead of the synthetic data
         self.server: SandboxHTTPServer | None = None
         self.thread: threading.Thread | None = None
 
@@ -344,6 +346,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 )
                 return
         knobs = sandbox.knobs
+        if sandbox.replay is not None:
+            return self.replay_get(path, query)
         if sandbox.roll(knobs.throttle_rate):
             sandbox.record("GET", path, query, 429)
             self.send_problem(
@@ -413,6 +417,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.one_document(path, query, company, doc_type, request_id)
         else:
             self.list_documents(path, query, company, doc_type)
+
+    def replay_get(self, path: str, query: dict[str, str]) -> None:
+        recorded = self.sandbox.replay.answer(path, query) if self.sandbox.replay is not None else None
+        if recorded is None:
+            self.sandbox.record("GET", path, query, 404)
+            self.send_problem(404, "Not Found", f"{path} with this query is not in the recording")
+            return
+        self.sandbox.record("GET", path, query, recorded.status)
+        self.send_payload(recorded.status, recorded.payload, content_type=recorded.content_type)
 
     def one_document(self, path: str, query: dict[str, str], company: str, doc_type: str, request_id: str) -> None:
         dataset = self.sandbox.dataset
@@ -571,11 +584,13 @@ def start_sandbox(
     documents_per_company: int = 200,
     knobs: SandboxKnobs | None = None,
     identity_knobs: IdentityKnobs | None = None,
+    replay: Replay | None = None,
 ) -> Sandbox:
     """Start in a daemon thread and return at once; `port=0` picks a free port."""
     dataset = Dataset(seed=seed, companies=companies, documents_per_company=documents_per_company)
     identity = Identity(knobs=identity_knobs or IdentityKnobs())
     sandbox = Sandbox(dataset, identity, knobs or SandboxKnobs())
+    sandbox.replay = replay
     server = SandboxHTTPServer((host, port), sandbox)
     sandbox.server = server
     sandbox.thread = threading.Thread(target=server.serve_forever, name="approvalmax-sandbox", daemon=True)

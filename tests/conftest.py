@@ -117,6 +117,23 @@ def workspace(tmp_path: Path, sandbox: Sandbox) -> Workspace:
     return Workspace(tmp_path, sandbox, workspace_env(tmp_path, sandbox, sandbox.identity.issue_refresh_token()))
 
 
+@pytest.fixture
+def small_sandbox() -> Iterator[Sandbox]:
+    """Two companies, 150 documents each: enough for paging, quick to load."""
+    server = start_sandbox(companies=2, documents_per_company=150)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def ws(tmp_path: Path, small_sandbox: Sandbox) -> Workspace:
+    """A workspace on the small sandbox."""
+    refresh = small_sandbox.identity.issue_refresh_token()
+    return Workspace(tmp_path, small_sandbox, workspace_env(tmp_path, small_sandbox, refresh))
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """One real PostgreSQL server for the whole test session."""

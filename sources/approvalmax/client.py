@@ -68,6 +68,7 @@ class ApprovalMaxClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        on_response: Callable[[httpx.Response], None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
@@ -86,6 +87,7 @@ class ApprovalMaxClient:
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},
             limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
             transport=transport,
+            event_hooks={"response": [on_response]} if on_response is not None else None,
         )
 
     def __repr__(self) -> str:
@@ -126,6 +128,19 @@ class ApprovalMaxClient:
         come as ArrowPage (parsed in this thread, without the GIL); the others as lists of dicts."""
         path = f"{COMPANY_PATH.format(company_id=company_id)}/{type_path}"
         return self.pages(path, params or {}, company=company_id, page_schema=page_schema)
+
+    def probe(self, path: str, params: Mapping[str, str] | None = None, company: str | None = None) -> httpx.Response:
+        """One GET, answered as it is (no retry, no error mapping): for checking the API's shapes."""
+        ticket = self.pacer.acquire(company) if company is not None else None
+        try:
+            with self._slots:
+                self.stats.add(requests=1)
+                return self._http.get(path, params=params)
+        except httpx.HTTPError as exc:
+            raise ApiUnavailable(f"GET {path} failed: {type(exc).__name__}: {clean_text(str(exc))}") from exc
+        finally:
+            if ticket is not None:
+                self.pacer.done(ticket)
 
     # --- mechanics -----------------------------------------------------------------------
 

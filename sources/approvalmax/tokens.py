@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from ..http_retry import RetryPolicy
 from ..oauth_tokens import (
@@ -16,6 +17,7 @@ from ..oauth_tokens.postgres_store import PostgresTokenStore
 from .client import ApprovalMaxClient
 from .config import ApprovalMaxSettings, env_name
 from .errors import ConfigError
+from .recording import Recorder
 from .settings import REFRESH_GRACE_MINUTES, TOKEN_PATH
 
 REAUTHORIZE_HINT = (
@@ -68,8 +70,13 @@ def open_tokens(settings: ApprovalMaxSettings) -> RotatingRefreshTokens:
     )
 
 
-def open_client(settings: ApprovalMaxSettings, tokens: RotatingRefreshTokens | None = None) -> ApprovalMaxClient:
-    """The API client with bearer auth from the token store."""
+def open_client(
+    settings: ApprovalMaxSettings,
+    tokens: RotatingRefreshTokens | None = None,
+    record_to: Path | None = None,
+) -> ApprovalMaxClient:
+    """The API client with bearer auth from the token store; `record_to` keeps its responses
+    (pseudonymised, see recording.py)."""
     return ApprovalMaxClient(
         settings.api_base_url,
         auth=BearerAuth(tokens or open_tokens(settings), revoked_hint=REVOKED_HINT),
@@ -78,4 +85,5 @@ def open_client(settings: ApprovalMaxSettings, tokens: RotatingRefreshTokens | N
         concurrency=settings.concurrency,
         rate_limit_per_minute=settings.rate_limit_per_minute,
         rate_limit_window_seconds=settings.rate_limit_window_seconds,
+        on_response=Recorder(record_to) if record_to is not None else None,
     )

@@ -6,33 +6,14 @@ here ends in an exact warehouse or in the documented exit code and message.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-from sandbox import Sandbox, start_sandbox
-
-from ..conftest import Workspace, workspace_env
+from ..conftest import Workspace
 from .test_exit_codes import assert_one_line
 from .test_run import document_requests, root_load_ids
 from .truth import assert_equals_sandbox, export
-
-
-@pytest.fixture
-def small_sandbox() -> Iterator[Sandbox]:
-    server = start_sandbox(companies=2, documents_per_company=150)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def ws(tmp_path: Path, small_sandbox: Sandbox) -> Workspace:
-    refresh = small_sandbox.identity.issue_refresh_token()
-    return Workspace(tmp_path, small_sandbox, workspace_env(tmp_path, small_sandbox, refresh))
 
 
 def run_ok(ws: Workspace) -> str:
