@@ -53,7 +53,12 @@ def login(
     err.print("Open this URL, sign in to ApprovalMax and choose the organisations to share:", highlight=False)
     err.print(request.url, highlight=False, markup=False, soft_wrap=True)
     if paste or not is_loopback(uri):
-        err.print("Then paste the full URL your browser was sent to (it starts with the redirect URI):")
+        err.print(
+            f"Your browser then ends on {uri}?code=... (the page need not load). "
+            "Copy that whole URL from the address bar and paste it here:",
+            highlight=False,
+            soft_wrap=True,
+        )
         redirected = sys.stdin.readline().strip()
     else:
         if browser:

@@ -185,15 +185,16 @@ def doctor(
     record: RecordOption = None,
 ) -> None:
     """Check each assumption about the API against the configured one (bounded requests)."""
-    from sources.approvalmax.settings import DOCUMENT_TYPES
+    from sources.approvalmax.config import document_types
 
     from .doctor import request_budget, run_doctor
     from .summary import doctor_table
 
     settings = current_settings()
-    report = run_doctor(settings, sample=companies, record_to=record)
+    types = document_types(settings)
+    report = run_doctor(settings, sample=companies, record_to=record, document_types=types)
     out.print(doctor_table(report.checks))
-    budget = request_budget(companies, len(DOCUMENT_TYPES))
+    budget = request_budget(companies, len(types))
     out.print(f"{report.requests} API requests (at most {budget}) and one token refresh", highlight=False)
     raise typer.Exit(EXIT_FAILED if report.differs else EXIT_OK)
 

@@ -33,13 +33,13 @@ def check_window(since: datetime | None, until: datetime | None) -> None:
         raise ConfigError("--until needs --since: a backfill window has a start")
 
 
-def select_resources(names: Sequence[str]) -> tuple[str, ...]:
-    """The resources to load; all when none are named."""
+def select_resources(names: Sequence[str], available: Sequence[str] = RESOURCE_NAMES) -> tuple[str, ...]:
+    """The resources to load; all `available` ones when none are named."""
     if not names:
-        return RESOURCE_NAMES
-    unknown = [name for name in names if name not in RESOURCE_NAMES]
+        return tuple(available)
+    unknown = [name for name in names if name not in available]
     if unknown:
-        raise ConfigError(f"unknown resource {', '.join(map(repr, unknown))}: choose from {', '.join(RESOURCE_NAMES)}")
+        raise ConfigError(f"unknown resource {', '.join(map(repr, unknown))}: choose from {', '.join(available)}")
     return tuple(dict.fromkeys(names))
 
 

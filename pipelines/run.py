@@ -14,7 +14,8 @@ from dlt.common.destination import Destination
 
 from sources.approvalmax import ExtractOptions, RunReport, Window, approvalmax_source
 from sources.approvalmax.client import RequestStats
-from sources.approvalmax.config import ApprovalMaxSettings
+from sources.approvalmax.config import ApprovalMaxSettings, document_types
+from sources.approvalmax.settings import RESOURCE_NAMES, DocumentType
 from sources.approvalmax.tokens import open_client, open_tokens
 
 from .factory import DATASET_NAME, PIPELINE_NAME, loader_file_format, resolve_destination
@@ -74,14 +75,15 @@ def run_pipeline(settings: ApprovalMaxSettings, request: RunRequest, monitor: Ru
     monitor = monitor or RunMonitor()
     started = time.monotonic()
     check_window(request.since, request.until)
-    resources = select_resources(request.resources)
+    types = document_types(settings)
+    resources = select_resources(request.resources, (*RESOURCE_NAMES[:2], *(doc.resource for doc in types)))
     destination = resolve_destination(request.destination)
     with run_lock(request.pipeline_name, request.pipelines_dir, request.wait):
         # the warehouse first: a busy DuckDB file stops the run before any API call
         pipeline = restored_pipeline(
             destination, request.dataset, request.pipeline_name, request.pipelines_dir, request.wait
         )
-        return _extract_and_load(settings, request, pipeline, destination, resources, monitor, started)
+        return _extract_and_load(settings, request, pipeline, destination, resources, types, monitor, started)
 
 
 def _extract_and_load(
@@ -90,6 +92,7 @@ def _extract_and_load(
     pipeline: dlt.Pipeline,
     destination: Destination[Any, Any],
     resources: tuple[str, ...],
+    types: tuple[DocumentType, ...],
     monitor: RunMonitor,
     started: float,
 ) -> RunResult:
@@ -99,7 +102,10 @@ def _extract_and_load(
         companies = select_companies(client.companies(), request.companies or settings.company_ids)
         window = Window(request.since, request.until) if request.since or request.until else None
         options = ExtractOptions(
-            lookback=timedelta(minutes=settings.lookback_minutes), window=window, arrow=settings.arrow_tables
+            lookback=timedelta(minutes=settings.lookback_minutes),
+            window=window,
+            arrow=settings.arrow_tables,
+            document_types=types,
         )
         monitor.report = options.report
         source = approvalmax_source(client, companies, options).with_resources(*resources)

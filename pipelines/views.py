@@ -50,12 +50,18 @@ def _col(columns: Columns, table: str, alias: str, name: str, kind: str) -> str:
     return f"CAST(NULL AS {SQL_TYPES[kind]})"
 
 
+def document_tables(columns: Columns) -> list[str]:
+    """Every loaded document table: the built-in types in their order, then configured ones."""
+    known = [doc.resource for doc in DOCUMENT_TYPES if doc.resource in columns]
+    configured = sorted(
+        name for name, table in columns.items() if "__" not in name and "request_id" in table and name not in known
+    )
+    return known + configured
+
+
 def requests_sql(ds: str, columns: Columns) -> str:
     parts = []
-    for doc in DOCUMENT_TYPES:
-        t = doc.resource
-        if t not in columns:
-            continue
+    for t in document_tables(columns):
 
         def c(name: str, kind: str, t: str = t) -> str:
             return _col(columns, t, "d", name, kind)
@@ -79,8 +85,8 @@ def requests_sql(ds: str, columns: Columns) -> str:
 
 def request_lines_sql(ds: str, columns: Columns) -> str:
     parts = []
-    for doc in DOCUMENT_TYPES:
-        t, lines, tracking = doc.resource, f"{doc.resource}__line_items", f"{doc.resource}__line_items__tracking"
+    for t in document_tables(columns):
+        lines, tracking = f"{t}__line_items", f"{t}__line_items__tracking"
         if lines not in columns:
             continue
         tr = (
@@ -107,8 +113,8 @@ def request_lines_sql(ds: str, columns: Columns) -> str:
 
 def request_line_tracking_sql(ds: str, columns: Columns) -> str:
     parts = []
-    for doc in DOCUMENT_TYPES:
-        t, lines, tracking = doc.resource, f"{doc.resource}__line_items", f"{doc.resource}__line_items__tracking"
+    for t in document_tables(columns):
+        lines, tracking = f"{t}__line_items", f"{t}__line_items__tracking"
         if tracking not in columns or lines not in columns:
             continue
         parts.append(
@@ -126,8 +132,8 @@ def request_line_tracking_sql(ds: str, columns: Columns) -> str:
 
 def request_events_sql(ds: str, columns: Columns) -> str:
     parts = []
-    for doc in DOCUMENT_TYPES:
-        t, events = doc.resource, f"{doc.resource}__events"
+    for t in document_tables(columns):
+        events = f"{t}__events"
         if events not in columns:
             continue
         parts.append(

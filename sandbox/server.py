@@ -61,6 +61,7 @@ class SandboxKnobs:
     modified_filter: str = "honoured"  # modifiedAtOrAfter applied, "refused" (400) or "ignored"
     unknown_fields: bool = False  # unknown document fields, an unknown event type, extra company fields
     missing_types: list[str] = field(default_factory=list)  # `type` or `companyId:type` answering 404
+    type_aliases: dict[str, str] = field(default_factory=dict)  # another path serving a type, e.g. qbooks/bills
 
 
 @dataclass
@@ -396,6 +397,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.send_problem(400, "Bad Request", f"The {company} is disabled.")
             return
         rest = match.group("rest")
+        for alias, served in knobs.type_aliases.items():
+            if rest == alias or rest.startswith(alias + "/"):
+                rest = served + rest[len(alias) :]
         if rest == "userProfiles":
             body = sandbox.dataset.users[company]
             sandbox.record("GET", path, query, 200)

@@ -94,6 +94,8 @@ class ExtractOptions:
     strict: bool = False
     # Hand dlt Arrow tables (fast); False uses dlt's row-by-row normaliser for the same tables.
     arrow: bool = True
+    # The document types to read: the built-in table and any configured ones (config.document_types).
+    document_types: tuple[DocumentType, ...] = DOCUMENT_TYPES
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
@@ -105,7 +107,7 @@ def approvalmax_source(
     company_ids = [str(company["companyId"]) for company in companies]
     yield companies_resource(companies, options.report)
     yield user_profiles_resource(client, company_ids, options.report, options.strict)
-    for document_type in DOCUMENT_TYPES:
+    for document_type in options.document_types:
         yield documents_resource(client, company_ids, document_type, options)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dlt.common.configuration import configspec, resolve_configuration
@@ -16,9 +17,29 @@ from dlt.common.configuration.specs import BaseConfiguration, CredentialsConfigu
 from dlt.common.typing import TSecretStrValue
 
 from .errors import ConfigError
-from .settings import DEFAULT_API_BASE_URL, DEFAULT_IDENTITY_BASE_URL, DEFAULT_SCOPES
+from .settings import (
+    ACCOUNTING_CHILDREN,
+    ACCOUNTING_COLUMNS,
+    DEFAULT_API_BASE_URL,
+    DEFAULT_IDENTITY_BASE_URL,
+    DEFAULT_SCOPES,
+    DOCUMENT_TYPES,
+    RESOURCE_NAMES,
+    STANDALONE_CHILDREN,
+    STANDALONE_COLUMNS,
+    DocumentType,
+)
 
 SECTIONS = ("sources", "approvalmax")
+# ApprovalMax's guide says redirect URIs must be HTTPS. Nothing has to answer at this one: the
+# browser ends there with the code in its address bar, and `auth login` asks for that URL.
+DEFAULT_REDIRECT_URI = "https://localhost/approvalmax/callback"
+SHAPES = {
+    "accounting": (ACCOUNTING_COLUMNS, ACCOUNTING_CHILDREN),
+    "standalone": (STANDALONE_COLUMNS, STANDALONE_CHILDREN),
+}
+_TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_PATH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]*(/[A-Za-z0-9][A-Za-z0-9._~-]*)*$")
 ENV_PREFIX = "SOURCES__APPROVALMAX__"
 
 
@@ -51,9 +72,11 @@ class ApprovalMaxSettings(BaseConfiguration):
     token_refresh_skew_seconds: float = 300.0
     company_ids: list[str] | None = None
     scopes: str = DEFAULT_SCOPES
-    redirect_uri: str = "http://127.0.0.1:8765/callback"
+    redirect_uri: str = DEFAULT_REDIRECT_URI
     # Hand dlt Arrow tables for documents; false falls back to dlt's row normaliser (same tables, slower).
     arrow_tables: bool = True
+    # More document types, or other paths for built-in ones: [{table, path, shape}] (README, "Document types").
+    document_types: list[dict[str, str]] | None = None
 
 
 def env_name(field_path: str) -> str:
@@ -114,3 +137,42 @@ def missing_fields(traces: Mapping[str, Any], prefix: str = "") -> list[str]:
         else:
             paths.append(prefix + name)
     return paths
+
+
+def document_types(settings: ApprovalMaxSettings) -> tuple[DocumentType, ...]:
+    """The built-in document types, with the configured ones added (or replacing a built-in's path)."""
+    return merge_document_types(settings.document_types or ())
+
+
+def merge_document_types(configured: Sequence[Mapping[str, Any]]) -> tuple[DocumentType, ...]:
+    types = {doc.resource: doc for doc in DOCUMENT_TYPES}
+    key = env_name("document_types")
+    for number, entry in enumerate(configured, start=1):
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{key} entry {number} is not a table: give table, path and shape")
+        table, path = str(entry.get("table") or ""), str(entry.get("path") or "").strip("/")
+        shape = str(entry.get("shape") or "accounting")
+        if not _TABLE_NAME.match(table) or "__" in table or table in (RESOURCE_NAMES[0], RESOURCE_NAMES[1]):
+            raise ConfigError(
+                f"{key} entry {number}: table {table!r} must be snake_case (a-z, 0-9, single _) and not "
+                "companies or user_profiles"
+            )
+        if not _PATH.match(path) or path.startswith("api/"):
+            raise ConfigError(
+                f"{key} entry {number}: path {path!r} must be the part after /api/v1/companies/<id>/, e.g. qbooks/bills"
+            )
+        if shape not in SHAPES:
+            raise ConfigError(f"{key} entry {number}: shape {shape!r} must be accounting or standalone")
+        unknown = sorted(set(entry) - {"table", "path", "shape"})
+        if unknown:
+            raise ConfigError(f"{key} entry {number}: unknown key(s) {', '.join(unknown)}; use table, path and shape")
+        columns, children = SHAPES[shape]
+        builtin = types.get(table)
+        if builtin is not None and "shape" not in entry:
+            columns, children = builtin.columns, builtin.children
+        types[table] = DocumentType(table, path, columns, children)
+    paths = [doc.path for doc in types.values()]
+    repeated = sorted({path for path in paths if paths.count(path) > 1})
+    if repeated:
+        raise ConfigError(f"{key}: path {', '.join(repeated)} is configured for two tables; give each path one table")
+    return tuple(types.values())

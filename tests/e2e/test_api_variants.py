@@ -144,3 +144,20 @@ def test_every_non_default_variant_at_once_full_and_incremental(ws: Workspace) -
     ws.admin("POST", "mutate", modify=5, add=4)
     run_ok(ws)
     assert_equals_sandbox(ws)
+
+
+def test_a_configured_document_type_loads_into_its_own_table_and_the_views(ws: Workspace) -> None:
+    ws.admin("POST", "config", type_aliases={"qbooks/bills": "xero/bills"})
+    configured = '[{"table": "qbooks_bills", "path": "qbooks/bills"}]'
+    result = ws.cli(
+        "run", "--no-progress", "-r", "qbooks_bills", env={"SOURCES__APPROVALMAX__DOCUMENT_TYPES": configured}
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    truth = export(ws)
+    expected = sum(len(by_type["xero/bills"]) for by_type in truth.values())
+    assert ws.query("select count(*) from approvalmax.qbooks_bills") == [(expected,)]
+    assert ws.query("select count(*) from approvalmax.requests where document_type = 'qbooks_bills'") == [(expected,)]
+    lines = ws.query("select count(*) from approvalmax.qbooks_bills__line_items")[0][0]
+    assert lines == sum(len(d["lineItems"]) for by_type in truth.values() for d in by_type["xero/bills"])
+    unknown = ws.cli("run", "--no-progress", "-r", "qbooks_bills")
+    assert unknown.returncode == 2 and "unknown resource 'qbooks_bills'" in unknown.stderr

@@ -111,3 +111,12 @@ def test_status_without_any_token_exits_3(workspace: Workspace) -> None:
     result = workspace.cli("auth", "status", env=without_seed(workspace))
     assert result.returncode == 3
     assert "approvalmax auth login" in result.stdout
+
+
+def test_login_with_the_default_https_redirect_asks_for_the_pasted_url(workspace: Workspace) -> None:
+    process, url = start_login(workspace)  # no --paste: an HTTPS redirect URI cannot be listened on
+    redirect = httpx.get(url, follow_redirects=False, timeout=30).headers["location"]
+    assert redirect.startswith("https://localhost/approvalmax/callback?code=")
+    _stdout, stderr = process.communicate(redirect + "\n", timeout=60)
+    assert process.returncode == 0, stderr
+    assert "paste it here" in stderr
