@@ -107,3 +107,11 @@ def test_no_command_prints_help_and_exit_2(workspace: Workspace) -> None:
     result = workspace.cli("run", "--no-such-option")
     assert result.returncode == 2
     assert "No such option" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_duckdb_file_named_like_the_dataset_exits_2_before_any_api_call(workspace: Workspace) -> None:
+    clashing = str(workspace.root / "approvalmax.duckdb")
+    result = workspace.cli("run", "--no-progress", env={"DESTINATION__DUCKDB__CREDENTIALS": clashing})
+    assert_one_line(result, 2, "would name its catalog 'approvalmax'", "--dataset")
+    assert workspace.admin("GET", "stats")["requests"] == 0
+    assert not (workspace.root / "approvalmax.duckdb").exists()
