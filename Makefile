@@ -32,8 +32,9 @@ ifeq ($(PG_INITDB),)
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 endif
 
+# Two workers, a test file each at a time (a file's tests share their fixtures and order).
 test: $(STAMP) postgresql
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 $(AIRFLOW_STAMP): pyproject.toml
 	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)

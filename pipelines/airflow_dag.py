@@ -30,7 +30,7 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.helpers.airflow_helper import PipelineTasksGroup
 
 from sources.approvalmax import ExtractOptions, approvalmax_source
-from sources.approvalmax.config import ApprovalMaxSettings, env_name, load_settings
+from sources.approvalmax.config import ApprovalMaxSettings, document_types, env_name, load_settings
 from sources.approvalmax.errors import ConfigError
 from sources.approvalmax.tokens import open_client
 
@@ -62,7 +62,10 @@ def company_source(company_id: str | None) -> Any:
     client = open_client(settings)
     companies = select_companies(client.companies(), [company_id] if company_id else settings.company_ids)
     options = ExtractOptions(
-        lookback=timedelta(minutes=settings.lookback_minutes), strict=True, arrow=settings.arrow_tables
+        lookback=timedelta(minutes=settings.lookback_minutes),
+        strict=True,
+        arrow=settings.arrow_tables,
+        document_types=document_types(settings),
     )
     return approvalmax_source(client, companies, options)
 

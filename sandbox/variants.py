@@ -49,7 +49,7 @@ def shape_document(doc: dict[str, Any], date_format: str, unknown_fields: bool) 
         digest = hashlib.blake2b(str(doc.get("requestId")).encode(), digest_size=4).hexdigest()
         shaped["taxRateString"] = "15%"
         shaped["reference"] = f"REF-{digest}"
-        shaped["deliveryAddress"] = {"addressLine1": f"{int(digest, 16) % 900 + 1} Queen Street", "city": "Auckland"}
+        shaped["deliveryAddress"] = {"addressLine1": f"{int(digest, 16) % 900 + 1} Queen Street", "city": "Wellington"}
         shaped["isNewFeatureFlag"] = True
         shaped["commentAttachments"] = []
         events = list(shaped.get("events") or [])

@@ -59,7 +59,9 @@ class Pseudonyms:
     def scrub(self, value: Any, key: str = "", personal: bool = False) -> Any:
         """`value` with every string under a personal key replaced; the structure is kept."""
         if isinstance(value, dict):
-            return {k: self.scrub(v, k, personal) if k not in KEPT_SUBTREES else v for k, v in value.items()}
+            return {
+                k: v if k in KEPT_SUBTREES else self.scrub(v, k, personal or is_personal(k)) for k, v in value.items()
+            }
         if isinstance(value, list):
             return [self.scrub(item, key, personal) for item in value]
         if isinstance(value, str) and (personal or is_personal(key)):

@@ -11,34 +11,56 @@ import duckdb
 
 from sandbox import start_sandbox
 from sandbox.replay import Replay
-from sources.approvalmax.recording import is_personal
 
 from ..conftest import Workspace, workspace_env
 from ..warehouse_compare import columns
 
+# What must never reach a recording, listed here independently of recording.py's own rules.
+MUST_HIDE = frozenset(
+    {
+        "name",
+        "firstName",
+        "lastName",
+        "email",
+        "contact",
+        "description",
+        "comment",
+        "fileName",
+        "documentName",
+        "reference",
+        "value",
+        "deliveryAddress",
+        "recipientEmail",
+    }
+)
 
-def personal_values(value: Any, key: str = "") -> Iterator[str]:
+
+def is_personal(key: str) -> bool:
+    return key in MUST_HIDE
+
+
+def personal_values(value: Any, key: str = "", under: bool = False) -> Iterator[str]:
     """Every original text a recording must not hold: under personal keys of the ground truth."""
     if isinstance(value, dict):
         for name, item in value.items():
             if name != "requestStatus":
-                yield from personal_values(item, name)
+                yield from personal_values(item, name, under or is_personal(name))
     elif isinstance(value, list):
         for item in value:
-            yield from personal_values(item, key)
-    elif isinstance(value, str) and is_personal(key):
+            yield from personal_values(item, key, under)
+    elif isinstance(value, str) and (under or is_personal(key)):
         yield value
 
 
-def public_values(value: Any, key: str = "", kept: bool = False) -> Iterator[str]:
+def public_values(value: Any, key: str = "", kept: bool = False, under: bool = False) -> Iterator[str]:
     """Texts under keys that are not personal (statuses, numbers, codes)."""
     if isinstance(value, dict):
         for name, item in value.items():
-            yield from public_values(item, name, kept or name == "requestStatus")
+            yield from public_values(item, name, kept or name == "requestStatus", under or is_personal(name))
     elif isinstance(value, list):
         for item in value:
-            yield from public_values(item, key, kept)
-    elif isinstance(value, str) and (kept or not is_personal(key)):
+            yield from public_values(item, key, kept, under)
+    elif isinstance(value, str) and (kept or not (under or is_personal(key))):
         yield value
 
 
@@ -71,13 +93,14 @@ def test_a_recording_replays_to_the_same_tables_types_and_counts_and_leaks_nothi
 
     # nothing personal, no token, no secret
     sandbox = ws.sandbox
-    truth = ws.admin("GET", "export")
+    export = ws.admin("GET", "export")  # company -> type path -> documents; the paths are no field names
+    truth = [doc for by_type in export.values() for documents in by_type.values() for doc in documents]
     originals = set(personal_values(truth))
     originals |= set(personal_values([u for users in sandbox.dataset.users.values() for u in users]))
     originals |= {c.name for c in sandbox.dataset.companies}
     # a comment may say what a status says ("Approved"); only text nowhere else public counts
     originals -= set(public_values(truth))
-    assert len(originals) > 100
+    assert len(originals) > 100 and "Wellington" in originals  # the unknown address object's city too
     raw = "\n".join(p.read_text() for p in sorted(recording.glob("*.json")))
     recorded = set(leaves([json.loads(p.read_text()) for p in recording.glob("*.json")]))
     assert not sorted(originals & recorded)
