@@ -9,6 +9,7 @@ field names, counts and shapes), and changes nothing but the token store (one re
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,8 +33,9 @@ from sources.approvalmax.settings import (
     USER_PROFILES_PATH,
     DocumentType,
 )
-from sources.approvalmax.timestamps import format_timestamp, parse_timestamp
+from sources.approvalmax.timestamps import TIMESTAMP_PATTERN, format_timestamp, parse_timestamp
 from sources.approvalmax.tokens import open_client, open_tokens
+from sources.oauth_tokens import RotatingRefreshTokens
 
 VERIFIED = "verified"
 DIFFERS = "differs"
@@ -116,7 +118,7 @@ def _json(response: httpx.Response) -> Any:
         return None
 
 
-def _check_token_rotation(tokens: Any, settings: ApprovalMaxSettings) -> Check:
+def _check_token_rotation(tokens: RotatingRefreshTokens, settings: ApprovalMaxSettings) -> Check:
     assumption = "identity host; refresh rotates the refresh token"
     with tokens.store.lock():
         stored = tokens.store.load()
@@ -308,11 +310,15 @@ def _time_values(value: Any, key: str = "") -> list[tuple[str, str]]:
 
 
 def _form(text: str) -> str:
-    if len(text) == 10:
+    """How a readable time value is written, in the parts of timestamps.TIMESTAMP_PATTERN."""
+    match = re.match(TIMESTAMP_PATTERN, text)
+    if match is None:
+        return "unreadable"
+    _day, clock, fraction, zone = match.groups()
+    if clock is None:
         return "date (YYYY-MM-DD)"
-    zone = "Z" if text.endswith("Z") else ("offset" if text[-6:-5] in "+-" and text[-3:-2] == ":" else "no zone")
-    fraction = len(text.split(".", 1)[1].rstrip("Z").split("+")[0].split("-")[0]) if "." in text else 0
-    return f"date-time, {fraction} fractional digits, {zone}"
+    zone_text = "no zone" if zone is None else ("Z" if zone == "Z" else "offset")
+    return f"date-time, {len(fraction or '')} fractional digits, {zone_text}"
 
 
 def _check_time_formats(documents: Mapping[tuple[str, str], dict[str, Any]]) -> Check:

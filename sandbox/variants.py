@@ -100,7 +100,7 @@ def problem_body(
             "instance": instance,
             "traceId": trace,
         }
-    code = code or ("invalidInput" if parameters else title.replace(" ", "")[:1].lower() + title.replace(" ", "")[1:])
+    code = code or ("invalidInput" if status == 400 else _camel(title))
     return {
         "type": f"/api/errors/{code}",
         "title": title,
@@ -110,6 +110,12 @@ def problem_body(
         "error": {"code": code, "title": title, "parameters": parameters or []},
         "traceId": trace,
     }
+
+
+def _camel(title: str) -> str:
+    """`Not Found` -> `notFound`, as ASP.NET's error codes are spelled."""
+    joined = "".join(word.capitalize() for word in title.split())
+    return joined[:1].lower() + joined[1:]
 
 
 def invalid_parameter(name: str, value: str, message: str) -> dict[str, Any]:
