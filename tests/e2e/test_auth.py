@@ -117,6 +117,10 @@ def test_login_with_the_default_https_redirect_asks_for_the_pasted_url(workspace
     process, url = start_login(workspace)  # no --paste: an HTTPS redirect URI cannot be listened on
     redirect = httpx.get(url, follow_redirects=False, timeout=30).headers["location"]
     assert redirect.startswith("https://localhost/approvalmax/callback?code=")
+    # read through the file object: communicate() reads the pipe itself and would miss a line
+    # already buffered by the readline that found the URL
+    assert process.stderr is not None
+    prompt = process.stderr.readline()
+    assert "paste it here" in prompt
     _stdout, stderr = process.communicate(redirect + "\n", timeout=60)
     assert process.returncode == 0, stderr
-    assert "paste it here" in stderr
