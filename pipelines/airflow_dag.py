@@ -29,10 +29,10 @@ from airflow import DAG
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.helpers.airflow_helper import PipelineTasksGroup
 
-from sources.approvalmax import ExtractOptions, approvalmax_source
-from sources.approvalmax.config import ApprovalMaxSettings, document_types, env_name, load_settings
+from sources.approvalmax.config import ApprovalMaxSettings, env_name, load_settings
+from sources.approvalmax.connector import Connector
 from sources.approvalmax.errors import ConfigError
-from sources.approvalmax.tokens import open_client
+from sources.oauth_tokens.postgres_store import is_postgres_url
 
 from .factory import loader_file_format, resolve_destination
 from .options import select_companies
@@ -45,7 +45,7 @@ def company_pipeline_name(company_id: str | None) -> str:
 
 
 def require_shared_token_store(settings: ApprovalMaxSettings) -> None:
-    if settings.token_store.startswith(("postgres://", "postgresql://")):
+    if is_postgres_url(settings.token_store):
         return
     if os.environ.get("APPROVALMAX_AIRFLOW_FILE_TOKEN_STORE") == "1":
         return
@@ -59,15 +59,9 @@ def company_source(company_id: str | None) -> Any:
     """Built in the task, right before the load; a failing company fails its task."""
     settings = load_settings()
     require_shared_token_store(settings)
-    client = open_client(settings)
-    companies = select_companies(client.companies(), [company_id] if company_id else settings.company_ids)
-    options = ExtractOptions(
-        lookback=timedelta(minutes=settings.lookback_minutes),
-        strict=True,
-        arrow=settings.arrow_tables,
-        document_types=document_types(settings),
-    )
-    return approvalmax_source(client, companies, options)
+    connector = Connector(settings)
+    companies = select_companies(connector.client.companies(), [company_id] if company_id else settings.company_ids)
+    return connector.source(companies, connector.extract_options(strict=True))
 
 
 def configured_company_ids() -> Sequence[str]:

@@ -30,8 +30,8 @@ def login(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the browser redirect.")] = 300.0,
 ) -> None:
     """Run the authorization-code flow and store the tokens it grants."""
+    from sources.approvalmax.connector import open_tokens
     from sources.approvalmax.settings import AUTHORIZE_PATH
-    from sources.approvalmax.tokens import open_tokens
     from sources.oauth_tokens.authorization_code import (
         code_from_redirect,
         is_loopback,
@@ -77,7 +77,7 @@ def login(
 @handle_errors
 def import_token() -> None:
     """Seed the store from an existing refresh token, read from standard input (never an argument)."""
-    from sources.approvalmax.tokens import open_tokens
+    from sources.approvalmax.connector import open_tokens
 
     from .cli_common import current_settings
 
@@ -103,8 +103,8 @@ def import_token() -> None:
 @handle_errors
 def status() -> None:
     """Connection, scopes, token expiry and refresh-token age; exit 3 when a login is needed."""
+    from sources.approvalmax.connector import settings_store
     from sources.approvalmax.settings import REFRESH_TOKEN_LIFETIME_DAYS
-    from sources.approvalmax.tokens import settings_store
 
     from .cli_common import current_settings
     from .errors import EXIT_REAUTHORIZE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -40,9 +41,24 @@ def options(
     if not isinstance(level, int):
         err.print(f"error: --log-level {log_level!r} is not one of debug, info, warning, error", style="red")
         raise typer.Exit(2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_to_stderr(level)
     # dlt warns about every all-null column; keep its log at error unless asked for more.
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR" if level >= logging.WARNING else log_level.upper())
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def log_to_stderr(level: int) -> None:
+    """One handler on the current stderr, replacing the one an earlier command in this process set."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "approvalmax", False)]:
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.approvalmax = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
 
 
 @contextmanager
@@ -155,22 +171,23 @@ def run(
 @handle_errors
 def companies() -> None:
     """List the organisations the connection can read."""
-    from sources.approvalmax.tokens import open_client
+    from sources.approvalmax.connector import Connector
 
     from .summary import companies_table
 
-    with open_client(current_settings()) as client:
-        out.print(companies_table(client.companies()))
+    with Connector(current_settings()) as connector:
+        out.print(companies_table(connector.client.companies()))
 
 
 @app.command()
 @handle_errors
 def ping() -> None:
     """Check that the API answers and the credentials work."""
-    from sources.approvalmax.tokens import open_client
+    from sources.approvalmax.connector import Connector
 
     settings = current_settings()
-    with open_client(settings) as client:
+    with Connector(settings) as connector:
+        client = connector.client
         started = time.monotonic()
         client.ping()
         elapsed = (time.monotonic() - started) * 1000
@@ -192,7 +209,7 @@ def doctor(
 
     settings = current_settings()
     types = document_types(settings)
-    report = run_doctor(settings, sample=companies, record_to=record, document_types=types)
+    report = run_doctor(settings, sample=companies, record_to=record)
     out.print(doctor_table(report.checks))
     budget = request_budget(companies, len(types))
     out.print(f"{report.requests} API requests (at most {budget}) and one token refresh", highlight=False)

@@ -10,6 +10,8 @@ from typing import Any, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
+from sources.errors import first_line
+
 from .errors import OUR_ERRORS, exit_code, find_cause
 
 P = ParamSpec("P")
@@ -37,7 +39,7 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
             cause = find_cause(exc)
             if DEBUG["on"]:
                 err.print("".join(traceback.format_exception(exc)), highlight=False, markup=False)
-            message = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+            message = first_line(cause)
             if not _is_ours(cause):
                 message = f"unexpected {type(cause).__name__}: {message} (rerun with --debug for details)"
             err.print(f"error: {message}", style="red", highlight=False, markup=False, soft_wrap=True)

@@ -21,12 +21,12 @@ import httpx
 
 from sources.approvalmax.client import ApprovalMaxClient
 from sources.approvalmax.config import ApprovalMaxSettings
+from sources.approvalmax.connector import Connector
 from sources.approvalmax.problem import api_error, invalid_parameters
 from sources.approvalmax.records import is_time_field
 from sources.approvalmax.settings import (
     COMPANIES_PATH,
     COMPANY_PATH,
-    DOCUMENT_TYPES,
     MODIFIED_FILTER,
     PAGE_LIMIT,
     PING_PATH,
@@ -34,7 +34,6 @@ from sources.approvalmax.settings import (
     DocumentType,
 )
 from sources.approvalmax.timestamps import TIMESTAMP_PATTERN, format_timestamp, parse_timestamp
-from sources.approvalmax.tokens import open_client, open_tokens
 from sources.oauth_tokens import RotatingRefreshTokens
 
 VERIFIED = "verified"
@@ -70,16 +69,11 @@ def request_budget(sample: int, document_types: int) -> int:
     return 6 + sample * (1 + document_types)
 
 
-def run_doctor(
-    settings: ApprovalMaxSettings,
-    sample: int = 2,
-    record_to: Path | None = None,
-    document_types: Sequence[DocumentType] = DOCUMENT_TYPES,
-) -> DoctorReport:
+def run_doctor(settings: ApprovalMaxSettings, sample: int = 2, record_to: Path | None = None) -> DoctorReport:
     report = DoctorReport()
-    tokens = open_tokens(settings)
-    report.checks.append(_check_token_rotation(tokens, settings))
-    with open_client(settings, tokens, record_to) as client:
+    with Connector(settings, record_to) as connector:
+        client, document_types = connector.client, connector.document_types
+        report.checks.append(_check_token_rotation(connector.tokens, settings))
         probe = Prober(client)
         report.checks.append(_check_ping(probe))
         companies_check, companies = _check_companies(probe)

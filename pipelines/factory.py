@@ -36,8 +36,8 @@ def resolve_destination(destination: str | Destination[Any, Any]) -> Destination
         if isinstance(exc, ImportError) and not isinstance(exc, UnknownDestinationModule):
             raise ConfigError(
                 f"destination {destination!r} needs extra packages: pip install -e '.[{destination}]'"
-            ) from None
-        raise ConfigError(f"unknown destination {destination!r}: use duckdb, postgres or bigquery") from None
+            ) from exc
+        raise ConfigError(f"unknown destination {destination!r}: use duckdb, postgres or bigquery") from exc
     if resolved is None:
         raise ConfigError(f"unknown destination {destination!r}: use duckdb, postgres or bigquery")
     return resolved

@@ -19,10 +19,10 @@ def parse_when(option: str, value: str | None) -> datetime | None:
         if len(text) == 10:
             return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+    except ValueError as exc:
         raise ConfigError(
             f"{option} {value!r} is not a date: use YYYY-MM-DD or an ISO 8601 timestamp such as 2025-01-31T12:00:00Z"
-        ) from None
+        ) from exc
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 

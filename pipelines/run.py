@@ -5,18 +5,19 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import dlt
 from dlt.common.destination import Destination
 
-from sources.approvalmax import ExtractOptions, RunReport, Window, approvalmax_source
 from sources.approvalmax.client import RequestStats
 from sources.approvalmax.config import ApprovalMaxSettings, document_types
-from sources.approvalmax.settings import RESOURCE_NAMES, DocumentType
-from sources.approvalmax.tokens import open_client, open_tokens
+from sources.approvalmax.connector import Connector
+from sources.approvalmax.cursors import Window
+from sources.approvalmax.report import RunReport
+from sources.approvalmax.settings import RESOURCE_NAMES
 
 from .factory import DATASET_NAME, PIPELINE_NAME, loader_file_format, resolve_destination
 from .options import check_window, select_companies, select_resources
@@ -38,6 +39,7 @@ class RunRequest:
     until: datetime | None = None
     wait: float = 0.0  # seconds to wait for another run of the pipeline, or a busy DuckDB file
     record_to: Path | None = None  # keep the API's responses, pseudonymised (sources/approvalmax/recording.py)
+    strict: bool = False  # a company's failure fails the run (Airflow), instead of being reported
 
 
 @dataclass
@@ -83,62 +85,56 @@ def run_pipeline(settings: ApprovalMaxSettings, request: RunRequest, monitor: Ru
         pipeline = restored_pipeline(
             destination, request.dataset, request.pipeline_name, request.pipelines_dir, request.wait
         )
-        return _extract_and_load(settings, request, pipeline, destination, resources, types, monitor, started)
+        with Connector(settings, request.record_to) as connector:
+            return _extract_and_load(connector, request, pipeline, destination, resources, monitor, started)
 
 
 def _extract_and_load(
-    settings: ApprovalMaxSettings,
+    connector: Connector,
     request: RunRequest,
     pipeline: dlt.Pipeline,
     destination: Destination[Any, Any],
     resources: tuple[str, ...],
-    types: tuple[DocumentType, ...],
     monitor: RunMonitor,
     started: float,
 ) -> RunResult:
-    tokens = open_tokens(settings)
-    with open_client(settings, tokens, request.record_to) as client:
-        monitor.stats = client.stats
-        companies = select_companies(client.companies(), request.companies or settings.company_ids)
-        window = Window(request.since, request.until) if request.since or request.until else None
-        options = ExtractOptions(
-            lookback=timedelta(minutes=settings.lookback_minutes),
-            window=window,
-            arrow=settings.arrow_tables,
-            document_types=types,
-        )
-        monitor.report = options.report
-        source = approvalmax_source(client, companies, options).with_resources(*resources)
-        monitor.phase = "loading"
-        try:
-            pipeline.run(source, loader_file_format=loader_file_format(destination))  # type: ignore[arg-type]
-        except Exception as exc:
-            locked = duckdb_lock_error(exc)
-            if locked is not None:
-                raise busy_error(locked) from None
-            raise
-        monitor.phase = "views"
-        views = create_views(pipeline)
-        monitor.phase = "done"
-        trace = pipeline.last_trace
-        normalize = trace.last_normalize_info if trace is not None else None
-        table_rows = {
-            table: count
-            for table, count in (normalize.row_counts.items() if normalize is not None else [])
-            if not table.startswith("_dlt")
-        }
-        return RunResult(
-            companies=companies,
-            report=options.report,
-            table_rows=table_rows,
-            requests=client.stats.requests,
-            retries=client.stats.retries,
-            throttled=client.stats.throttled,
-            token_refreshes=tokens.refreshes,
-            duration=time.monotonic() - started,
-            destination=destination.destination_name,
-            dataset=request.dataset,
-            pipeline=request.pipeline_name,
-            backfill=window is not None,
-            views=tuple(views),
-        )
+    client = connector.client
+    monitor.stats = client.stats
+    companies = select_companies(client.companies(), request.companies or connector.settings.company_ids)
+    window = Window(request.since, request.until) if request.since or request.until else None
+    options = connector.extract_options(window, strict=request.strict)
+    monitor.report = options.report
+    source = connector.source(companies, options).with_resources(*resources)
+    monitor.phase = "loading"
+    try:
+        pipeline.run(source, loader_file_format=loader_file_format(destination))  # type: ignore[arg-type]
+    except Exception as exc:
+        locked = duckdb_lock_error(exc)
+        if locked is not None:
+            raise busy_error(locked) from exc
+        raise
+    monitor.phase = "views"
+    views = create_views(pipeline)
+    monitor.phase = "done"
+    trace = pipeline.last_trace
+    normalize = trace.last_normalize_info if trace is not None else None
+    table_rows = {
+        table: count
+        for table, count in (normalize.row_counts.items() if normalize is not None else [])
+        if not table.startswith("_dlt")
+    }
+    return RunResult(
+        companies=companies,
+        report=options.report,
+        table_rows=table_rows,
+        requests=client.stats.requests,
+        retries=client.stats.retries,
+        throttled=client.stats.throttled,
+        token_refreshes=connector.tokens.refreshes,
+        duration=time.monotonic() - started,
+        destination=destination.destination_name,
+        dataset=request.dataset,
+        pipeline=request.pipeline_name,
+        backfill=window is not None,
+        views=tuple(views),
+    )

@@ -12,6 +12,7 @@ from sqlglot import exp
 
 from sources.approvalmax.errors import ApprovalMaxError
 from sources.approvalmax.settings import DOCUMENT_TYPES
+from sources.errors import first_line
 
 SYSTEM_USER = "00000000-0000-0000-0000-000000000000"
 APPROVED = "approverApprovedRequestApproved"
@@ -261,6 +262,6 @@ def create_views(pipeline: dlt.Pipeline) -> list[str]:
             for _name, statement in statements:
                 client.execute_sql(statement)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ViewsError(f"the data was loaded, but creating the analyst views failed: {first}") from None
+        first = first_line(exc)
+        raise ViewsError(f"the data was loaded, but creating the analyst views failed: {first}") from exc
     return [name for name, _statement in statements if name is not None]

@@ -35,11 +35,11 @@ def run_lock(pipeline_name: str, pipelines_dir: str | None, wait: float) -> Iter
     try:
         with FileLock(str(path), timeout=max(wait, 0.0)):
             yield
-    except Timeout:
+    except Timeout as exc:
         raise BusyError(
             f"another run of pipeline {pipeline_name} is in progress (lock {path}); "
             "it was not disturbed: try again later, or pass --wait SECONDS"
-        ) from None
+        ) from exc
 
 
 DUCKDB_LOCKED = "Could not set lock on file"
@@ -78,5 +78,5 @@ def restored_pipeline(
             if locked is None:
                 raise
             if time.monotonic() >= deadline:
-                raise busy_error(locked) from None
+                raise busy_error(locked) from exc
             time.sleep(BUSY_POLL_SECONDS)

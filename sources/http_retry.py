@@ -1,13 +1,21 @@
-"""Retry rules shared by the API client and the token endpoint: which failures to retry and how long to wait."""
+"""The one retry helper of the API client and the token endpoint: which failures to retry, how long to
+wait, and the loop (tenacity's) that does it."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import TypeVar
 
 import httpx
+import tenacity
+
+from .clock import SYSTEM_CLOCK, Clock
+
+T = TypeVar("T")
 
 # Failures where the request may be sent again: the server asked us to slow down or failed.
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -65,3 +73,66 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 def is_retryable_status(status_code: int) -> bool:
     """True for the status codes that mean 'try again later'."""
     return status_code in RETRYABLE_STATUS or status_code >= 500
+
+
+class Retry(Exception):
+    """Raised by an attempt that may be made again: `reason` for the log, the server's
+    `retry_after` if it sent one, and the `response` it answered, if any."""
+
+    def __init__(self, reason: str, *, retry_after: float | None = None, response: httpx.Response | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.response = response
+
+
+def with_retries(
+    attempt: Callable[[int], T],
+    policy: RetryPolicy,
+    give_up: Callable[[Retry, int], BaseException],
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    rng: random.Random | None = None,
+    on_retry: Callable[[Retry, int, float], None] | None = None,
+) -> T:
+    """Call `attempt(number)` (from 1) until it returns, raises something other than Retry, or the
+    policy says stop: after `max_attempts`, or at once when the server asks for a longer pause than
+    `max_retry_after`. Then the error `give_up(last retry, attempts)` is raised, caused by it.
+    `on_retry(retry, attempt, delay)` sees each pause before it is slept."""
+
+    def last_retry(state: tenacity.RetryCallState) -> Retry:
+        assert state.outcome is not None
+        failure = state.outcome.exception()
+        assert isinstance(failure, Retry)
+        return failure
+
+    def stop(state: tenacity.RetryCallState) -> bool:
+        retry_after = last_retry(state).retry_after
+        too_long = retry_after is not None and retry_after > policy.max_retry_after
+        return state.attempt_number >= policy.max_attempts or too_long
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        retry_after = last_retry(state).retry_after
+        return retry_after if retry_after is not None else policy.backoff(state.attempt_number, rng)
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        if on_retry is not None and state.next_action is not None:
+            on_retry(last_retry(state), state.attempt_number, state.next_action.sleep)
+
+    retrying = tenacity.Retrying(
+        stop=stop,
+        wait=wait,
+        retry=tenacity.retry_if_exception_type(Retry),
+        sleep=clock.sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    number = 0
+    try:
+        for trial in retrying:
+            with trial:
+                number = trial.retry_state.attempt_number
+                return attempt(number)
+    except Retry as failure:
+        raise give_up(failure, number) from failure
+    raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover

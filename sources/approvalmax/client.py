@@ -1,23 +1,28 @@
-"""HTTP to the ApprovalMax API: JSON GETs with retries, continuation-token paging, request counts."""
+"""HTTP to the ApprovalMax API: GETs with retries, continuation-token paging, request counts.
+
+Pages come back raw (`pages.Page`): what their documents become is the source's business.
+This module and everything it imports load without dlt.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 import httpx
 
-from ..http_retry import RETRYABLE_EXCEPTIONS, RetryPolicy, is_retryable_status, parse_retry_after
-from .arrow_pages import ArrowPage, parse_page
+from ..clock import SYSTEM_CLOCK, Clock
+from ..http_retry import RETRYABLE_EXCEPTIONS, Retry, RetryPolicy, is_retryable_status, parse_retry_after, with_retries
 from .errors import ApiError, ApiResponseError, ApiUnavailable
 from .pacing import CompanyPacer
-from .page_schema import PageSchema
+from .pages import NotAnEnvelope, Page, read_envelope
 from .problem import api_error, clean_text
 from .settings import (
     COMPANIES_PATH,
@@ -30,6 +35,7 @@ from .settings import (
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 USER_AGENT = "approvalmax-pipeline/0.1 (+dlt)"
 # Filters a list can do without: refused once (400 naming it), they are left out for the rest
 # of the run and the caller filters the whole lists itself (never observed in use, so unverified).
@@ -66,7 +72,7 @@ class ApprovalMaxClient:
         rate_limit_per_minute: int = 0,
         rate_limit_window_seconds: float = 60.0,
         transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
         on_response: Callable[[httpx.Response], None] | None = None,
     ) -> None:
@@ -74,10 +80,10 @@ class ApprovalMaxClient:
         self.retry = retry or RetryPolicy()
         self.concurrency = max(1, concurrency)
         self.stats = RequestStats()
-        self._sleep = sleep
+        self._clock = clock
         self._rng = rng or random.Random()
         self._slots = threading.BoundedSemaphore(self.concurrency)
-        self.pacer = CompanyPacer(rate_limit_per_minute, rate_limit_window_seconds)
+        self.pacer = CompanyPacer(rate_limit_per_minute, rate_limit_window_seconds, clock=clock)
         self.refused_filters: set[str] = set()
         self._refused_lock = threading.Lock()
         self._http = httpx.Client(
@@ -104,30 +110,23 @@ class ApprovalMaxClient:
 
     # --- endpoints -----------------------------------------------------------------------
 
-    def ping(self) -> Any:
-        return self.get_json(PING_PATH, expect_json=False)
+    def ping(self) -> str:
+        return self.get(PING_PATH, read=lambda response: response.text)
 
     def companies(self) -> list[dict[str, Any]]:
-        return self._list(self.get_json(COMPANIES_PATH), COMPANIES_PATH)
+        return _objects(self.get_json(COMPANIES_PATH), COMPANIES_PATH)
 
     def user_profiles(self, company_id: str) -> list[dict[str, Any]]:
         path = f"{COMPANY_PATH.format(company_id=company_id)}/{USER_PROFILES_PATH}"
         body = self.get_json(path, company=company_id)
         if isinstance(body, dict) and isinstance(body.get("payload"), list):
-            return self._list(body["payload"], path)
-        return self._list(body, path)
+            return _objects(body["payload"], path)
+        return _objects(body, path)
 
-    def documents(
-        self,
-        company_id: str,
-        type_path: str,
-        params: Mapping[str, str] | None = None,
-        page_schema: PageSchema | None = None,
-    ) -> Iterator[list[dict[str, Any]] | ArrowPage]:
-        """Pages of one company's documents of one type. With `page_schema`, pages Arrow can read
-        come as ArrowPage (parsed in this thread, without the GIL); the others as lists of dicts."""
+    def documents(self, company_id: str, type_path: str, params: Mapping[str, str] | None = None) -> Iterator[Page]:
+        """Pages of one company's documents of one type, each as soon as it arrives."""
         path = f"{COMPANY_PATH.format(company_id=company_id)}/{type_path}"
-        return self.pages(path, params or {}, company=company_id, page_schema=page_schema)
+        return self.pages(path, params or {}, company=company_id)
 
     def probe(self, path: str, params: Mapping[str, str] | None = None, company: str | None = None) -> httpx.Response:
         """One GET, answered as it is (no retry, no error mapping): for checking the API's shapes."""
@@ -144,40 +143,26 @@ class ApprovalMaxClient:
 
     # --- mechanics -----------------------------------------------------------------------
 
-    def pages(
-        self,
-        path: str,
-        params: Mapping[str, str],
-        company: str | None = None,
-        page_schema: PageSchema | None = None,
-    ) -> Iterator[list[dict[str, Any]] | ArrowPage]:
-        """Follow `continuationToken` until it is null or absent; each page is yielded as it comes."""
+    def pages(self, path: str, params: Mapping[str, str], company: str | None = None) -> Iterator[Page]:
+        """Follow `continuationToken` until it is null or absent."""
         token: str | None = None
         seen_tokens: set[str] = set()
         while True:
             query = {**params, "limit": str(PAGE_LIMIT)}
             if token:
                 query["continuationToken"] = token
+            read = functools.partial(self._page, path=path, requested_at=self._clock.now())
             try:
-                body = self.get_json(path, query, company=company, page_schema=page_schema)
+                page = self.get(path, query, company=company, read=read)
             except ApiError as exc:
                 if token is None and self._refuses_filter(exc, query):
                     continue  # the first page again, without the filter
                 raise
-            if isinstance(body, ArrowPage):
-                yield body
-                next_token = body.continuation_token
-            elif isinstance(body, list):  # an unpaged answer: the whole list at once
-                yield self._list(body, path)
-                return
-            elif not isinstance(body, dict) or not isinstance(body.get("payload"), list):
-                raise ApiResponseError(f"GET {path} answered JSON without a `payload` list")
-            else:
-                yield self._list(body["payload"], path)
-                next_token = body.get("continuationToken")
+            yield page
+            next_token = page.continuation_token
             if not next_token:
                 return
-            if not isinstance(next_token, str) or next_token in seen_tokens:
+            if next_token in seen_tokens:
                 raise ApiResponseError(f"GET {path} repeated a continuation token; stopping to avoid a loop")
             seen_tokens.add(next_token)
             token = next_token
@@ -200,93 +185,85 @@ class ApprovalMaxClient:
             )
         return True
 
-    def get_json(
+    def get_json(self, path: str, params: Mapping[str, str] | None = None, *, company: str | None = None) -> Any:
+        """A GET whose answer is JSON (retried when it comes cut or garbled)."""
+        return self.get(path, params, company=company, read=lambda response: self._json(response, path))
+
+    def get(
         self,
         path: str,
         params: Mapping[str, str] | None = None,
         *,
-        expect_json: bool = True,
         company: str | None = None,
-        page_schema: PageSchema | None = None,
-    ) -> Any:
-        """GET with bounded retries on 429, 5xx, timeouts, cut connections and truncated JSON;
-        requests for one company are paced to its rate limit."""
-        attempt = 0
-        while True:
-            attempt += 1
-            ticket = self.pacer.acquire(company) if company is not None else None
-            try:
-                try:
-                    with self._slots:
-                        self.stats.add(requests=1)
-                        if params and self.refused_filters:  # checked once a slot is ours: it may have changed
-                            params = {k: v for k, v in params.items() if k not in self.refused_filters}
-                        response = self._http.get(path, params=params)
-                finally:  # the attempt is over: date it now, before any backoff
-                    if ticket is not None:
-                        self.pacer.done(ticket)
-            except RETRYABLE_EXCEPTIONS as exc:
-                self._pause_or_raise(attempt, path, type(exc).__name__, None)
-                continue
-            except httpx.HTTPError as exc:
-                raise ApiUnavailable(f"GET {path} failed: {type(exc).__name__}: {clean_text(str(exc))}") from None
+        read: Callable[[httpx.Response], T],
+    ) -> T:
+        """GET with bounded retries on 429, 5xx, timeouts, cut connections and unreadable bodies
+        (`read` raises Retry for those); requests for one company are paced to its rate limit."""
+
+        def attempt(_number: int) -> T:
+            response = self._send(path, params, company)
             if response.status_code == 429:
                 self.stats.add(throttled=1)
             if is_retryable_status(response.status_code):
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                self._pause_or_raise(attempt, path, f"HTTP {response.status_code}", retry_after, response)
-                continue
+                raise Retry(f"HTTP {response.status_code}", retry_after=retry_after, response=response)
             if response.is_error:
                 raise api_error(response)
-            if not expect_json:
-                return response.text
-            body = self._json(response, path, attempt, page_schema)
-            if body is _RETRY:
-                continue
-            return body
+            return read(response)
 
-    def _json(self, response: httpx.Response, path: str, attempt: int, page_schema: PageSchema | None = None) -> Any:
+        def give_up(last: Retry, attempts: int) -> BaseException:
+            if last.response is not None:
+                return api_error(last.response)
+            return ApiUnavailable(f"GET {path} failed {attempts} time(s), last with {last.reason}")
+
+        def on_retry(retry: Retry, number: int, delay: float) -> None:
+            log.info("GET %s: %s; retry %d in %.2f s", path, retry.reason, number, delay)
+            self.stats.add(retries=1)
+
+        return with_retries(attempt, self.retry, give_up, clock=self._clock, rng=self._rng, on_retry=on_retry)
+
+    def _send(self, path: str, params: Mapping[str, str] | None, company: str | None) -> httpx.Response:
+        """One attempt: a pacing ticket and a connection slot, dated by its end before any backoff."""
+        ticket = self.pacer.acquire(company) if company is not None else None
+        try:
+            with self._slots:
+                self.stats.add(requests=1)
+                if params and self.refused_filters:  # checked once a slot is ours: it may have changed
+                    params = {k: v for k, v in params.items() if k not in self.refused_filters}
+                return self._http.get(path, params=params)
+        except RETRYABLE_EXCEPTIONS as exc:
+            raise Retry(type(exc).__name__) from exc
+        except httpx.HTTPError as exc:
+            raise ApiUnavailable(f"GET {path} failed: {type(exc).__name__}: {clean_text(str(exc))}") from exc
+        finally:
+            if ticket is not None:
+                self.pacer.done(ticket)
+
+    def _checked_json_body(self, response: httpx.Response, path: str) -> None:
         kind = response.headers.get("content-type", "")
         if "html" in kind or response.content[:64].lstrip()[:1] == b"<":
             raise ApiResponseError(
                 f"GET {path} answered {kind or 'non-JSON'} instead of JSON: "
                 f"is api_base_url ({self.base_url}) the ApprovalMax API?"
             )
-        explicit = page_schema.explicit if page_schema is not None else None
-        if explicit is not None:
-            page = parse_page(response.content, explicit)
-            if page is not None:
-                return page
+
+    def _json(self, response: httpx.Response, path: str) -> Any:
+        self._checked_json_body(response, path)
         try:
             return response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             # A cut or garbled body: worth another try, like a dropped connection.
-            self._pause_or_raise(attempt, path, "truncated or invalid JSON", None)
-            return _RETRY
+            raise Retry("truncated or invalid JSON") from exc
 
-    def _pause_or_raise(
-        self,
-        attempt: int,
-        path: str,
-        reason: str,
-        retry_after: float | None,
-        response: httpx.Response | None = None,
-    ) -> None:
-        too_long = retry_after is not None and retry_after > self.retry.max_retry_after
-        if attempt >= self.retry.max_attempts or too_long:
-            if response is not None:
-                raise api_error(response)
-            raise ApiUnavailable(f"GET {path} failed {attempt} time(s), last with {reason}")
-        delay = retry_after if retry_after is not None else self.retry.backoff(attempt, self._rng)
-        log.info("GET %s: %s; retry %d in %.2f s", path, reason, attempt, delay)
-        self.stats.add(retries=1)
-        self._sleep(delay)
-
-    @staticmethod
-    def _list(body: Any, path: str) -> list[dict[str, Any]]:
-        if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
-            raise ApiResponseError(f"GET {path} answered JSON that is not a list of objects")
-        return body
+    def _page(self, response: httpx.Response, path: str, requested_at: datetime) -> Page:
+        self._checked_json_body(response, path)
+        try:
+            return read_envelope(response.content, requested_at, path)
+        except NotAnEnvelope as exc:
+            raise Retry("truncated or invalid JSON") from exc
 
 
-_RETRY: Any = object()
+def _objects(body: Any, path: str) -> list[dict[str, Any]]:
+    if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
+        raise ApiResponseError(f"GET {path} answered JSON that is not a list of objects")
+    return body

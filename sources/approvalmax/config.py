@@ -16,6 +16,7 @@ from dlt.common.configuration.providers.toml import TomlProviderReadException
 from dlt.common.configuration.specs import BaseConfiguration, CredentialsConfiguration
 from dlt.common.typing import TSecretStrValue
 
+from ..errors import first_line
 from .errors import ConfigError
 from .settings import (
     ACCOUNTING_CHILDREN,
@@ -89,15 +90,15 @@ def load_settings() -> ApprovalMaxSettings:
     try:
         settings = resolve_configuration(ApprovalMaxSettings(), sections=SECTIONS)
     except ConfigFieldMissingException as exc:
-        raise ConfigError(_missing_message(exc)) from None
+        raise ConfigError(_missing_message(exc)) from exc
     except TomlProviderReadException as exc:
         detail = " ".join(str(exc).split("\n")[1:]).strip() or type(exc).__name__
         raise ConfigError(
             f"cannot read {exc.file_name} in .dlt/ (left unchanged): {detail}; fix the TOML syntax"
-        ) from None
+        ) from exc
     except ConfigurationException as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"invalid configuration: {first}") from None
+        first = first_line(exc)
+        raise ConfigError(f"invalid configuration: {first}") from exc
     validate(settings)
     return settings
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import ConnectorError
 
-class ApprovalMaxError(Exception):
+
+class ApprovalMaxError(ConnectorError):
     """Base of every error this connector raises on purpose."""
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import collections
 import math
 import threading
-import time
-from collections.abc import Callable
+
+from ..clock import SYSTEM_CLOCK, Clock
 
 WINDOW_SECONDS = 60.0
 POLL_SECONDS = 0.05  # how often to look again while the oldest request is still in flight
@@ -35,13 +35,11 @@ class CompanyPacer:
         self,
         limit: int,
         window: float = WINDOW_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.limit = limit
         self.window = window
         self._clock = clock
-        self._sleep = sleep
         self._lock = threading.Lock()
         self._sent: dict[str, collections.deque[Ticket]] = {}
 
@@ -52,7 +50,7 @@ class CompanyPacer:
             return ticket
         while True:
             with self._lock:
-                now = self._clock()
+                now = self._clock.monotonic()
                 sent = self._sent.setdefault(key, collections.deque())
                 while sent and sent[0].finished <= now - self.window:
                     sent.popleft()
@@ -61,9 +59,9 @@ class CompanyPacer:
                     return ticket
                 oldest = sent[0].finished
                 wait = POLL_SECONDS if oldest == math.inf else oldest + self.window - now
-            self._sleep(wait)
+            self._clock.sleep(wait)
 
     def done(self, ticket: Ticket) -> None:
         """The response arrived (or the request failed): date the ticket now."""
         with self._lock:
-            ticket.finished = self._clock()
+            ticket.finished = self._clock.monotonic()

@@ -51,12 +51,20 @@ def _convert_field(key: str, value: Any) -> Any:
     return _convert(value)
 
 
+COMPANY_FIELD = "companyId"
+
+
+def with_company(document: Mapping[str, Any], company_id: str) -> Mapping[str, Any]:
+    """The API leaves `companyId` out (or empty) on some types: the company it was listed under
+    fills it in. Both sinks use this rule; the Arrow page path applies it vectorised."""
+    if document.get(COMPANY_FIELD):
+        return document
+    return {**document, COMPANY_FIELD: company_id}
+
+
 def prepare_row(raw: Mapping[str, Any], company_id: str) -> dict[str, Any]:
-    """A root row: every field converted, `companyId` present (the API leaves it out on some types)."""
-    row = _convert(dict(raw))
-    if not row.get("companyId"):
-        row["companyId"] = company_id
-    return row  # type: ignore[no-any-return]
+    """A root row: every field converted, `companyId` present."""
+    return _convert(dict(with_company(raw, company_id)))  # type: ignore[no-any-return]
 
 
 def modified_at(row: Mapping[str, Any]) -> datetime | None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
-from dlt.common.data_types.typing import TDataType
+# dlt's data type names (dlt.common.data_types.TDataType), spelled here so this module needs no dlt.
+TDataType = Literal["text", "double", "bigint", "bool", "timestamp"]
 
 DEFAULT_API_BASE_URL = "https://public-api.approvalmax.com"
 DEFAULT_IDENTITY_BASE_URL = "https://identity.approvalmax.com"

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
+from ..clock import SYSTEM_CLOCK, Clock
 from . import jwt_claims
 from .endpoint import TokenEndpoint
 from .errors import OAuthError, ReauthorizationRequired, TokenEndpointError
 from .record import TokenRecord
 from .store import TokenStore
-from .stored import StoredTokens, utc_now
+from .stored import StoredTokens
 
 
 class ClientCredentialsTokens(StoredTokens):
@@ -27,7 +28,7 @@ class ClientCredentialsTokens(StoredTokens):
         client_id: str,
         client_secret: str,
         skew: timedelta = timedelta(minutes=5),
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
         observer: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(endpoint, store, client_id=client_id, skew=skew, clock=clock, observer=observer)
@@ -42,12 +43,12 @@ class ClientCredentialsTokens(StoredTokens):
                 raise ReauthorizationRequired(
                     f"the token endpoint refused the API key ({exc.error}): it was deleted or mistyped; "
                     "create a new one in the account settings"
-                ) from None
-            raise TokenEndpointError(str(exc)) from None
+                ) from exc
+            raise TokenEndpointError(str(exc)) from exc
         return TokenRecord(
             access_token=response.access_token,
             access_token_expires_at=jwt_claims.expiry(response.access_token),
             scope=response.scope,
-            authorized_at=record.authorized_at or self.clock(),
+            authorized_at=record.authorized_at or self.clock.now(),
             refresh_count=record.refresh_count + 1,
         )

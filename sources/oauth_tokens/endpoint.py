@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
 
-from ..http_retry import RETRYABLE_EXCEPTIONS, RetryPolicy, is_retryable_status, parse_retry_after
+from ..clock import SYSTEM_CLOCK, Clock
+from ..http_retry import RETRYABLE_EXCEPTIONS, Retry, RetryPolicy, is_retryable_status, parse_retry_after, with_retries
 from .errors import OAuthError, TokenEndpointError
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class TokenEndpoint:
         http: httpx.Client | None = None,
         retry: RetryPolicy | None = None,
         resend_is_safe: bool = True,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Clock = SYSTEM_CLOCK,
         timeout: float = 30.0,
     ) -> None:
         self.url = url
@@ -69,7 +69,7 @@ class TokenEndpoint:
         self._owns_http = http is None
         self.retry = retry or RetryPolicy(max_attempts=5)
         self.resend_is_safe = resend_is_safe
-        self._sleep = sleep
+        self._clock = clock
         self.requests = 0
 
     def __repr__(self) -> str:
@@ -81,54 +81,56 @@ class TokenEndpoint:
 
     def grant(self, params: Mapping[str, str], headers: Mapping[str, str] | None = None) -> TokenResponse:
         """POST one grant; parse the answer; raise OAuthError for RFC 6749 refusals."""
-        attempt = 0
-        while True:
-            attempt += 1
+
+        def attempt(number: int) -> TokenResponse:
+            self.requests += 1
+            fields, accept = dict(params), _accept_json(headers)
+            if self.body == "json":
+                request = self._http.build_request("POST", self.url, json=fields, headers=accept)
+            else:
+                request = self._http.build_request("POST", self.url, data=fields, headers=accept)
             try:
-                self.requests += 1
-                if self.body == "json":
-                    request = self._http.build_request(
-                        "POST", self.url, json=dict(params), headers=_accept_json(headers)
-                    )
-                else:
-                    request = self._http.build_request(
-                        "POST", self.url, data=dict(params), headers=_accept_json(headers)
-                    )
                 response = self._http.send(request)
             except RETRYABLE_EXCEPTIONS as exc:
-                connect_failed = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
-                if attempt >= self.retry.max_attempts or not (connect_failed or self.resend_is_safe):
-                    raise TokenEndpointError(
-                        f"token endpoint {self.url} unreachable after {attempt} attempt(s): {type(exc).__name__}"
-                    ) from None
-                delay = self.retry.backoff(attempt)
-                log.info("token endpoint %s: %s, retrying in %.1f s", self.url, type(exc).__name__, delay)
-                self._sleep(delay)
-                continue
+                if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) or self.resend_is_safe:
+                    raise Retry(type(exc).__name__) from exc
+                raise TokenEndpointError(
+                    f"token endpoint {self.url} unreachable after {number} attempt(s): {type(exc).__name__}"
+                ) from exc
             if response.status_code == 200:
                 try:
                     return TokenResponse.from_json(response.json())
-                except (json.JSONDecodeError, UnicodeDecodeError):
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                     raise TokenEndpointError(
                         f"token endpoint {self.url} answered 200 with a body that is not JSON"
-                    ) from None
+                    ) from exc
             oauth = _oauth_error(response)
             if oauth is not None and response.status_code in (400, 401, 403):
                 raise oauth
-            if (
-                is_retryable_status(response.status_code)
-                and attempt < self.retry.max_attempts
-                and (self.resend_is_safe or response.status_code == 429)
-            ):
+            if is_retryable_status(response.status_code) and (self.resend_is_safe or response.status_code == 429):
                 wait = parse_retry_after(response.headers.get("Retry-After"))
-                if wait is None or wait > self.retry.max_retry_after:
-                    wait = self.retry.backoff(attempt)
-                log.info("token endpoint %s answered %s, retrying in %.1f s", self.url, response.status_code, wait)
-                self._sleep(wait)
-                continue
+                too_long = wait is not None and wait > self.retry.max_retry_after
+                # A pause longer than we wait is replaced by our own backoff here: a refresh is cheap.
+                raise Retry(
+                    f"answered {response.status_code}", retry_after=None if too_long else wait, response=response
+                )
             raise TokenEndpointError(
-                f"token endpoint {self.url} answered {response.status_code} after {attempt} attempt(s)"
+                f"token endpoint {self.url} answered {response.status_code} after {number} attempt(s)"
             )
+
+        def give_up(last: Retry, attempts: int) -> BaseException:
+            if last.response is not None:
+                return TokenEndpointError(
+                    f"token endpoint {self.url} answered {last.response.status_code} after {attempts} attempt(s)"
+                )
+            return TokenEndpointError(
+                f"token endpoint {self.url} unreachable after {attempts} attempt(s): {last.reason}"
+            )
+
+        def on_retry(retry: Retry, number: int, delay: float) -> None:
+            log.info("token endpoint %s: %s, retrying in %.1f s", self.url, retry.reason, delay)
+
+        return with_retries(attempt, self.retry, give_up, clock=self._clock, on_retry=on_retry)
 
 
 def _accept_json(headers: Mapping[str, str] | None) -> dict[str, str]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import ConnectorError
 
-class TokenError(Exception):
+
+class TokenError(ConnectorError):
     """Base of every token-layer failure."""
 
 

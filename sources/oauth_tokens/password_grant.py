@@ -6,11 +6,12 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from ..clock import SYSTEM_CLOCK, Clock
 from .endpoint import TokenEndpoint, TokenResponse
 from .errors import OAuthError, ReauthorizationRequired, TokenEndpointError
 from .record import TokenRecord
 from .store import TokenStore
-from .stored import StoredTokens, access_token_expiry, utc_now
+from .stored import StoredTokens, access_token_expiry
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ class PasswordGrantTokens(StoredTokens):
         username: str,
         password: str,
         skew: timedelta = timedelta(minutes=2),
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
         observer: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(endpoint, store, client_id=client_id, skew=skew, clock=clock, observer=observer)
@@ -39,7 +40,7 @@ class PasswordGrantTokens(StoredTokens):
         self._password = password
 
     def _obtain(self, record: TokenRecord) -> TokenRecord:
-        now = self.clock()
+        now = self.clock.now()
         if record.refresh_token and self._refresh_usable(record, now):
             try:
                 response = self._grant(
@@ -53,7 +54,7 @@ class PasswordGrantTokens(StoredTokens):
                 return self._record(record, response, now)
             except OAuthError as exc:
                 if exc.error != "invalid_grant":
-                    raise TokenEndpointError(str(exc)) from None
+                    raise TokenEndpointError(str(exc)) from exc
                 log.info("refresh token refused; signing in with the password again")
         try:
             response = self._grant(
@@ -68,8 +69,8 @@ class PasswordGrantTokens(StoredTokens):
             if exc.error in ("invalid_grant", "invalid_client", "unauthorized_client"):
                 raise ReauthorizationRequired(
                     f"the token endpoint refused the username or password ({exc.error}): check them"
-                ) from None
-            raise TokenEndpointError(str(exc)) from None
+                ) from exc
+            raise TokenEndpointError(str(exc)) from exc
         return self._record(TokenRecord(authorized_at=now), response, now)
 
     def _refresh_usable(self, record: TokenRecord, now: datetime) -> bool:

@@ -8,10 +8,17 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from ..errors import first_line
 from .errors import TokenStoreError, TokenStoreUnusable
 from .record import TokenRecord
 
 TABLE = "oauth_token_store"
+URL_SCHEMES = ("postgres://", "postgresql://")
+
+
+def is_postgres_url(location: str) -> bool:
+    """Whether a `token_store` setting names a PostgreSQL database rather than a file."""
+    return location.startswith(URL_SCHEMES)
 
 
 def redact_dsn(dsn: str) -> str:
@@ -37,8 +44,8 @@ class PostgresTokenStore:
     def __init__(self, dsn: str, key: str, lock_timeout: float = 120.0) -> None:
         try:
             import psycopg2
-        except ImportError:
-            raise TokenStoreError("a PostgreSQL token store needs psycopg2: pip install -e '.[postgres]'") from None
+        except ImportError as exc:
+            raise TokenStoreError("a PostgreSQL token store needs psycopg2: pip install -e '.[postgres]'") from exc
         self._psycopg2: Any = psycopg2
         self._dsn = dsn
         self.key = key
@@ -56,8 +63,8 @@ class PostgresTokenStore:
         try:
             connection = self._psycopg2.connect(self._dsn, connect_timeout=15)
         except self._psycopg2.Error as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise TokenStoreError(f"cannot reach the token store {self.location}: {first}") from None
+            first = first_line(exc)
+            raise TokenStoreError(f"cannot reach the token store {self.location}: {first}") from exc
         connection.autocommit = True
         return connection
 
@@ -82,10 +89,10 @@ class PostgresTokenStore:
                 cursor.execute("SET statement_timeout = %s", (int(self.lock_timeout * 1000),))
                 try:
                     cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"{TABLE}:{self.key}",))
-                except self._psycopg2.errors.QueryCanceled:
+                except self._psycopg2.errors.QueryCanceled as exc:
                     raise TokenStoreError(
                         f"another process has held the token store lock {self.location} for {self.lock_timeout:.0f} s"
-                    ) from None
+                    ) from exc
                 cursor.execute("SET statement_timeout = 0")
                 cursor.execute(
                     f"CREATE TABLE IF NOT EXISTS {TABLE} (key text PRIMARY KEY, record jsonb NOT NULL, "
@@ -94,7 +101,7 @@ class PostgresTokenStore:
             self._connection = connection
             yield
         except self._psycopg2.Error as exc:
-            raise TokenStoreError(f"token store {self.location} failed: {type(exc).__name__}") from None
+            raise TokenStoreError(f"token store {self.location} failed: {type(exc).__name__}") from exc
         finally:
             self._connection = None
             connection.close()  # ends the session, and with it the advisory lock
@@ -112,7 +119,7 @@ class PostgresTokenStore:
         try:
             return TokenRecord.from_json(data)
         except TokenStoreError as exc:
-            raise TokenStoreUnusable(f"the token store {self.location} holds no token record ({exc})") from None
+            raise TokenStoreUnusable(f"the token store {self.location} holds no token record ({exc})") from exc
 
     def save(self, record: TokenRecord) -> None:
         payload = json.dumps(record.to_json())
@@ -124,4 +131,4 @@ class PostgresTokenStore:
                     (self.key, payload),
                 )
         except self._psycopg2.Error as exc:
-            raise TokenStoreError(f"cannot save tokens to {self.location}: {type(exc).__name__}") from None
+            raise TokenStoreError(f"cannot save tokens to {self.location}: {type(exc).__name__}") from exc

@@ -7,12 +7,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from ..clock import SYSTEM_CLOCK, Clock
 from . import jwt_claims
 from .endpoint import TokenEndpoint, TokenResponse
 from .errors import OAuthError, ReauthorizationRequired, TokenEndpointError
 from .record import TokenRecord, fingerprint
 from .store import TokenStore
-from .stored import StoredTokens, access_token_expiry, utc_now
+from .stored import StoredTokens, access_token_expiry
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class RotatingRefreshTokens(StoredTokens):
         skew: timedelta = timedelta(minutes=5),
         grace: timedelta = timedelta(minutes=55),
         reauthorize_hint: str = "authorise again and store the new refresh token",
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
         observer: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(endpoint, store, client_id=client_id, skew=skew, clock=clock, observer=observer)
@@ -61,11 +62,11 @@ class RotatingRefreshTokens(StoredTokens):
         try:
             response = self._grant(self._with_client(params))
         except OAuthError as exc:
-            raise ReauthorizationRequired(f"the authorisation code was refused ({exc.error}): log in again") from None
+            raise ReauthorizationRequired(f"the authorisation code was refused ({exc.error}): log in again") from exc
         if not response.refresh_token:
             raise ReauthorizationRequired("no refresh token was granted: the offline_access scope is needed")
         with self._lock, self.store.lock():
-            now = self.clock()
+            now = self.clock.now()
             record = self._next_record(TokenRecord(authorized_at=now), response.refresh_token, response, now)
             record.seed_fingerprint = self._seed_tag()
             record.refresh_token_obtained_at = now
@@ -77,7 +78,7 @@ class RotatingRefreshTokens(StoredTokens):
     def import_refresh_token(self, refresh_token: str) -> TokenRecord:
         """Seed the store from an existing refresh token; refreshing at once proves it works."""
         with self._lock, self.store.lock():
-            record = self._obtain(TokenRecord(refresh_token=refresh_token, authorized_at=self.clock()))
+            record = self._obtain(TokenRecord(refresh_token=refresh_token, authorized_at=self.clock.now()))
             record.seed_fingerprint = self._seed_tag()
             self._save(record)
             self._cached = record
@@ -95,14 +96,14 @@ class RotatingRefreshTokens(StoredTokens):
             if record is None or record.seed_fingerprint != seed_tag:
                 if record is not None:
                     log.info("configured refresh token changed: starting a new token family")
-                return TokenRecord(refresh_token=self._seed, seed_fingerprint=seed_tag, authorized_at=self.clock())
+                return TokenRecord(refresh_token=self._seed, seed_fingerprint=seed_tag, authorized_at=self.clock.now())
         if record is None or not record.refresh_token:
             location = self.store.location
             raise ReauthorizationRequired(f"no refresh token in the token store {location}: {self.reauthorize_hint}")
         return record
 
     def _obtain(self, record: TokenRecord) -> TokenRecord:
-        now = self.clock()
+        now = self.clock.now()
         candidates = [record.refresh_token]
         if (
             record.previous_refresh_token
@@ -124,13 +125,13 @@ class RotatingRefreshTokens(StoredTokens):
                     raise ReauthorizationRequired(
                         "the token endpoint rejected the client id or secret (invalid_client): "
                         "check the configured client id and secret"
-                    ) from None
+                    ) from exc
                 if exc.error in FATAL_OAUTH_ERRORS:
                     raise ReauthorizationRequired(
                         f"the refresh token was refused ({exc.error}): it expired, was revoked or was "
                         f"already used past its grace period; {self.reauthorize_hint}"
-                    ) from None
-                raise TokenEndpointError(str(exc)) from None
+                    ) from exc
+                raise TokenEndpointError(str(exc)) from exc
             return self._next_record(record, refresh_token, response, now)
         raise AssertionError("unreachable: the loop returns or raises")
 

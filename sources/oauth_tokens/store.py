@@ -58,17 +58,17 @@ class FileTokenStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
-            raise TokenStoreError(f"cannot create the token folder {self.path.parent}: {exc.strerror}") from None
+            raise TokenStoreError(f"cannot create the token folder {self.path.parent}: {exc.strerror}") from exc
         try:
             with self._lock:
                 yield
-        except Timeout:
+        except Timeout as exc:
             raise TokenStoreError(
                 f"another process has held the token store lock {self._lock.lock_file} for "
                 f"{self.lock_timeout:.0f} s; if no other run is active, delete that lock file"
-            ) from None
+            ) from exc
         except PermissionError as exc:
-            raise TokenStoreError(f"cannot create the lock file {self._lock.lock_file}: {exc.strerror}") from None
+            raise TokenStoreError(f"cannot create the lock file {self._lock.lock_file}: {exc.strerror}") from exc
 
     def load(self) -> TokenRecord | None:
         try:
@@ -78,7 +78,7 @@ class FileTokenStore:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise TokenStoreError(f"cannot read the token file {self.path}: {exc.strerror}") from None
+            raise TokenStoreError(f"cannot read the token file {self.path}: {exc.strerror}") from exc
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise TokenStoreUnusable(
                 f"the token file {self.path} is readable by other users; "
@@ -86,17 +86,17 @@ class FileTokenStore:
             )
         try:
             data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise TokenStoreUnusable(
                 f"the token file {self.path} is corrupt or truncated (not valid JSON); it was "
                 "left as it is: restore it from a backup or run `approvalmax auth import`"
-            ) from None
+            ) from exc
         try:
             return TokenRecord.from_json(data)
         except TokenStoreError as exc:
             raise TokenStoreUnusable(
                 f"the token file {self.path} is not a token record ({exc}); it was left as it is"
-            ) from None
+            ) from exc
 
     def save(self, record: TokenRecord) -> None:
         folder = self.path.parent
@@ -118,7 +118,7 @@ class FileTokenStore:
             finally:
                 os.close(dir_fd)
         except OSError as exc:
-            raise TokenStoreError(f"cannot save tokens to {self.path}: {exc.strerror or exc}") from None
+            raise TokenStoreError(f"cannot save tokens to {self.path}: {exc.strerror or exc}") from exc
         finally:
             if tmp_name is not None:
                 with contextlib.suppress(OSError):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import abc
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from ..clock import SYSTEM_CLOCK, Clock
 from . import jwt_claims
 from .endpoint import TokenEndpoint, TokenResponse
 from .errors import TokenStoreError
@@ -17,10 +18,6 @@ from .store import TokenStore
 BEFORE_REQUEST = "before-request"
 AFTER_RESPONSE = "after-response"
 AFTER_SAVE = "after-save"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class StoredTokens(abc.ABC):
@@ -41,7 +38,7 @@ class StoredTokens(abc.ABC):
         *,
         client_id: str,
         skew: timedelta = timedelta(minutes=5),
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
         observer: Callable[[str], None] | None = None,
     ) -> None:
         self.endpoint = endpoint
@@ -95,13 +92,13 @@ class StoredTokens(abc.ABC):
         if not record.access_token or record.access_token == rejected:
             return False
         expires = record.access_token_expires_at
-        return expires is None or expires - self.skew > self.clock()
+        return expires is None or expires - self.skew > self.clock.now()
 
     def _save(self, record: TokenRecord) -> None:
         try:
             self.store.save(record)
         except TokenStoreError as exc:
-            raise TokenStoreError(f"{exc}. {self.save_failure_hint}") from None
+            raise TokenStoreError(f"{exc}. {self.save_failure_hint}") from exc
         self._observe(AFTER_SAVE)
 
     def _observe(self, step: str) -> None:

@@ -10,7 +10,7 @@ import signal
 import sys
 
 from sources.approvalmax.config import load_settings
-from sources.approvalmax.tokens import open_tokens
+from sources.approvalmax.connector import open_tokens
 
 
 def main(step: str) -> None:

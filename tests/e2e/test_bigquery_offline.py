@@ -16,7 +16,7 @@ from pipelines.factory import loader_file_format, resolve_destination
 from sandbox import Sandbox
 from sources.approvalmax import ExtractOptions, approvalmax_source
 from sources.approvalmax.config import ApprovalMaxCredentials, ApprovalMaxSettings
-from sources.approvalmax.tokens import open_client
+from sources.approvalmax.connector import open_client
 
 BIGQUERY_ENV = {
     "DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID": "analytics-prod",

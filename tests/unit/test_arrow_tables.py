@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,10 @@ import dlt
 import pytest
 
 from sources.approvalmax import ExtractOptions, documents_resource
-from sources.approvalmax.arrow_pages import ArrowPage, parse_page
-from sources.approvalmax.arrow_tables import ArrowDocuments, RowIds
-from sources.approvalmax.page_schema import PageSchema
+from sources.approvalmax.arrow.pages import ArrowPage, parse_page
+from sources.approvalmax.arrow.schema import PageSchema
+from sources.approvalmax.arrow.tables import ArrowDocuments, RowIds
+from sources.approvalmax.pages import Page, read_envelope
 from sources.approvalmax.settings import DOCUMENT_TYPES
 
 from ..warehouse_compare import differences
@@ -25,28 +27,22 @@ from ..warehouse_compare import differences
 BILLS = DOCUMENT_TYPES[0]
 
 
+def body_of(page: list[dict[str, Any]]) -> bytes:
+    return json.dumps({"payload": page, "continuationToken": None}).encode()
+
+
 class PagesClient:
-    """Stands in for ApprovalMaxClient: every company gets the same pages, as bodies parsed the
-    client's way (Arrow once a schema is learned, else json)."""
+    """Stands in for ApprovalMaxClient: every company gets the same pages, raw, as the client gives them."""
 
     concurrency = 2
     refused_filters: frozenset[str] = frozenset()
 
     def __init__(self, pages: list[list[dict[str, Any]]]) -> None:
         self.pages = pages
-        self.arrow_pages = 0
 
-    def documents(
-        self, company_id: str, path: str, params: dict[str, str], page_schema: PageSchema | None = None
-    ) -> Iterator[list[dict[str, Any]] | ArrowPage]:
+    def documents(self, company_id: str, path: str, params: dict[str, str]) -> Iterator[Page]:
         for page in self.pages:
-            body = json.dumps({"payload": page, "continuationToken": None}).encode()
-            parsed = parse_page(body, page_schema.explicit) if page_schema and page_schema.explicit else None
-            if parsed is not None:
-                self.arrow_pages += 1
-                yield parsed
-            else:
-                yield json.loads(body)["payload"]
+            yield read_envelope(body_of(page), datetime(2025, 6, 1, tzinfo=UTC))
 
 
 def odd_documents() -> list[list[dict[str, Any]]]:
@@ -133,15 +129,15 @@ def test_odd_documents_load_as_dlt_would_load_them(tmp_path: Path, runs: int) ->
 
 
 def test_pages_after_the_first_are_read_by_arrow() -> None:
-    client = PagesClient(more_pages())
+    pages = more_pages()
     schema = PageSchema()
-    first = list(client.documents("c1", "x", {}, schema))
-    assert client.arrow_pages == 0 and all(isinstance(page, list) for page in first)
-    for page in first[:-1]:  # the last page's new fields stay unknown
-        schema.learn(page)  # type: ignore[arg-type]
-    again = list(client.documents("c1", "x", {}, schema))
+    assert schema.explicit is None  # nothing learned: the first pages go the json way
+    for page in pages[:-1]:  # the last page's new fields stay unknown
+        schema.learn(page)
+    assert schema.explicit is not None
+    again = [parse_page(body_of(page), schema.explicit) for page in pages]
     # The three pages where `total` is a number and text at once stay with json.
-    assert client.arrow_pages == len(again) - 3 == 4
+    assert sum(page is not None for page in again) == len(again) - 3 == 4
     late = again[-1]
     assert isinstance(late, ArrowPage)
     # Arrow guessed a timestamp for the new `approvedAt`, losing its text: the page is refused whole.

@@ -12,6 +12,8 @@ from sources.approvalmax.client import ApprovalMaxClient
 from sources.approvalmax.errors import ApiError, ApiResponseError, ApiUnavailable
 from sources.http_retry import RetryPolicy
 
+from ..fake_clock import FakeClock
+
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
@@ -20,7 +22,7 @@ def make_client(handler: Handler, sleeps: list[float], attempts: int = 4) -> App
         "https://api.test",
         transport=httpx.MockTransport(handler),
         retry=RetryPolicy(max_attempts=attempts, base_delay=1.0, max_delay=8.0),
-        sleep=sleeps.append,
+        clock=FakeClock(slept=sleeps),
     )
 
 
@@ -34,7 +36,7 @@ def test_pages_follow_continuation_token_until_null() -> None:
         nxt = {None: "p2", "p2": "p3", "p3": None}[token]
         return httpx.Response(200, json={"payload": [{"n": token or "p1"}], "continuationToken": nxt})
 
-    pages = list(make_client(handler, []).pages("/docs", {"modifiedAtOrAfter": "x"}))
+    pages = [page.documents() for page in make_client(handler, []).pages("/docs", {"modifiedAtOrAfter": "x"})]
     assert [p[0]["n"] for p in pages] == ["p1", "p2", "p3"]
     assert all(p["limit"] == "100" and p["modifiedAtOrAfter"] == "x" for p in seen)
     assert "continuationToken" not in seen[0]
@@ -42,7 +44,7 @@ def test_pages_follow_continuation_token_until_null() -> None:
 
 def test_pages_stop_when_token_absent() -> None:
     client = make_client(lambda r: httpx.Response(200, json={"payload": [{"a": 1}]}), [])
-    assert list(client.pages("/docs", {})) == [[{"a": 1}]]
+    assert [page.documents() for page in client.pages("/docs", {})] == [[{"a": 1}]]
 
 
 def test_repeated_continuation_token_stops_the_loop() -> None:
@@ -166,8 +168,8 @@ def refusing(seen: list[dict[str, str]]) -> Handler:
 def test_a_refused_modified_filter_is_left_out_for_the_rest_of_the_run(caplog: pytest.LogCaptureFixture) -> None:
     seen: list[dict[str, str]] = []
     client = make_client(refusing(seen), [])
-    assert list(client.pages("/a", {"modifiedAtOrAfter": "x"})) == [[{"n": 1}]]
-    assert list(client.pages("/b", {"modifiedAtOrAfter": "x"})) == [[{"n": 1}]]
+    assert [page.documents() for page in client.pages("/a", {"modifiedAtOrAfter": "x"})] == [[{"n": 1}]]
+    assert [page.documents() for page in client.pages("/b", {"modifiedAtOrAfter": "x"})] == [[{"n": 1}]]
     assert ["modifiedAtOrAfter" in p for p in seen] == [True, False, False]
     assert client.refused_filters == {"modifiedAtOrAfter"}
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
@@ -182,3 +184,25 @@ def test_a_400_about_another_parameter_is_an_error() -> None:
 
     with pytest.raises(ApiError, match="limit"):
         list(make_client(handler, []).pages("/a", {"modifiedAtOrAfter": "x"}))
+
+
+def test_a_page_read_from_its_end_gives_its_token_and_the_same_documents_as_json() -> None:
+    body = {"payload": [{"n": 1, "continuationToken": "inner"}], "continuationToken": 'a"b'}
+    client = make_client(lambda r: httpx.Response(200, content=json.dumps(body).encode()), [])
+    page = next(iter(client.pages("/docs", {})))
+    assert page.parsed is None  # the envelope was read without parsing the documents
+    assert page.continuation_token == 'a"b' and page.documents() == body["payload"]
+
+
+def test_a_page_whose_token_comes_first_is_parsed_whole() -> None:
+    content = b'{"continuationToken": null, "payload": [{"n": 1}]}'
+    client = make_client(lambda r: httpx.Response(200, content=content), [])
+    [page] = client.pages("/docs", {})
+    assert page.parsed == [{"n": 1}] and page.continuation_token is None
+
+
+def test_a_truncated_page_is_retried() -> None:
+    answers = iter([httpx.Response(200, content=b'{"payload": [{"n": 1}'), httpx.Response(200, json={"payload": []})])
+    sleeps: list[float] = []
+    assert [page.documents() for page in make_client(lambda r: next(answers), sleeps).pages("/docs", {})] == [[]]
+    assert len(sleeps) == 1

@@ -20,6 +20,8 @@ from sources.oauth_tokens import (
     TokenEndpoint,
 )
 
+from ..fake_clock import FakeClock
+
 NOW = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 
 
@@ -55,7 +57,7 @@ def apsis(tmp_path: Path, fake: FakeApsis, sleeps: list[float], clock: list[date
         "https://apsis.test/token",
         body="json",
         http=httpx.Client(transport=httpx.MockTransport(fake)),
-        sleep=sleeps.append,
+        clock=FakeClock(slept=sleeps),
         resend_is_safe=False,
     )
     return ClientCredentialsTokens(
@@ -63,7 +65,7 @@ def apsis(tmp_path: Path, fake: FakeApsis, sleeps: list[float], clock: list[date
         FileTokenStore(tmp_path / "apsis.json"),
         client_id="apsis-id",
         client_secret="apsis-secret",
-        clock=lambda: clock[0],
+        clock=FakeClock(read=lambda: clock[0]),
     )
 
 
@@ -155,7 +157,7 @@ def apiax(tmp_path: Path, fake: FakeApiax, clock: list[datetime], password: str 
         client_id="integration-api",
         username="ann",
         password=password,
-        clock=lambda: clock[0],
+        clock=FakeClock(read=lambda: clock[0]),
     )
 
 

@@ -23,6 +23,8 @@ from sources.oauth_tokens import (
     fingerprint,
 )
 
+from ..fake_clock import FakeClock
+
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
@@ -96,10 +98,15 @@ def make(
     endpoint = TokenEndpoint(
         "https://id.test/connect/token",
         http=httpx.Client(transport=httpx.MockTransport(identity)),
-        sleep=lambda s: None,
+        clock=FakeClock(),
     )
     return RotatingRefreshTokens(
-        endpoint, store, client_id="cid", client_secret="secret", seed_refresh_token=seed, clock=lambda: times[0]
+        endpoint,
+        store,
+        client_id="cid",
+        client_secret="secret",
+        seed_refresh_token=seed,
+        clock=FakeClock(read=lambda: times[0]),
     )
 
 
@@ -223,7 +230,7 @@ def test_invalid_client_is_a_reauthorisation_with_its_own_message() -> None:
         http=httpx.Client(
             transport=httpx.MockTransport(lambda r: httpx.Response(401, json={"error": "invalid_client"}))
         ),
-        sleep=lambda s: None,
+        clock=FakeClock(),
     )
     tokens = RotatingRefreshTokens(endpoint, MemoryStore(), client_id="c", client_secret="s", seed_refresh_token="x")
     with pytest.raises(ReauthorizationRequired, match="client id or secret"):
@@ -238,7 +245,7 @@ def test_token_endpoint_5xx_retried_then_reported() -> None:
         return httpx.Response(503)
 
     endpoint = TokenEndpoint(
-        "https://id.test/t", http=httpx.Client(transport=httpx.MockTransport(handler)), sleep=lambda s: None
+        "https://id.test/t", http=httpx.Client(transport=httpx.MockTransport(handler)), clock=FakeClock()
     )
     tokens = RotatingRefreshTokens(endpoint, MemoryStore(), client_id="c", client_secret="s", seed_refresh_token="x")
     with pytest.raises(TokenEndpointError, match="answered 503 after 5"):
@@ -255,10 +262,15 @@ def test_token_endpoint_429_honours_retry_after() -> None:
         return answer if isinstance(answer, httpx.Response) else answer(request)
 
     endpoint = TokenEndpoint(
-        "https://id.test/t", http=httpx.Client(transport=httpx.MockTransport(handler)), sleep=sleeps.append
+        "https://id.test/t", http=httpx.Client(transport=httpx.MockTransport(handler)), clock=FakeClock(slept=sleeps)
     )
     RotatingRefreshTokens(
-        endpoint, MemoryStore(), client_id="cid", client_secret="secret", seed_refresh_token="rt-1", clock=lambda: NOW
+        endpoint,
+        MemoryStore(),
+        client_id="cid",
+        client_secret="secret",
+        seed_refresh_token="rt-1",
+        clock=FakeClock(read=lambda: NOW),
     ).access_token()
     assert sleeps == [4.0]
 

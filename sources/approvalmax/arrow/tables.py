@@ -21,10 +21,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.normalizers.naming.snake_case import NamingConvention
-from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
+from dlt.common.schema.typing import TTableSchemaColumns
 
-from .arrow_columns import ARROW_TYPES, python_column, rows_columns, time_column, with_variants
-from .arrow_pages import (
+from ..records import flatten_status, is_time_field, with_company
+from ..settings import ColumnTypes
+from .columns import ARROW_TYPES, python_column, rows_columns, time_column, with_variants
+from .pages import (
     ArrowPage,
     ColumnArrays,
     NotArrowReady,
@@ -33,8 +35,6 @@ from .arrow_pages import (
     list_positions,
     status_text,
 )
-from .records import flatten_status, is_time_field
-from .settings import ColumnTypes
 
 _NAMING = NamingConvention()
 
@@ -149,9 +149,7 @@ class ArrowDocuments:
         rows = self._rows(self.root_table)  # first, so parents come before children in flush()
         row_id = next(self._ids)
         row: dict[str, Any] = {}
-        self._fields(self.root_table, rows, document, row, "", row_id, row_id, counts)
-        if not row.get("company_id"):
-            row["company_id"] = company_id
+        self._fields(self.root_table, rows, with_company(document, company_id), row, "", row_id, row_id, counts)
         row[ROW_KEY] = row_id
         row[LOAD_ID] = self.load_id
         rows.append(row)
@@ -242,6 +240,7 @@ class ArrowDocuments:
             columns = self._page_columns(self.root_table, documents, "", row_ids, row_ids, staged)
         except NotArrowReady:
             return False
+        # records.with_company, vectorised
         company = columns.get("company_id")
         if company is None or not pa.types.is_string(company.type):
             if company is not None and company.null_count < len(company):
@@ -401,11 +400,3 @@ class ArrowDocuments:
             else:
                 arrays.update(python_column(name, values, types))
         return pa.table(arrays)
-
-
-def column_hints(types: ColumnTypes) -> TTableSchemaColumns:
-    hints: TTableSchemaColumns = {}
-    for name, kind in types.items():
-        column: TColumnSchema = {"name": name, "data_type": kind}
-        hints[name] = column
-    return hints

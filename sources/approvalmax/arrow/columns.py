@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.data_types.typing import TDataType
 
-from .timestamps import DATE_ONLY_PATTERN, TIMESTAMP_PATTERN, parse_timestamp
+from ..timestamps import DATE_ONLY_PATTERN, TIMESTAMP_PATTERN, parse_timestamp
 
 ARROW_TYPES: dict[TDataType, pa.DataType] = {
     "text": pa.string(),

@@ -21,8 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from .settings import MODIFIED_FIELD
-from .timestamps import parse_timestamp
+from ..records import flatten_status
+from ..settings import MODIFIED_FIELD
+from ..timestamps import parse_timestamp
 
 ColumnArrays = dict[str, pa.Array]
 
@@ -108,23 +109,9 @@ def list_positions(lists: pa.ListArray, parents: pa.Array) -> pa.Array:
 
 
 def status_text(status: pa.StructArray) -> pa.Array:
-    """`requestStatus` objects as `records.flatten_status` makes them: the name with a lower-case
-    first letter, else the value as text."""
-    names = {field.name for field in status.type}
-    columns = dict(zip([field.name for field in status.type], status.flatten(), strict=True))
-    empty = pa.nulls(len(status), pa.string())
-    name = columns.get("name", empty) if "name" in names else empty
-    value = columns.get("value", empty) if "value" in names else empty
-    if not (pa.types.is_string(name.type) or pa.types.is_null(name.type)):
-        raise NotArrowReady("requestStatus.name is not text")
-    if not (pa.types.is_string(value.type) or pa.types.is_integer(value.type) or pa.types.is_null(value.type)):
-        raise NotArrowReady("requestStatus.value is neither text nor a whole number")
-    name = name.cast(pa.string())
-    lowered = pc.binary_join_element_wise(
-        pc.utf8_lower(pc.utf8_slice_codeunits(name, 0, 1)), pc.utf8_slice_codeunits(name, 1), ""
-    )
-    has_name = pc.fill_null(pc.greater(pc.utf8_length(name), 0), False)
-    return pc.if_else(has_name, lowered, value.cast(pa.string()))
+    """`requestStatus` objects as text, by the one rule both paths share (records.flatten_status);
+    a page holds a hundred of them, so the Python objects cost nothing worth saving."""
+    return pa.array([flatten_status(value) for value in status.to_pylist()], type=pa.string())
 
 
 SCALAR_CHECKS: tuple[Callable[[pa.DataType], bool], ...] = (

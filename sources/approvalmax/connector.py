@@ -1,24 +1,28 @@
-"""Wire the generic token layer to ApprovalMax: its token URL, grace period, messages and store."""
+"""The composition root: settings, token store, tokens, client and source are built here and nowhere else.
+
+The CLI, the Airflow DAG, the demo, the doctor and the bench all start from `Connector`; the
+layers below it (client, token layer, settings) never build one another.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
+
+from dlt.extract.source import DltSource
 
 from ..http_retry import RetryPolicy
-from ..oauth_tokens import (
-    BearerAuth,
-    FileTokenStore,
-    RotatingRefreshTokens,
-    TokenEndpoint,
-    TokenStore,
-)
-from ..oauth_tokens.postgres_store import PostgresTokenStore
+from ..oauth_tokens import BearerAuth, FileTokenStore, RotatingRefreshTokens, TokenEndpoint, TokenStore
+from ..oauth_tokens.postgres_store import PostgresTokenStore, is_postgres_url
 from .client import ApprovalMaxClient
-from .config import ApprovalMaxSettings, env_name
+from .config import ApprovalMaxSettings, document_types, env_name, load_settings
+from .cursors import Window
 from .errors import ConfigError
+from .extract_options import ExtractOptions
 from .recording import Recorder
-from .settings import REFRESH_GRACE_MINUTES, TOKEN_PATH
+from .settings import REFRESH_GRACE_MINUTES, TOKEN_PATH, DocumentType
 
 REAUTHORIZE_HINT = (
     "run `approvalmax auth login` (or `approvalmax auth import` with a new refresh token) "
@@ -32,7 +36,7 @@ REVOKED_HINT = (
 
 def open_token_store(location: str, key: str = "approvalmax") -> TokenStore:
     """A store from the `token_store` setting: a PostgreSQL URL, or else a file path."""
-    if location.startswith(("postgres://", "postgresql://")):
+    if is_postgres_url(location):
         return PostgresTokenStore(location, key=key)
     if not location.strip():
         raise ConfigError(f"{env_name('token_store')} is empty: give a file path or a postgresql:// URL")
@@ -87,3 +91,38 @@ def open_client(
         rate_limit_window_seconds=settings.rate_limit_window_seconds,
         on_response=Recorder(record_to) if record_to is not None else None,
     )
+
+
+class Connector:
+    """One connection to ApprovalMax for one run: its settings, tokens and client, and the sources
+    built on them. Close it (or use it as a context manager) to close the client."""
+
+    def __init__(self, settings: ApprovalMaxSettings | None = None, record_to: Path | None = None) -> None:
+        self.settings = settings if settings is not None else load_settings()
+        self.document_types: tuple[DocumentType, ...] = document_types(self.settings)
+        self.tokens = open_tokens(self.settings)
+        self.client = open_client(self.settings, self.tokens, record_to)
+
+    def __enter__(self) -> Connector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.client.close()
+
+    def extract_options(self, window: Window | None = None, strict: bool = False) -> ExtractOptions:
+        """How this run reads, from the settings: the one place ExtractOptions are built."""
+        return ExtractOptions(
+            lookback=timedelta(minutes=self.settings.lookback_minutes),
+            window=window,
+            strict=strict,
+            arrow=self.settings.arrow_tables,
+            document_types=self.document_types,
+        )
+
+    def source(self, companies: Sequence[Mapping[str, Any]], options: ExtractOptions) -> DltSource:
+        from .source import approvalmax_source
+
+        return approvalmax_source(self.client, companies, options)

@@ -1,0 +1,93 @@
+"""The Arrow DocumentSink: pages parsed by Arrow in the fetch threads, batched, handed to dlt as tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import dlt
+
+from ..company_cursor import CompanyCursor
+from ..hints import DOCUMENT_KEY, column_hints, declared_types, root_columns
+from ..pages import Page
+from ..records import modified_at
+from ..report import RunReport
+from ..settings import DocumentType
+from ..sinks import Prepared
+from .dlt_compat import allow_arrow_in_nested_tables
+from .pages import ArrowPage, parse_page
+from .schema import PageSchema
+from .tables import ArrowDocuments, nested_hints, root_hints
+
+# Documents per batch of Arrow tables: big enough to amortise dlt's per-item cost, small
+# enough to keep memory flat (about 10 MB of rows).
+ARROW_BATCH_DOCUMENTS = 2000
+
+allow_arrow_in_nested_tables()
+
+Parsed = ArrowPage | list[dict[str, Any]]
+
+
+class ArrowSink:
+    """Pages Arrow reads exactly as json would become struct arrays unnested with Arrow compute;
+    the others (a new field, mixed types) go through the Python builder and teach the schema,
+    so the next such page is read by Arrow."""
+
+    def __init__(self, document_type: DocumentType, report: RunReport) -> None:
+        self._type = document_type
+        self._report = report
+        self._schema = PageSchema()
+        root = document_type.resource
+        tables = dlt.current.source_schema().tables
+        existing = {name: t["columns"] for name, t in tables.items() if name == root or name.startswith(root + "__")}
+        load_id = dlt.current.load_package_state()["load_id"]
+        self._batch = ArrowDocuments(root, declared_types(document_type), existing, load_id)
+
+    def prepare(self, page: Page) -> Prepared[Parsed]:
+        explicit = self._schema.explicit  # replaced by the extract thread, never changed in place
+        parsed = parse_page(page.body, explicit) if explicit is not None and page.parsed is None else None
+        return Prepared(page.requested_at, parsed if parsed is not None else page.documents())
+
+    def add(self, company_id: str, page: Prepared[Parsed], cursor: CompanyCursor) -> None:
+        content, counts = page.content, self._report.counter(company_id)
+        if isinstance(content, ArrowPage):
+            versions = zip(content.request_ids(), content.modified_times(), strict=True)
+            keep = cursor.observe(versions, page.requested_at)
+            admitted = content.admitted(keep)
+            if self._batch.add_page(admitted, company_id, counts):
+                self._report.documents += len(admitted)
+                return
+            documents = content.json_documents()  # a shape only the Python builder handles
+        else:
+            documents = content
+            keep = cursor.observe(((d.get("requestId"), modified_at(d)) for d in documents), page.requested_at)
+        for document, kept in zip(documents, keep, strict=True):
+            if kept:
+                self._batch.add(document, company_id, counts)
+                self._report.documents += 1
+        if documents:
+            self._schema.learn(documents)
+
+    def flush(self, final: bool = False) -> Iterator[Any]:
+        """The batch's tables, each with its own hints, so dlt merges them as nested tables."""
+        if not final and self._batch.documents < ARROW_BATCH_DOCUMENTS:
+            return
+        declared = declared_types(self._type)
+        for name, arrow in self._batch.flush():
+            parent = self._batch.parent_of(name)
+            if parent is None:
+                hints = dlt.mark.make_hints(
+                    table_name=name,
+                    primary_key=DOCUMENT_KEY,
+                    write_disposition="merge",
+                    columns={**root_columns(self._type), **root_hints()},
+                )
+            else:
+                hints = dlt.mark.make_hints(
+                    table_name=name,
+                    parent_table_name=parent,
+                    primary_key=[],
+                    write_disposition="merge",
+                    columns={**column_hints(declared.get(name, {})), **nested_hints()},
+                )
+            yield dlt.mark.with_hints(arrow, hints, create_table_variant=True)

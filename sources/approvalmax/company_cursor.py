@@ -1,0 +1,119 @@
+"""Where one company's documents of one type start and where the cursor goes: cursor, loaded versions, window.
+
+The extract thread owns these objects; fetch threads only see the floor, computed before they start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from .cursors import Window, dump_cursor, load_cursor, next_cursor, request_floor
+from .versions import LoadedVersions
+
+Version = tuple[object, datetime | None]  # (requestId, modifiedAt) of one document
+
+
+class CompanyCursor:
+    """One company's position in one resource: `floor` to ask from, `observe` each page, then
+    `commit` once every page is in (or `abandon` when the company failed)."""
+
+    def __init__(
+        self,
+        company_id: str,
+        state: dict[str, Any] | None,
+        lookback: timedelta,
+        window: Window | None,
+        on_older: Callable[[datetime], None],
+    ) -> None:
+        self.company_id = company_id
+        self._state = state  # the resource's dlt state; None for a backfill, which moves nothing
+        self._versions = LoadedVersions(state.setdefault("loaded_versions", {})) if state is not None else None
+        self._lookback = lookback
+        self._window = window
+        self._on_older = on_older
+        self._started: datetime | None = None
+        self._newest: datetime | None = None
+        if window is not None:
+            self.floor = window.since
+        else:
+            assert state is not None
+            self.floor = request_floor(self._cursor(), lookback)
+
+    def _cursor(self) -> datetime | None:
+        return load_cursor(self._state.get("cursors", {}).get(self.company_id)) if self._state is not None else None
+
+    def observe(self, versions: Iterable[Version], requested_at: datetime) -> list[bool]:
+        """Which documents of a page to load: at or after the floor (the API may not filter: see
+        settings.MODIFIED_FILTER), inside the window, and not a version an earlier run loaded."""
+        if self._started is None:
+            self._started = requested_at  # the first page's request: the cursor never passes it
+        keep = [self._wanted(request_id, modified) for request_id, modified in versions]
+        if self._versions is not None and self._newest is not None:
+            # The next floor is at least this: the cursor never moves back.
+            self._versions.trim(self.company_id, min(self._newest, self._started) - self._lookback)
+        return keep
+
+    def _wanted(self, request_id: object, modified: datetime | None) -> bool:
+        if self.floor is not None and modified is not None and modified < self.floor:
+            self._on_older(self.floor)
+            return False
+        if self._window is not None and not self._window.admits(modified):
+            return False
+        if modified is not None and (self._newest is None or modified > self._newest):
+            self._newest = modified
+        return self._versions is None or not self._versions.is_loaded(self.company_id, request_id, modified)
+
+    def commit(self) -> None:
+        """All pages are in: move the cursor and keep the versions the next run fetches again."""
+        if self._state is None or self._versions is None:
+            return
+        absent = self._state.setdefault("not_applicable", [])
+        if self.company_id in absent:
+            absent.remove(self.company_id)  # the type exists for this company now
+        if self._started is None:
+            return
+        moved = next_cursor(self._cursor(), self._newest, self._started)
+        if moved is not None:
+            self._state.setdefault("cursors", {})[self.company_id] = dump_cursor(moved)
+        self._versions.settle(self.company_id, request_floor(moved, self._lookback))
+
+    def abandon(self) -> None:
+        """The company failed: its cursor and kept versions stay as they were."""
+        if self._versions is not None:
+            self._versions.forget(self.company_id)
+
+    def not_applicable(self) -> bool:
+        """The company does not have this type (404); True the first run that sees it, to report it once."""
+        if self._state is None:
+            return True
+        absent = self._state.setdefault("not_applicable", [])
+        if self.company_id in absent:
+            return False
+        absent.append(self.company_id)
+        return True
+
+
+class ResourceCursors:
+    """Every company's CompanyCursor of one resource, made on first use."""
+
+    def __init__(
+        self,
+        state: dict[str, Any] | None,
+        lookback: timedelta,
+        window: Window | None = None,
+        on_older: Callable[[datetime], None] = lambda floor: None,
+    ) -> None:
+        self._state = state
+        self._lookback = lookback
+        self._window = window
+        self._on_older = on_older
+        self._companies: dict[str, CompanyCursor] = {}
+
+    def __getitem__(self, company_id: str) -> CompanyCursor:
+        cursor = self._companies.get(company_id)
+        if cursor is None:
+            cursor = CompanyCursor(company_id, self._state, self._lookback, self._window, self._on_older)
+            self._companies[company_id] = cursor
+        return cursor

@@ -1,0 +1,25 @@
+"""How one run reads the API: lookback or backfill window, failure policy, sink, document types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from .cursors import Window
+from .report import RunReport
+from .settings import DOCUMENT_TYPES, DocumentType
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    """Built by the composition root (`connector.py`) from settings; tests build their own."""
+
+    lookback: timedelta = timedelta(minutes=10)
+    window: Window | None = None
+    report: RunReport = field(default_factory=RunReport)
+    # Raise on a company's failure instead of recording it (schedulers show a failed task).
+    strict: bool = False
+    # Hand dlt Arrow tables (fast); False uses dlt's row-by-row normaliser for the same tables.
+    arrow: bool = True
+    # The document types to read: the built-in table and any configured ones (config.document_types).
+    document_types: tuple[DocumentType, ...] = DOCUMENT_TYPES

@@ -1,0 +1,151 @@
+"""The dlt source: companies, user profiles and every document type, incremental per company."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import dlt
+from dlt.extract.hints import TResourceNestedHints
+from dlt.extract.resource import DltResource
+
+from ..oauth_tokens import TokenError
+from .client import ApprovalMaxClient
+from .company_cursor import CompanyCursor, ResourceCursors
+from .errors import ApiError, ApiUnavailable, ApprovalMaxError
+from .extract_options import ExtractOptions
+from .fan_in import Done, Failed, Item, fan_in
+from .hints import DOCUMENT_KEY, column_hints, root_columns
+from .records import prepare_row
+from .report import CompanyFailure, RunReport
+from .settings import COMPANIES_RESOURCE, MODIFIED_FILTER, USER_PROFILES_RESOURCE, DocumentType
+from .sinks import Prepared, open_sink
+from .timestamps import format_timestamp
+
+# Errors that end the whole run: no other company can do better.
+FATAL_ERRORS: tuple[type[BaseException], ...] = (TokenError, ApiUnavailable)
+
+
+@dlt.source(name="approvalmax", section="approvalmax")
+def approvalmax_source(
+    client: ApprovalMaxClient, companies: Sequence[Mapping[str, Any]], options: ExtractOptions
+) -> Iterator[DltResource]:
+    """Every resource for the given companies (as `/companies` listed them)."""
+    company_ids = [str(company["companyId"]) for company in companies]
+    yield companies_resource(companies, options.report)
+    yield user_profiles_resource(client, company_ids, options.report, options.strict)
+    for document_type in options.document_types:
+        yield documents_resource(client, company_ids, document_type, options)
+
+
+def companies_resource(companies: Sequence[Mapping[str, Any]], report: RunReport) -> DltResource:
+    def extract() -> Iterator[list[dict[str, Any]]]:
+        rows = [prepare_row(company, str(company["companyId"])) for company in companies]
+        for row in rows:
+            report.count(row["companyId"], COMPANIES_RESOURCE, [row])
+        yield rows
+
+    return dlt.resource(extract, name=COMPANIES_RESOURCE, write_disposition="merge", primary_key="company_id")
+
+
+def user_profiles_resource(
+    client: ApprovalMaxClient, company_ids: Sequence[str], report: RunReport, strict: bool = False
+) -> DltResource:
+    def producer(company_id: str) -> Callable[[], Iterator[list[dict[str, Any]]]]:
+        return lambda: iter([client.user_profiles(company_id)])
+
+    def extract() -> Iterator[list[dict[str, Any]] | None]:
+        for event in fan_in({cid: producer(cid) for cid in company_ids}, client.concurrency):
+            if event is None:
+                yield None  # nothing ready: dlt turns to the other resources meanwhile
+            elif isinstance(event, Item):
+                rows = [prepare_row(raw, event.key) for raw in event.value]
+                report.count(event.key, USER_PROFILES_RESOURCE, rows)
+                yield rows
+            elif isinstance(event, Failed):
+                record_failure(report, event, USER_PROFILES_RESOURCE, strict)
+
+    return dlt.resource(
+        extract, name=USER_PROFILES_RESOURCE, write_disposition="merge", primary_key=("company_id", "user_id")
+    )
+
+
+def documents_resource(
+    client: ApprovalMaxClient, company_ids: Sequence[str], document_type: DocumentType, options: ExtractOptions
+) -> DltResource:
+    """One document type for every company; each company's cursor moves only once all its pages are in."""
+
+    def extract() -> Iterator[Any]:
+        cursors = open_cursors(client, document_type, options)
+        sink = open_sink(document_type, options.arrow, options.report)
+
+        def fetch(company_id: str, params: dict[str, str]) -> Callable[[], Iterator[Prepared[Any]]]:
+            return lambda: map(sink.prepare, client.documents(company_id, document_type.path, params))
+
+        floors = {cid: cursors[cid].floor for cid in company_ids}  # read here: fetch threads touch no state
+        producers = {cid: fetch(cid, modified_filter(floor)) for cid, floor in floors.items()}
+        for event in fan_in(producers, client.concurrency):
+            if event is None:
+                yield None  # nothing ready: dlt turns to the other resources meanwhile
+            elif isinstance(event, Item):
+                sink.add(event.key, event.value, cursors[event.key])
+                yield from sink.flush()
+            elif isinstance(event, Done):
+                cursors[event.key].commit()
+            else:
+                company_failed(cursors[event.key], event, document_type.resource, options)
+        yield from sink.flush(final=True)
+
+    if options.arrow:
+        # Hints go with each Arrow table (a table variant each); the resource only says how to write.
+        return dlt.resource(extract, name=document_type.resource, write_disposition="merge", primary_key=DOCUMENT_KEY)
+    nested: dict[str | Sequence[str], TResourceNestedHints] = {
+        path: dlt.mark.make_nested_hints(columns=column_hints(types)) for path, types in document_type.children.items()
+    }
+    return dlt.resource(
+        extract,
+        name=document_type.resource,
+        write_disposition="merge",
+        primary_key=DOCUMENT_KEY,
+        columns=root_columns(document_type),
+        nested_hints=nested,
+    )
+
+
+def open_cursors(client: ApprovalMaxClient, document_type: DocumentType, options: ExtractOptions) -> ResourceCursors:
+    """Cursors kept in the resource's dlt state; a backfill window reads and moves none."""
+    state = dlt.current.resource_state() if options.window is None else None
+
+    def older_came_back(floor: datetime) -> None:
+        if MODIFIED_FILTER not in client.refused_filters:
+            options.report.warn_once(
+                f"ignored:{MODIFIED_FILTER}",
+                f"the API ignored the filter {MODIFIED_FILTER}: {document_type.resource} came back with documents "
+                f"modified before {format_timestamp(floor)}; they are skipped here, so the load stays exact, but "
+                "each run reads whole lists (`approvalmax doctor` checks the filter)",
+            )
+
+    return ResourceCursors(state, options.lookback, options.window, older_came_back)
+
+
+def modified_filter(floor: datetime | None) -> dict[str, str]:
+    return {MODIFIED_FILTER: format_timestamp(floor)} if floor else {}
+
+
+def company_failed(cursor: CompanyCursor, event: Failed, resource: str, options: ExtractOptions) -> None:
+    """A document list that answers 404 means the company does not have that type (a QuickBooks
+    organisation has no Xero bills), which is no failure; anything else goes by the failure policy."""
+    cursor.abandon()
+    if isinstance(event.error, ApiError) and event.error.status == 404:
+        if cursor.not_applicable():
+            options.report.not_applicable.append(CompanyFailure(event.key, resource, str(event.error)))
+        return
+    record_failure(options.report, event, resource, options.strict)
+
+
+def record_failure(report: RunReport, event: Failed, resource: str, strict: bool) -> None:
+    error = event.error
+    if strict or isinstance(error, FATAL_ERRORS) or not isinstance(error, ApprovalMaxError):
+        raise error
+    report.failures.append(CompanyFailure(event.key, resource, str(error)))

@@ -1,0 +1,270 @@
+"""The analyst views' SQL on tiny hand-made tables in an in-memory DuckDB: one rule per test."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import pytest
+
+from pipelines.views import SYSTEM_USER, VIEW_NAMES, view_statements
+
+DS = "approvalmax"
+SUBMITTED, APPROVED, REJECTED = "requesterSubmitted", "approverApprovedRequestApproved", "approverRejected"
+
+# table -> column -> dlt type: what dlt's schema would say of these tables
+TABLES: dict[str, dict[str, str]] = {
+    "companies": {"company_id": "text", "name": "text"},
+    "user_profiles": {"company_id": "text", "user_id": "text", "first_name": "text", "last_name": "text"},
+    "xero_bills": {
+        "company_id": "text",
+        "request_id": "text",
+        "_dlt_id": "text",
+        "document_number": "text",
+        "friendly_name": "text",
+        "contact": "text",
+        "total": "double",
+        "currency_code": "text",
+        "request_status": "text",
+        "date": "timestamp",
+        "created_at": "timestamp",
+        "modified_at": "timestamp",
+        "decision_date": "timestamp",
+    },
+    "xero_bills__line_items": {
+        "_dlt_id": "text",
+        "_dlt_root_id": "text",
+        "_dlt_parent_id": "text",
+        "_dlt_list_idx": "bigint",
+        "description": "text",
+        "account_code": "text",
+        "quantity": "double",
+        "item_price": "double",
+        "amount": "double",
+    },
+    "xero_bills__line_items__tracking": {
+        "_dlt_id": "text",
+        "_dlt_root_id": "text",
+        "_dlt_parent_id": "text",
+        "_dlt_list_idx": "bigint",
+        "category_name": "text",
+        "option_name": "text",
+    },
+    "xero_bills__events": {
+        "_dlt_id": "text",
+        "_dlt_root_id": "text",
+        "_dlt_parent_id": "text",
+        "_dlt_list_idx": "bigint",
+        "event_type": "text",
+        "event_date": "timestamp",
+        "author_id": "text",
+        "is_system": "bool",
+        "comment": "text",
+    },
+    # a configured type without money fields or line items
+    "standalone_documents": {
+        "company_id": "text",
+        "request_id": "text",
+        "_dlt_id": "text",
+        "document_name": "text",
+        "friendly_name": "text",
+        "request_status": "text",
+        "created_at": "timestamp",
+        "modified_at": "timestamp",
+        "decision_date": "timestamp",
+    },
+}
+SQL = {"text": "VARCHAR", "double": "DOUBLE", "bigint": "BIGINT", "bool": "BOOLEAN", "timestamp": "TIMESTAMPTZ"}
+
+
+def bill(request_id: str, **values: Any) -> dict[str, Any]:
+    row = {
+        "company_id": "c1",
+        "request_id": request_id,
+        "_dlt_id": f"d-{request_id}",
+        "document_number": f"BILL-{request_id}",
+        "contact": "Acme",
+        "total": 100.0,
+        "currency_code": "NZD",
+        "request_status": "approved",
+        "created_at": "2025-01-01 00:00:00+00",
+    }
+    return {**row, **values}
+
+
+def event(request_id: str, index: int, event_type: str, author: str, at: str, **values: Any) -> dict[str, Any]:
+    return {
+        "_dlt_id": f"e-{request_id}-{index}",
+        "_dlt_root_id": f"d-{request_id}",
+        "_dlt_parent_id": f"d-{request_id}",
+        "_dlt_list_idx": index,
+        "event_type": event_type,
+        "event_date": at,
+        "author_id": author,
+        **values,
+    }
+
+
+def warehouse(rows: dict[str, list[dict[str, Any]]]) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB holding TABLES with `rows`, and the views created over them."""
+    db = duckdb.connect()
+    db.execute(f"CREATE SCHEMA {DS}")
+    for table, columns in TABLES.items():
+        db.execute(f"CREATE TABLE {DS}.{table} ({', '.join(f'{c} {SQL[k]}' for c, k in columns.items())})")
+        for row in rows.get(table, []):
+            names = list(row)
+            db.execute(
+                f"INSERT INTO {DS}.{table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                [row[n] for n in names],
+            )
+    columns = {table: {c: {"data_type": k} for c, k in cols.items()} for table, cols in TABLES.items()}
+    for _name, statement in view_statements(DS, columns, "duckdb"):
+        db.execute(statement)
+    return db
+
+
+def rows_of(db: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]]:
+    return db.execute(sql).fetchall()
+
+
+BASE = {
+    "companies": [{"company_id": "c1", "name": "Kiwi Ltd"}],
+    "user_profiles": [
+        {"company_id": "c1", "user_id": "u1", "first_name": "Ana", "last_name": "Lee"},
+        {"company_id": "c1", "user_id": "u2", "first_name": "Ben", "last_name": None},
+    ],
+}
+
+
+def test_requests_unions_every_document_table_with_the_company_name() -> None:
+    db = warehouse(
+        {
+            **BASE,
+            "xero_bills": [bill("b1")],
+            "standalone_documents": [
+                {
+                    "company_id": "c1",
+                    "request_id": "s1",
+                    "_dlt_id": "d-s1",
+                    "document_name": "Trip",
+                    "friendly_name": "SA-1",
+                }
+            ],
+        }
+    )
+    got = rows_of(
+        db,
+        f"SELECT document_type, request_id, document_number, document_name, total, company_name "
+        f"FROM {DS}.requests ORDER BY request_id",
+    )
+    assert got == [
+        ("xero_bills", "b1", "BILL-b1", None, 100.0, "Kiwi Ltd"),
+        ("standalone_documents", "s1", "SA-1", "Trip", None, "Kiwi Ltd"),  # friendly name; no total column: NULL
+    ]
+
+
+def test_request_lines_number_from_one_and_join_tracking_in_category_order() -> None:
+    line = {"_dlt_root_id": "d-b1", "_dlt_parent_id": "d-b1", "amount": 5.0, "account_code": "400"}
+    tracking = {"_dlt_root_id": "d-b1", "_dlt_parent_id": "l1"}
+    db = warehouse(
+        {
+            "xero_bills": [bill("b1")],
+            "xero_bills__line_items": [
+                {**line, "_dlt_id": "l1", "_dlt_list_idx": 0},
+                {**line, "_dlt_id": "l2", "_dlt_list_idx": 1},
+            ],
+            "xero_bills__line_items__tracking": [
+                {**tracking, "_dlt_id": "t1", "_dlt_list_idx": 0, "category_name": "Team", "option_name": "A"},
+                {**tracking, "_dlt_id": "t2", "_dlt_list_idx": 1, "category_name": "Region", "option_name": "North"},
+            ],
+        }
+    )
+    got = rows_of(db, f"SELECT line_id, line_number, amount, tracking FROM {DS}.request_lines ORDER BY line_number")
+    assert got == [("l1", 1, 5.0, "Region=North; Team=A"), ("l2", 2, 5.0, None)]
+    tracked = rows_of(db, f"SELECT line_id, category_name, option_name FROM {DS}.request_line_tracking ORDER BY 2")
+    assert tracked == [("l1", "Region", "North"), ("l1", "Team", "A")]
+
+
+def test_request_events_name_authors_and_call_the_system_user_system() -> None:
+    db = warehouse(
+        {
+            **BASE,
+            "xero_bills": [bill("b1")],
+            "xero_bills__events": [
+                event("b1", 0, SUBMITTED, "u1", "2025-01-01 00:00:00+00"),
+                event("b1", 1, "pushedToSource", SYSTEM_USER, "2025-01-01 01:00:00+00"),
+                event("b1", 2, APPROVED, "u2", "2025-01-01 02:00:00+00", is_system=False),
+            ],
+        }
+    )
+    got = rows_of(db, f"SELECT event_number, author_name, is_system FROM {DS}.request_events ORDER BY event_number")
+    # no is_system value: the system user's id decides
+    assert got == [(1, "Ana Lee", False), (2, "System", True), (3, "Ben", False)]
+
+
+def test_approval_cycles_measure_submission_to_the_last_decision() -> None:
+    db = warehouse(
+        {
+            "xero_bills": [bill("b1"), bill("b2", request_status="onApproval")],
+            "xero_bills__events": [
+                event("b1", 0, SUBMITTED, "u1", "2025-01-01 00:00:00+00"),
+                event("b1", 1, REJECTED, "u2", "2025-01-01 06:00:00+00"),
+                event("b1", 2, "requesterUpdatedWithReset", "u1", "2025-01-01 07:00:00+00"),
+                event("b1", 3, APPROVED, "u2", "2025-01-02 00:00:00+00"),
+                event("b1", 4, APPROVED, "u3", "2025-01-02 12:00:00+00"),
+                event("b2", 0, SUBMITTED, "u1", "2025-01-03 00:00:00+00"),
+            ],
+        }
+    )
+    got = rows_of(
+        db, f"SELECT request_id, cycle_hours, rejections, resets, approvers FROM {DS}.approval_cycles ORDER BY 1"
+    )
+    assert got == [("b1", 36.0, 1, 1, 2), ("b2", None, 0, 0, 0)]  # b2 is undecided: no cycle yet
+
+
+def test_governance_exceptions_find_each_planted_pattern_and_nothing_else() -> None:
+    db = warehouse(
+        {
+            **BASE,
+            "xero_bills": [
+                bill("self", contact="A"),
+                bill("changed", contact="B"),
+                bill("flip", contact="C"),
+                bill("dup1", contact="Bolt", total=200.0),
+                bill("dup2", contact="Bolt", total=201.0, created_at="2025-01-01 12:00:00+00"),
+                bill("far", contact="Bolt", total=200.0, created_at="2025-03-01 00:00:00+00"),  # weeks apart
+                bill("clean", contact="Other"),
+            ],
+            "xero_bills__events": [
+                event("self", 0, SUBMITTED, "u1", "2025-01-01 00:00:00+00"),
+                event("self", 1, APPROVED, "u1", "2025-01-01 01:00:00+00"),
+                event("changed", 0, "postApprovalChangeDetected", SYSTEM_USER, "2025-01-02 00:00:00+00"),
+                event("flip", 0, REJECTED, "u2", "2025-01-01 00:00:00+00"),
+                event("flip", 1, APPROVED, "u2", "2025-01-01 05:00:00+00"),
+                event("clean", 0, SUBMITTED, "u1", "2025-01-01 00:00:00+00"),
+                event("clean", 1, APPROVED, "u2", "2025-01-01 01:00:00+00"),
+            ],
+        }
+    )
+    got = rows_of(db, f"SELECT request_id, exception, related_request_id FROM {DS}.governance_exceptions ORDER BY 1, 2")
+    assert got == [
+        ("changed", "change_after_approval", None),
+        ("dup1", "near_duplicate", "dup2"),
+        ("dup2", "near_duplicate", "dup1"),
+        ("flip", "reject_then_reapprove", None),
+        ("self", "self_approval", None),
+    ]
+
+
+@pytest.mark.parametrize("dialect", ["postgres", "bigquery"])
+def test_other_dialects_get_the_same_views_translated(dialect: str) -> None:
+    columns = {table: {c: {"data_type": k} for c, k in cols.items()} for table, cols in TABLES.items()}
+    statements = view_statements(DS, columns, dialect)
+    created = [name for name, _ in statements if name is not None]
+    assert created == list(VIEW_NAMES)
+    cycles = {name: sql for name, sql in statements if name}["approval_cycles"]
+    if dialect == "bigquery":
+        assert "TIMESTAMP_DIFF" in cycles and "DATE_DIFF" not in cycles
+    else:
+        assert statements[0] == (None, f"DROP VIEW IF EXISTS {DS}.governance_exceptions CASCADE")
+        assert all(sql.startswith("CREATE VIEW") for name, sql in statements if name)
