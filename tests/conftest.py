@@ -16,6 +16,7 @@ import pytest
 
 from sandbox import Sandbox, start_sandbox
 
+from .inprocess import run_cli
 from .postgres_server import PostgresServer, start_postgres
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,10 +41,14 @@ class Workspace:
     def token_file(self) -> Path:
         return self.root / "tokens" / "tokens.json"
 
-    def cli(
+    def cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run `approvalmax ARGS` in this process (tests/inprocess.py): same exit code and output."""
+        return run_cli(list(args), {**self.env, **(env or {})}, self.root)
+
+    def process(
         self, *args: str, env: dict[str, str] | None = None, timeout: float = 180
     ) -> subprocess.CompletedProcess[str]:
-        """Run `approvalmax ARGS` as a real process, as an operator or cron would."""
+        """Run `approvalmax ARGS` as a real process, where processes matter (locks, secrets in output)."""
         return subprocess.run(
             [sys.executable, "-m", "pipelines.cli", *args],
             cwd=self.root,

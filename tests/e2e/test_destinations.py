@@ -88,7 +88,7 @@ def test_second_run_while_the_first_runs_exits_4_and_disturbs_nothing(workspace:
     workspace.admin("POST", "config", latency=0.05)
     first = start_run(workspace)
     wait_for_requests(workspace)
-    second = workspace.cli("run", "--no-progress")
+    second = workspace.process("run", "--no-progress")
     assert second.returncode == 4, second.stderr
     assert "another run of pipeline approvalmax is in progress" in second.stderr
     assert first.wait(timeout=180) == 0, first.stderr.read() if first.stderr else ""
@@ -100,7 +100,7 @@ def test_second_run_with_wait_runs_after_the_first(workspace: Workspace) -> None
     workspace.admin("POST", "config", latency=0.02)
     first = start_run(workspace)
     wait_for_requests(workspace)
-    second = workspace.cli("run", "--no-progress", "--wait", "120")
+    second = workspace.process("run", "--no-progress", "--wait", "120")
     assert first.wait(timeout=180) == 0
     assert second.returncode == 0, second.stderr
     assert_equals_sandbox(workspace)
@@ -112,7 +112,7 @@ def test_duckdb_file_in_use_exits_4_before_any_api_call(workspace: Workspace) ->
     before = workspace.token_file.read_text()
     holder = duckdb.connect(str(workspace.duckdb_file))  # e.g. an analyst's notebook with a write lock
     try:
-        result = workspace.cli("run", "--no-progress", "--wait", "1")
+        result = workspace.process("run", "--no-progress", "--wait", "1")
     finally:
         holder.close()
     assert result.returncode == 4, result.stderr

@@ -92,5 +92,7 @@ def test_kill_9_while_holding_the_postgres_lock_leaves_it_free(workspace: Worksp
         timeout=60,
     )
     assert crashed.returncode == -9
-    result = workspace.cli("ping", env={**env, "SOURCES__APPROVALMAX__TOKEN_REFRESH_SKEW_SECONDS": "7200"}, timeout=60)
+    result = workspace.process(
+        "ping", env={**env, "SOURCES__APPROVALMAX__TOKEN_REFRESH_SKEW_SECONDS": "7200"}, timeout=60
+    )
     assert result.returncode == 0, result.stderr

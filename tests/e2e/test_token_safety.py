@@ -36,12 +36,12 @@ def grants(workspace: Workspace) -> dict[str, int]:
 
 @pytest.mark.parametrize("step", [BEFORE_REQUEST, AFTER_RESPONSE, AFTER_SAVE])
 def test_kill_9_during_a_refresh_never_needs_a_new_login(workspace: Workspace, step: str) -> None:
-    assert workspace.cli("ping").returncode == 0  # the store holds a rotated family
+    assert workspace.process("ping").returncode == 0  # the store holds a rotated family
     crashed = crash_at(workspace, step)
     assert crashed.returncode == -9, crashed.stdout + crashed.stderr
     # the next runs must refresh (forced), and work from whatever the store held at the kill
     for _ in range(2):
-        result = workspace.cli("run", "--no-progress", "--resource", "companies", env=FORCE_REFRESH)
+        result = workspace.process("run", "--no-progress", "--resource", "companies", env=FORCE_REFRESH)
         assert result.returncode == 0, result.stderr
     expected_refreshes = {BEFORE_REQUEST: 3, AFTER_RESPONSE: 4, AFTER_SAVE: 4}[step]
     assert grants(workspace).get("refresh_token") == expected_refreshes
@@ -49,11 +49,11 @@ def test_kill_9_during_a_refresh_never_needs_a_new_login(workspace: Workspace, s
 
 
 def test_lost_rotation_past_the_grace_period_exits_3_with_how_to_recover(workspace: Workspace) -> None:
-    assert workspace.cli("ping").returncode == 0
+    assert workspace.process("ping").returncode == 0
     workspace.admin("POST", "config", refresh_grace=1.0)
     assert crash_at(workspace, AFTER_RESPONSE).returncode == -9
     time.sleep(1.5)
-    result = workspace.cli("ping", env=FORCE_REFRESH)
+    result = workspace.process("ping", env=FORCE_REFRESH)
     assert result.returncode == 3, result.stderr
     assert "refresh token was refused (invalid_grant)" in result.stderr
     assert "approvalmax auth login" in result.stderr
@@ -79,13 +79,13 @@ def immutable(folder: Path, on: bool) -> bool:
 
 
 def test_failed_save_stops_the_run_and_the_next_run_recovers_within_grace(workspace: Workspace) -> None:
-    assert workspace.cli("ping").returncode == 0
+    assert workspace.process("ping").returncode == 0
     folder = workspace.token_file.parent
     before = workspace.token_file.read_text()
     if not immutable(folder, True):
         pytest.skip("cannot make a folder read-only here (needs root and chattr on ext4)")
     try:
-        result = workspace.cli("run", "--no-progress", env=FORCE_REFRESH)
+        result = workspace.process("run", "--no-progress", env=FORCE_REFRESH)
     finally:
         immutable(folder, False)
     assert result.returncode == 1, result.stderr
@@ -96,6 +96,6 @@ def test_failed_save_stops_the_run_and_the_next_run_recovers_within_grace(worksp
         "where table_schema = 'approvalmax' and table_name = 'xero_bills'"
     ) == [(0,)]
     # the server rotated, the store kept the old token: still inside grace, so this works
-    recovered = workspace.cli("run", "--no-progress", "--resource", "companies", env=FORCE_REFRESH)
+    recovered = workspace.process("run", "--no-progress", "--resource", "companies", env=FORCE_REFRESH)
     assert recovered.returncode == 0, recovered.stderr
     assert json.loads(workspace.token_file.read_text())["refresh_token"] != json.loads(before)["refresh_token"]

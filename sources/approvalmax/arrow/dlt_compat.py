@@ -5,7 +5,8 @@ deletes included), but its extract metrics then look up `table["resource"]`, whi
 nested tables never have (dlt-hub/dlt#2106 keeps that key off them on purpose), and
 the run fails with `KeyError: 'resource'`. While metrics are computed, each nested table
 borrows its root table's resource name; the schema is left as it was afterwards.
-tests/e2e/test_arrow_parity.py fails if a dlt upgrade changes this.
+tests/unit/test_dlt_compat.py shows the failure without it, so a dlt upgrade that fixes it is noticed;
+tests/e2e/test_arrow_parity.py fails if an upgrade changes what it relies on.
 """
 
 from __future__ import annotations
@@ -37,4 +38,5 @@ def allow_arrow_in_nested_tables() -> None:
                 tables[name].pop("resource", None)
 
     setattr(compute_metrics, _PATCHED, True)
+    compute_metrics.__wrapped__ = original  # type: ignore[attr-defined]
     Extract._compute_metrics = compute_metrics  # type: ignore[method-assign]
