@@ -12,7 +12,7 @@ PG_INITDB := $(wildcard /usr/lib/postgresql/*/bin/initdb)
 AIRFLOW_VENV := .venv-airflow
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install demo test test-airflow test-kill lint format bench clean postgresql
+.PHONY: install demo test coverage test-airflow test-kill lint format bench clean postgresql
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version' 
@@ -32,9 +32,13 @@ ifeq ($(PG_INITDB),)
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 endif
 
-# Two workers, a test file each at a time (a file's tests share their fixtures and order).
+# Three workers on two cores: many tests wait on the sandbox's latency, retries and rate limits.
 test: $(STAMP) postgresql
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 3 --dist worksteal
+
+# The same tests under coverage.py, subprocesses included (the CLI runs, the sandbox, kill -9 victims).
+coverage: $(STAMP) postgresql
+	$(BIN)/python -m pytest -n 3 --dist worksteal --cov --cov-report=term:skip-covered
 
 $(AIRFLOW_STAMP): pyproject.toml
 	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
@@ -46,7 +50,7 @@ $(AIRFLOW_STAMP): pyproject.toml
 test-airflow: $(AIRFLOW_STAMP) postgresql
 	$(AIRFLOW_VENV)/bin/python -m pytest tests/airflow
 
-# The kill -9 loop with more seeds than `make test` runs (6): every phase, three times each way.
+# The kill -9 loop with more seeds than `make test` runs (3, one per phase): every phase, three times each way.
 test-kill: $(STAMP) postgresql
 	KILL_SEEDS=18 $(BIN)/python -m pytest tests/e2e/test_faults.py -k kill_9
 

@@ -21,6 +21,7 @@ def free_port() -> int:
 def start_login(workspace: Workspace, *args: str) -> tuple[subprocess.Popen[str], str]:
     env = dict(workspace.env)
     del env["SOURCES__APPROVALMAX__CREDENTIALS__REFRESH_TOKEN"]
+    workspace.release()
     process = subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", "auth", "login", "--no-browser", *args],
         cwd=workspace.root,

@@ -66,6 +66,7 @@ def test_restored_warehouse_backup_gets_the_changes_it_lost(workspace: Workspace
 
 
 def start_run(workspace: Workspace, *args: str) -> subprocess.Popen[str]:
+    workspace.release()
     return subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", "run", "--no-progress", *args],
         cwd=workspace.root,
@@ -110,6 +111,7 @@ def test_duckdb_file_in_use_exits_4_before_any_api_call(workspace: Workspace) ->
     assert workspace.cli("run", "--no-progress", "--resource", "companies").returncode == 0
     workspace.admin("POST", "reset-stats")
     before = workspace.token_file.read_text()
+    workspace.release()
     holder = duckdb.connect(str(workspace.duckdb_file))  # e.g. an analyst's notebook with a write lock
     try:
         result = workspace.process("run", "--no-progress", "--wait", "1")
