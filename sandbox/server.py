@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import functools
 import hashlib
 import json
 import random
@@ -597,6 +598,8 @@ def start_sandbox(
     sandbox.replay = replay
     server = SandboxHTTPServer((host, port), sandbox)
     sandbox.server = server
-    sandbox.thread = threading.Thread(target=server.serve_forever, name="approvalmax-sandbox", daemon=True)
+    # A short poll: stop() waits for it, and tests stop a sandbox each.
+    serve = functools.partial(server.serve_forever, poll_interval=0.05)
+    sandbox.thread = threading.Thread(target=serve, name="approvalmax-sandbox", daemon=True)
     sandbox.thread.start()
     return sandbox

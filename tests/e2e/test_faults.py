@@ -9,12 +9,38 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ..conftest import Workspace
+from sandbox import Sandbox, start_sandbox
+
+from ..conftest import Workspace, workspace_env
 from .truth import assert_equals_sandbox
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    """Faults need requests more than documents: two companies of 150 (about 35 requests a run)."""
+    server = start_sandbox(companies=2, documents_per_company=150)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def big_workspace(tmp_path: Path) -> Iterator[Workspace]:
+    """Enough work (three companies of 500) for every phase of a run to take a while."""
+    server = start_sandbox(companies=3, documents_per_company=500)
+    made = Workspace(tmp_path, server, workspace_env(tmp_path, server, server.identity.issue_refresh_token()))
+    try:
+        yield made
+    finally:
+        made.close()
+        server.stop()
+
 
 # More attempts than the default, so a run under injected faults is cured by retries alone.
 PATIENT = {"SOURCES__APPROVALMAX__MAX_ATTEMPTS": "10"}
@@ -183,9 +209,10 @@ def holds_a_package(folder: Path) -> bool:
 
 
 @pytest.mark.parametrize("seed", range(KILL_SEEDS))
-def test_kill_9_during_extract_normalise_or_load_then_a_clean_rerun(workspace: Workspace, seed: int) -> None:
+def test_kill_9_during_extract_normalise_or_load_then_a_clean_rerun(big_workspace: Workspace, seed: int) -> None:
     """Seeds cycle through the phases; the first three of each six kill an incremental run
     (cursors must not move without their rows), the others a backfill."""
+    workspace = big_workspace
     rng = random.Random(seed)
     phase = PHASES[seed % len(PHASES)]
     incremental = (seed // len(PHASES)) % 2 == 0
