@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -128,39 +129,49 @@ def workspace_env(root: Path, sandbox: Sandbox, refresh_token: str) -> dict[str,
     return env
 
 
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    server = start_sandbox(companies=3, documents_per_company=500)
+@contextlib.contextmanager
+def running_sandbox(companies: int, documents: int) -> Iterator[Sandbox]:
+    server = start_sandbox(companies=companies, documents_per_company=documents)
     try:
         yield server
     finally:
         server.stop()
 
 
+@contextlib.contextmanager
+def workspace_on(root: Path, server: Sandbox) -> Iterator[Workspace]:
+    made = Workspace(root, server, workspace_env(root, server, server.identity.issue_refresh_token()))
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    """Three companies, 500 documents each."""
+    with running_sandbox(3, 500) as server:
+        yield server
+
+
 @pytest.fixture
 def workspace(tmp_path: Path, sandbox: Sandbox) -> Iterator[Workspace]:
-    made = Workspace(tmp_path, sandbox, workspace_env(tmp_path, sandbox, sandbox.identity.issue_refresh_token()))
-    yield made
-    made.close()
+    with workspace_on(tmp_path, sandbox) as made:
+        yield made
 
 
 @pytest.fixture
 def small_sandbox() -> Iterator[Sandbox]:
     """Two companies, 150 documents each: enough for paging, quick to load."""
-    server = start_sandbox(companies=2, documents_per_company=150)
-    try:
+    with running_sandbox(2, 150) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def ws(tmp_path: Path, small_sandbox: Sandbox) -> Iterator[Workspace]:
     """A workspace on the small sandbox."""
-    refresh = small_sandbox.identity.issue_refresh_token()
-    made = Workspace(tmp_path, small_sandbox, workspace_env(tmp_path, small_sandbox, refresh))
-    yield made
-    made.close()
+    with workspace_on(tmp_path, small_sandbox) as made:
+        yield made
 
 
 @pytest.fixture(scope="session")

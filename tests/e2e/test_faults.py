@@ -14,32 +14,23 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import Sandbox, start_sandbox
+from sandbox import Sandbox
 
-from ..conftest import Workspace, workspace_env
+from ..conftest import Workspace, running_sandbox, workspace_on
 from .truth import assert_equals_sandbox
 
 
 @pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    """Faults need requests more than documents: two companies of 150 (about 35 requests a run)."""
-    server = start_sandbox(companies=2, documents_per_company=150)
-    try:
-        yield server
-    finally:
-        server.stop()
+def sandbox(small_sandbox: Sandbox) -> Sandbox:
+    """Faults need requests more than documents: the small sandbox (about 35 requests a run)."""
+    return small_sandbox
 
 
 @pytest.fixture
 def big_workspace(tmp_path: Path) -> Iterator[Workspace]:
     """Enough work (three companies of 500) for every phase of a run to take a while."""
-    server = start_sandbox(companies=3, documents_per_company=500)
-    made = Workspace(tmp_path, server, workspace_env(tmp_path, server, server.identity.issue_refresh_token()))
-    try:
+    with running_sandbox(3, 500) as server, workspace_on(tmp_path, server) as made:
         yield made
-    finally:
-        made.close()
-        server.stop()
 
 
 # More attempts than the default, so a run under injected faults is cured by retries alone.
