@@ -12,7 +12,7 @@ PG_INITDB := $(wildcard /usr/lib/postgresql/*/bin/initdb)
 AIRFLOW_VENV := .venv-airflow
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install demo test coverage test-bench test-airflow test-kill lint format bench clean postgresql
+.PHONY: install demo test coverage test-parallel test-bench test-airflow test-kill lint format bench clean postgresql
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version' 
@@ -53,6 +53,10 @@ test-airflow: $(AIRFLOW_STAMP) postgresql
 # The kill -9 loop with more seeds than `make test` runs (3, one per phase): every phase, three times each way.
 test-kill: $(STAMP) postgresql
 	KILL_SEEDS=18 $(BIN)/python -m pytest tests/e2e/test_faults.py -k kill_9
+
+# Per-company runs started at once into one dataset: 8 at once, 3 rounds (`make test` runs 4 for 2).
+test-parallel: $(STAMP) postgresql
+	PARALLEL_COMPANIES=8 PARALLEL_ROUNDS=3 $(BIN)/python -m pytest -n 2 tests/e2e/test_parallel_loads.py
 
 # The benchmark harness at tiny sizes (it measures nothing): ten contender processes, about 40 s.
 test-bench: $(STAMP)

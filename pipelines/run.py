@@ -19,6 +19,7 @@ from sources.approvalmax.cursors import Window
 from sources.approvalmax.report import RunReport
 from sources.approvalmax.settings import RESOURCE_NAMES
 
+from .dataset_lock import dataset_lock
 from .factory import DATASET_NAME, PIPELINE_NAME, loader_file_format, resolve_destination
 from .options import check_window, select_companies, select_resources
 from .views import create_views
@@ -106,18 +107,19 @@ def _extract_and_load(
     monitor.report = options.report
     source = connector.source(companies, options).with_resources(*resources)
     monitor.phase = "loading"
-    try:
-        pipeline.run(source, loader_file_format=loader_file_format(destination))  # type: ignore[arg-type]
-    except Exception as exc:
-        locked = duckdb_lock_error(exc)
-        if locked is not None:
-            raise busy_error(locked) from exc
-        raise
-    monitor.phase = "views"
-    views = create_views(pipeline)
+    pipeline.extract(source, loader_file_format=loader_file_format(destination))  # type: ignore[arg-type]
+    normalize = pipeline.normalize()
+    with dataset_lock(pipeline):  # other pipelines may load into this dataset at the same time
+        try:
+            pipeline.load()
+        except Exception as exc:
+            locked = duckdb_lock_error(exc)
+            if locked is not None:
+                raise busy_error(locked) from exc
+            raise
+        monitor.phase = "views"
+        views = create_views(pipeline)
     monitor.phase = "done"
-    trace = pipeline.last_trace
-    normalize = trace.last_normalize_info if trace is not None else None
     table_rows = {
         table: count
         for table, count in (normalize.row_counts.items() if normalize is not None else [])

@@ -20,6 +20,7 @@ from dlt.common.destination import Destination
 from dlt.common.pipeline import get_dlt_pipelines_dir
 from filelock import FileLock, Timeout
 
+from .dataset_lock import dataset_lock
 from .errors import BusyError, exception_chain
 from .factory import make_pipeline
 
@@ -71,7 +72,8 @@ def restored_pipeline(
     while True:
         pipeline = make_pipeline(destination, dataset, pipeline_name, pipelines_dir).drop()
         try:
-            pipeline.sync_destination()
+            with dataset_lock(pipeline):  # a DuckDB file is another run's while it loads
+                pipeline.sync_destination()
             return pipeline
         except Exception as exc:
             locked = duckdb_lock_error(exc)
