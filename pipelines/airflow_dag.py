@@ -1,11 +1,14 @@
-"""Airflow DAG: every company in its own task, in parallel, with dlt's PipelineTasksGroup.
+"""Airflow DAG: every company in its own task, in parallel, each running what `approvalmax run` runs.
 
-Each company gets its own dlt pipeline (`approvalmax_<company>`), so parallel tasks never
-overwrite each other's cursors, and all of them load the same dataset. Tasks start in a
-fresh working folder and restore their state from the warehouse. The source is built
-inside the task (settings, tokens, HTTP), never when the scheduler parses this file.
-Workers on several machines must share one token family: `token_store` must be a
-PostgreSQL URL (set APPROVALMAX_AIRFLOW_FILE_TOKEN_STORE=1 to allow a file on one machine).
+Each task calls `pipelines.run.run_pipeline` for one company with its own dlt pipeline
+(`approvalmax_<company>`), so parallel tasks never overwrite each other's cursors, and all of
+them load the same dataset. It is the CLI's run path: the run lock, the restore from the
+warehouse, the dataset lock over the load (parallel tasks take turns for their loads only:
+pipelines/dataset_lock.py), the views, and the summary in the task's log. A company that fails
+fails its task (strict), the others load. Settings, tokens and HTTP are built inside the task,
+never when the scheduler parses this file. Workers on several machines must share one token
+family: `token_store` must be a PostgreSQL URL (set APPROVALMAX_AIRFLOW_FILE_TOKEN_STORE=1 to
+allow a file on one machine).
 
 Settings (environment or `.dlt/` as for the CLI, or dlt's Airflow variables):
   SOURCES__APPROVALMAX__COMPANY_IDS   companies, one task each (else one task for all)
@@ -17,25 +20,23 @@ Settings (environment or `.dlt/` as for the CLI, or dlt's Airflow variables):
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
 
 import dlt
 import pendulum
-from airflow import DAG
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk import DAG, TaskGroup
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
-from dlt.helpers.airflow_helper import PipelineTasksGroup
+from rich.console import Console
 
 from sources.approvalmax.config import ApprovalMaxSettings, env_name, load_settings
-from sources.approvalmax.connector import Connector
 from sources.approvalmax.errors import ConfigError
 from sources.oauth_tokens.postgres_store import is_postgres_url
 
-from .factory import loader_file_format, resolve_destination
-from .options import select_companies
+from .run import RunRequest, run_pipeline
+from .summary import run_summary
 
 DAG_ID = "approvalmax"
 
@@ -55,13 +56,19 @@ def require_shared_token_store(settings: ApprovalMaxSettings) -> None:
     )
 
 
-def company_source(company_id: str | None) -> Any:
-    """Built in the task, right before the load; a failing company fails its task."""
+def load_company(company_id: str | None, destination: str, dataset: str) -> None:
+    """One task: `approvalmax run --company ID --pipeline-name approvalmax_<id>`, failing on any failure."""
     settings = load_settings()
     require_shared_token_store(settings)
-    connector = Connector(settings)
-    companies = select_companies(connector.client.companies(), [company_id] if company_id else settings.company_ids)
-    return connector.source(companies, connector.extract_options(strict=True))
+    request = RunRequest(
+        destination=destination,
+        dataset=dataset,
+        pipeline_name=company_pipeline_name(company_id),
+        companies=(company_id,) if company_id else (),
+        strict=True,
+    )
+    result = run_pipeline(settings, request)
+    Console(width=120, force_terminal=False).print(run_summary(result))  # into the task's log
 
 
 def configured_company_ids() -> Sequence[str]:
@@ -83,28 +90,24 @@ def build_dag(
     retries: int = 2,
 ) -> DAG:
     """One task per company (or one for all when no ids are given), no dependencies between them."""
-    with DAG(
-        dag_id,
-        schedule=schedule,
-        start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
-        catchup=False,
-        max_active_runs=1,  # a run never overlaps the previous one
-        default_args={"retries": retries, "retry_delay": timedelta(minutes=5)},
-        tags=["approvalmax", "dlt"],
-    ) as dag:
-        tasks = PipelineTasksGroup("approvalmax", use_data_folder=False, wipe_local_data=True, use_task_logger=True)
-        target = resolve_destination(destination)
+    with (
+        DAG(
+            dag_id,
+            schedule=schedule,
+            start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+            catchup=False,
+            max_active_runs=1,  # a run never overlaps the previous one
+            default_args={"retries": retries, "retry_delay": timedelta(minutes=5)},
+            tags=["approvalmax", "dlt"],
+        ) as dag,
+        TaskGroup("approvalmax"),
+    ):
         targets: list[str | None] = [*company_ids] or [None]
         for company_id in targets:
-            # created after PipelineTasksGroup, so it uses the task's fresh working folder
-            pipeline = dlt.pipeline(
-                pipeline_name=company_pipeline_name(company_id), destination=target, dataset_name=dataset
-            )
-            tasks.add_run(
-                pipeline,
-                functools.partial(company_source, company_id),
-                decompose="none",
-                loader_file_format=loader_file_format(target),  # type: ignore[arg-type]
+            PythonOperator(
+                task_id=company_pipeline_name(company_id),
+                python_callable=load_company,
+                op_args=[company_id, destination, dataset],
                 trigger_rule="all_done",
             )
     return dag

@@ -92,6 +92,9 @@ def test_dag_run_loads_every_company_and_shares_one_token(airflow_env: str, work
     assert pg.admin("GET", "stats")["grants"]["refresh_token"] == 1
     names = {r[0] for r in pg.query("select distinct pipeline_name from approvalmax._dlt_pipeline_state")}
     assert len(names) == 3
+    # the CLI's run path: the analyst views are there, over every company's documents
+    documents = sum(len(docs) for by_type in truth.values() for docs in by_type.values())
+    assert pg.query("select count(*) from approvalmax.requests") == [(documents,)]
     # a second DAG run continues from the cursors in the warehouse
     pg.admin("POST", "mutate", modify=2, add=2)
     assert dags_test().returncode == 0
