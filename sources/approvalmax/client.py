@@ -22,7 +22,7 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..http_retry import RETRYABLE_EXCEPTIONS, Retry, RetryPolicy, is_retryable_status, parse_retry_after, with_retries
 from .errors import ApiError, ApiResponseError, ApiUnavailable
 from .pacing import CompanyPacer
-from .pages import NotAnEnvelope, Page, read_envelope
+from .pages import NotAnEnvelope, Page, objects, read_envelope
 from .problem import api_error, clean_text
 from .settings import (
     COMPANIES_PATH,
@@ -114,14 +114,14 @@ class ApprovalMaxClient:
         return self.get(PING_PATH, read=lambda response: response.text)
 
     def companies(self) -> list[dict[str, Any]]:
-        return _objects(self.get_json(COMPANIES_PATH), COMPANIES_PATH)
+        return objects(self.get_json(COMPANIES_PATH), COMPANIES_PATH)
 
     def user_profiles(self, company_id: str) -> list[dict[str, Any]]:
         path = f"{COMPANY_PATH.format(company_id=company_id)}/{USER_PROFILES_PATH}"
         body = self.get_json(path, company=company_id)
         if isinstance(body, dict) and isinstance(body.get("payload"), list):
-            return _objects(body["payload"], path)
-        return _objects(body, path)
+            return objects(body["payload"], path)
+        return objects(body, path)
 
     def documents(self, company_id: str, type_path: str, params: Mapping[str, str] | None = None) -> Iterator[Page]:
         """Pages of one company's documents of one type, each as soon as it arrives."""
@@ -261,9 +261,3 @@ class ApprovalMaxClient:
             return read_envelope(response.content, requested_at, path)
         except NotAnEnvelope as exc:
             raise Retry("truncated or invalid JSON") from exc
-
-
-def _objects(body: Any, path: str) -> list[dict[str, Any]]:
-    if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
-        raise ApiResponseError(f"GET {path} answered JSON that is not a list of objects")
-    return body

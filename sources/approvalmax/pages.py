@@ -71,7 +71,11 @@ def payload_of(body: Any, path: str = "a document list") -> list[dict[str, Any]]
     """The `payload` list of objects of a parsed page."""
     if not isinstance(body, dict) or not isinstance(body.get("payload"), list):
         raise ApiResponseError(f"GET {path} answered JSON without a `payload` list")
-    documents: list[dict[str, Any]] = body["payload"]
-    if not all(isinstance(item, dict) for item in documents):
+    return objects(body["payload"], path)
+
+
+def objects(value: Any, path: str) -> list[dict[str, Any]]:
+    """`value` when it is a list of JSON objects, as every list the API answers must be."""
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
         raise ApiResponseError(f"GET {path} answered JSON that is not a list of objects")
-    return documents
+    return value

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -72,6 +72,11 @@ def modified_at(row: Mapping[str, Any]) -> datetime | None:
     if isinstance(value, datetime):
         return value
     return parse_timestamp(value) if isinstance(value, str) else None
+
+
+def versions(documents: Iterable[Mapping[str, Any]]) -> Iterator[tuple[object, datetime | None]]:
+    """Each document's (requestId, modifiedAt): what a CompanyCursor decides by."""
+    return ((document.get("requestId"), modified_at(document)) for document in documents)
 
 
 def count_rows(table: str, rows: Iterable[Mapping[str, Any]], counts: Counter[str]) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from .company_cursor import CompanyCursor
 from .pages import Page
-from .records import modified_at, prepare_row
+from .records import prepare_row, versions
 from .report import RunReport
 from .settings import DocumentType
 
@@ -59,7 +59,7 @@ class RowSink:
 
     def add(self, company_id: str, page: Prepared[list[dict[str, Any]]], cursor: CompanyCursor) -> None:
         documents = page.content
-        keep = cursor.observe(((d.get("requestId"), modified_at(d)) for d in documents), page.requested_at)
+        keep = cursor.observe(versions(documents), page.requested_at)
         rows = [prepare_row(document, company_id) for document, kept in zip(documents, keep, strict=True) if kept]
         if rows:
             self._report.count(company_id, self._table, rows)

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
+from ..pages import payload_of
 from ..records import flatten_status
 from ..settings import MODIFIED_FIELD
 from ..timestamps import parse_timestamp
@@ -62,11 +63,8 @@ class ArrowPage:
         return ArrowPage(self.documents.filter(pa.array(keep, type=pa.bool_())), self.continuation_token, self.body)
 
     def json_documents(self) -> list[dict[str, Any]]:
-        """The page as json parses it, for the Python path."""
-        documents = json.loads(self.body)["payload"]
-        if not isinstance(documents, list) or not all(isinstance(item, dict) for item in documents):
-            raise ValueError("payload is not a list of objects")
-        return documents
+        """The page as json parses it, for the Python path (Arrow read it, so it is valid JSON)."""
+        return payload_of(json.loads(self.body))
 
 
 def parse_page(body: bytes, schema: pa.Schema) -> ArrowPage | None:

@@ -10,7 +10,7 @@ import dlt
 from ..company_cursor import CompanyCursor
 from ..hints import DOCUMENT_KEY, column_hints, declared_types, root_columns
 from ..pages import Page
-from ..records import modified_at
+from ..records import versions
 from ..report import RunReport
 from ..settings import DocumentType
 from ..sinks import Prepared
@@ -51,8 +51,8 @@ class ArrowSink:
     def add(self, company_id: str, page: Prepared[Parsed], cursor: CompanyCursor) -> None:
         content, counts = page.content, self._report.counter(company_id)
         if isinstance(content, ArrowPage):
-            versions = zip(content.request_ids(), content.modified_times(), strict=True)
-            keep = cursor.observe(versions, page.requested_at)
+            arrow_versions = zip(content.request_ids(), content.modified_times(), strict=True)
+            keep = cursor.observe(arrow_versions, page.requested_at)
             admitted = content.admitted(keep)
             if self._batch.add_page(admitted, company_id, counts):
                 self._report.documents += len(admitted)
@@ -60,7 +60,7 @@ class ArrowSink:
             documents = content.json_documents()  # a shape only the Python builder handles
         else:
             documents = content
-            keep = cursor.observe(((d.get("requestId"), modified_at(d)) for d in documents), page.requested_at)
+            keep = cursor.observe(versions(documents), page.requested_at)
         for document, kept in zip(documents, keep, strict=True):
             if kept:
                 self._batch.add(document, company_id, counts)
