@@ -6,6 +6,7 @@ This module and everything it imports load without dlt.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -69,6 +70,7 @@ class ApprovalMaxClient:
         timeout: float = 60.0,
         retry: RetryPolicy | None = None,
         concurrency: int = 4,
+        max_concurrency: int | None = None,
         rate_limit_per_minute: int = 0,
         rate_limit_window_seconds: float = 60.0,
         transport: httpx.BaseTransport | None = None,
@@ -78,11 +80,14 @@ class ApprovalMaxClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
-        self.concurrency = max(1, concurrency)
+        self.concurrency = max(1, concurrency)  # per company
+        self.max_concurrency = max(1, max_concurrency if max_concurrency is not None else self.concurrency)
         self.stats = RequestStats()
         self._clock = clock
         self._rng = rng or random.Random()
-        self._slots = threading.BoundedSemaphore(self.concurrency)
+        self._slots = threading.BoundedSemaphore(self.max_concurrency)
+        self._company_slots: dict[str, threading.BoundedSemaphore] = {}
+        self._company_slots_lock = threading.Lock()
         self.pacer = CompanyPacer(rate_limit_per_minute, rate_limit_window_seconds, clock=clock)
         self.refused_filters: set[str] = set()
         self._refused_lock = threading.Lock()
@@ -91,7 +96,7 @@ class ApprovalMaxClient:
             auth=auth,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},
-            limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
+            limits=httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency),
             transport=transport,
             event_hooks={"response": [on_response]} if on_response is not None else None,
         )
@@ -101,6 +106,17 @@ class ApprovalMaxClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def in_flight(self, companies: int) -> int:
+        """Requests at once for a run over `companies`: `concurrency` each, `max_concurrency` in all."""
+        return min(self.max_concurrency, self.concurrency * max(1, companies))
+
+    def _company_slot(self, company: str) -> threading.BoundedSemaphore:
+        with self._company_slots_lock:
+            slot = self._company_slots.get(company)
+            if slot is None:
+                slot = self._company_slots[company] = threading.BoundedSemaphore(self.concurrency)
+            return slot
 
     def __enter__(self) -> ApprovalMaxClient:
         return self
@@ -132,7 +148,7 @@ class ApprovalMaxClient:
         """One GET, answered as it is (no retry, no error mapping): for checking the API's shapes."""
         ticket = self.pacer.acquire(company) if company is not None else None
         try:
-            with self._slots:
+            with self._slots_for(company):
                 self.stats.add(requests=1)
                 return self._http.get(path, params=params)
         except httpx.HTTPError as exc:
@@ -223,10 +239,11 @@ class ApprovalMaxClient:
         return with_retries(attempt, self.retry, give_up, clock=self._clock, rng=self._rng, on_retry=on_retry)
 
     def _send(self, path: str, params: Mapping[str, str] | None, company: str | None) -> httpx.Response:
-        """One attempt: a pacing ticket and a connection slot, dated by its end before any backoff."""
+        """One attempt: a pacing ticket, the company's slot and a run slot, dated by its end before any
+        backoff. The rate wait comes first, so a company at its limit holds no slot another could use."""
         ticket = self.pacer.acquire(company) if company is not None else None
         try:
-            with self._slots:
+            with self._slots_for(company):
                 self.stats.add(requests=1)
                 if params and self.refused_filters:  # checked once a slot is ours: it may have changed
                     params = {k: v for k, v in params.items() if k not in self.refused_filters}
@@ -238,6 +255,15 @@ class ApprovalMaxClient:
         finally:
             if ticket is not None:
                 self.pacer.done(ticket)
+
+    @contextlib.contextmanager
+    def _slots_for(self, company: str | None) -> Iterator[None]:
+        if company is None:
+            with self._slots:
+                yield
+            return
+        with self._company_slot(company), self._slots:
+            yield
 
     def _checked_json_body(self, response: httpx.Response, path: str) -> None:
         kind = response.headers.get("content-type", "")

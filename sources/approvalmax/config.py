@@ -63,7 +63,9 @@ class ApprovalMaxSettings(BaseConfiguration):
     credentials: ApprovalMaxCredentials = None  # type: ignore[assignment]
     token_store: str = "~/.approvalmax/tokens.json"
     lookback_minutes: float = 10.0
+    # Requests in flight per company, and for the whole run (companies x concurrency, at most this).
     concurrency: int = 4
+    max_concurrency: int = 32
     # Requests per minute per company (ApprovalMax reportedly allows 100); 0 turns pacing off.
     rate_limit_per_minute: int = 100
     # The window that limit counts in (the API's rule, as reported: a minute).
@@ -113,6 +115,8 @@ def validate(settings: ApprovalMaxSettings) -> None:
         raise ConfigError(f"{env_name('lookback_minutes')} must be 0 or more")
     if not 1 <= settings.concurrency <= 64:
         raise ConfigError(f"{env_name('concurrency')} must be between 1 and 64")
+    if not 1 <= settings.max_concurrency <= 256:
+        raise ConfigError(f"{env_name('max_concurrency')} must be between 1 and 256")
     if settings.rate_limit_per_minute < 0:
         raise ConfigError(f"{env_name('rate_limit_per_minute')} must be 0 (off) or more")
     if settings.max_attempts < 1:

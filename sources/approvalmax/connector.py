@@ -87,6 +87,7 @@ def open_client(
         timeout=settings.request_timeout,
         retry=RetryPolicy(max_attempts=settings.max_attempts),
         concurrency=settings.concurrency,
+        max_concurrency=settings.max_concurrency,
         rate_limit_per_minute=settings.rate_limit_per_minute,
         rate_limit_window_seconds=settings.rate_limit_window_seconds,
         on_response=Recorder(record_to) if record_to is not None else None,

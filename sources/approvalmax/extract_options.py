@@ -21,5 +21,8 @@ class ExtractOptions:
     strict: bool = False
     # Hand dlt Arrow tables (fast); False uses dlt's row-by-row normaliser for the same tables.
     arrow: bool = True
+    # Pages smaller than this go the json way even with `arrow` (None: arrow.sink.ARROW_MIN_PAGE_BYTES);
+    # tests set 0 to put every page through Arrow.
+    arrow_min_page_bytes: int | None = None
     # The document types to read: the built-in table and any configured ones (config.document_types).
     document_types: tuple[DocumentType, ...] = DOCUMENT_TYPES

@@ -70,10 +70,15 @@ class RowSink:
         yield from ready
 
 
-def open_sink(document_type: DocumentType, arrow: bool, report: RunReport) -> DocumentSink:
+def open_sink(
+    document_type: DocumentType, arrow: bool, report: RunReport, arrow_min_page_bytes: int | None = None
+) -> DocumentSink:
     """The one place the Arrow-or-rows choice is made; call it on dlt's extract thread."""
     if not arrow:
         return RowSink(document_type, report)
     from .arrow import ArrowSink
+    from .arrow.sink import ARROW_MIN_PAGE_BYTES
 
-    return ArrowSink(document_type, report)
+    return ArrowSink(
+        document_type, report, ARROW_MIN_PAGE_BYTES if arrow_min_page_bytes is None else arrow_min_page_bytes
+    )

@@ -56,7 +56,7 @@ def user_profiles_resource(
         return lambda: iter([client.user_profiles(company_id)])
 
     def extract() -> Iterator[list[dict[str, Any]] | None]:
-        for event in fan_in({cid: producer(cid) for cid in company_ids}, client.concurrency):
+        for event in fan_in({cid: producer(cid) for cid in company_ids}, client.in_flight(len(company_ids))):
             if event is None:
                 yield None  # nothing ready: dlt turns to the other resources meanwhile
             elif isinstance(event, Item):
@@ -78,14 +78,14 @@ def documents_resource(
 
     def extract() -> Iterator[Any]:
         cursors = open_cursors(client, document_type, options)
-        sink = open_sink(document_type, options.arrow, options.report)
+        sink = open_sink(document_type, options.arrow, options.report, options.arrow_min_page_bytes)
 
         def fetch(company_id: str, params: dict[str, str]) -> Callable[[], Iterator[Prepared[Any]]]:
             return lambda: map(sink.prepare, client.documents(company_id, document_type.path, params))
 
         floors = {cid: cursors[cid].floor for cid in company_ids}  # read here: fetch threads touch no state
         producers = {cid: fetch(cid, modified_filter(floor)) for cid, floor in floors.items()}
-        for event in fan_in(producers, client.concurrency):
+        for event in fan_in(producers, client.in_flight(len(producers))):
             if event is None:
                 yield None  # nothing ready: dlt turns to the other resources meanwhile
             elif isinstance(event, Item):

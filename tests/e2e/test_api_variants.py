@@ -72,8 +72,8 @@ def test_a_refused_modified_filter_falls_back_to_whole_lists_and_stays_exact(ws:
     assert "The parameter 'modifiedAtOrAfter' is not supported." in warnings[0]  # the API's errorMessage
     requests = document_requests(ws)
     refused = [i for i, e in enumerate(requests) if e["status"] == 400]
-    # refused at most once per request in flight (concurrency 4); none sent with it after those
-    assert 1 <= len(refused) <= 4
+    # refused at most once per request in flight (3 companies x concurrency 4); none sent with it after those
+    assert 1 <= len(refused) <= 12
     later = requests[max(refused) + 1 :]
     assert later and not any("modifiedAtOrAfter" in e["query"] for e in later)
     # a quiet run reads whole lists again and loads nothing

@@ -34,11 +34,13 @@ def body_of(page: list[dict[str, Any]]) -> bytes:
 class PagesClient:
     """Stands in for ApprovalMaxClient: every company gets the same pages, raw, as the client gives them."""
 
-    concurrency = 2
     refused_filters: frozenset[str] = frozenset()
 
     def __init__(self, pages: list[list[dict[str, Any]]]) -> None:
         self.pages = pages
+
+    def in_flight(self, companies: int) -> int:
+        return 2
 
     def documents(self, company_id: str, path: str, params: dict[str, str]) -> Iterator[Page]:
         for page in self.pages:
@@ -116,7 +118,9 @@ def load(folder: Path, arrow: bool, pages: list[list[dict[str, Any]]]) -> str:
         dataset_name="approvalmax",
         pipelines_dir=str(folder / f"pipelines_{arrow}"),
     )
-    resource = documents_resource(PagesClient(pages), ["c1", "c2"], BILLS, ExtractOptions(arrow=arrow))  # type: ignore[arg-type]
+    resource = documents_resource(
+        PagesClient(pages), ["c1", "c2"], BILLS, ExtractOptions(arrow=arrow, arrow_min_page_bytes=0)
+    )  # type: ignore[arg-type]
     pipeline.run(resource, loader_file_format="parquet")
     return database
 

@@ -206,3 +206,44 @@ def test_a_truncated_page_is_retried() -> None:
     sleeps: list[float] = []
     assert [page.documents() for page in make_client(lambda r: next(answers), sleeps).pages("/docs", {})] == [[]]
     assert len(sleeps) == 1
+
+
+def test_requests_in_flight_are_bounded_per_company_and_for_the_run() -> None:
+    """`concurrency` per company, `max_concurrency` in all: 6 companies x 2 would be 12, capped at 5."""
+    import threading
+    import time
+
+    lock = threading.Lock()
+    now: dict[str, int] = {}
+    peak: dict[str, int] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        company = request.url.path.split("/")[4]
+        with lock:
+            for key in (company, "*"):
+                now[key] = now.get(key, 0) + 1
+                peak[key] = max(peak.get(key, 0), now[key])
+        time.sleep(0.02)
+        with lock:
+            for key in (company, "*"):
+                now[key] -= 1
+        return httpx.Response(200, json={"payload": [], "continuationToken": None})
+
+    client = ApprovalMaxClient(
+        "https://api.test", transport=httpx.MockTransport(handler), concurrency=2, max_concurrency=5
+    )
+    companies = [f"c{i}" for i in range(6)]
+    assert client.in_flight(len(companies)) == 5 and client.in_flight(1) == 2
+
+    def read(company: str) -> None:
+        for _ in range(4):
+            list(client.documents(company, "bills"))
+
+    threads = [threading.Thread(target=read, args=(c,)) for c in companies for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert peak.pop("*") == 5  # the run's cap, reached
+    assert max(peak.values()) == 2 and len(peak) == 6  # companies reach their own limit, never more
+    assert client.stats.requests == 6 * 4 * 4

@@ -60,6 +60,8 @@ class ArrowPage:
         """This page with only the documents `keep` marks."""
         if all(keep):
             return self
+        if not any(keep):  # the usual case of a lookback re-read: a zero-copy slice, no filter kernel
+            return ArrowPage(self.documents.slice(0, 0), self.continuation_token, self.body)
         return ArrowPage(self.documents.filter(pa.array(keep, type=pa.bool_())), self.continuation_token, self.body)
 
     def json_documents(self) -> list[dict[str, Any]]:
@@ -67,16 +69,14 @@ class ArrowPage:
         return payload_of(json.loads(self.body))
 
 
-def parse_page(body: bytes, schema: pa.Schema) -> ArrowPage | None:
+def parse_page(body: bytes, options: pj.ParseOptions) -> ArrowPage | None:
     """A paged body `{"payload": [...], "continuationToken": ...}`, or None when Arrow cannot read it
     the way json would (the caller then parses it with json, which also judges truncation)."""
     try:
         table = pj.read_json(
             io.BytesIO(body),
             read_options=pj.ReadOptions(use_threads=False, block_size=max(len(body) + 1, 1 << 16)),
-            parse_options=pj.ParseOptions(
-                newlines_in_values=True, explicit_schema=schema, unexpected_field_behavior="infer"
-            ),
+            parse_options=options,  # an explicit schema: PageSchema.explicit
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.json as pj
 
 
 class PageSchema:
@@ -17,7 +18,9 @@ class PageSchema:
 
     def __init__(self) -> None:
         self._fields: dict[str, Any] = {}
-        self.explicit: pa.Schema | None = None  # read by fetch threads; replaced, never changed
+        # The JSON reader's options with the explicit schema, built once per change (building them
+        # costs 0.3 ms, a third of a small page's read). Read by fetch threads; replaced, never changed.
+        self.explicit: pj.ParseOptions | None = None
 
     def learn(self, documents: list[dict[str, Any]]) -> None:
         """Only json-parsed pages teach (the first ones, and those Arrow refused): rebuilding
@@ -25,7 +28,10 @@ class PageSchema:
         for document in documents:
             _learn_object(self._fields, document)
         documents_type = pa.list_(_struct_type(self._fields))
-        self.explicit = pa.schema([("payload", documents_type), ("continuationToken", pa.string())])
+        schema = pa.schema([("payload", documents_type), ("continuationToken", pa.string())])
+        self.explicit = pj.ParseOptions(
+            newlines_in_values=True, explicit_schema=schema, unexpected_field_behavior="infer"
+        )
 
 
 _CONFLICT = "conflict"  # a field seen with types Arrow cannot hold in one column: left to inference
