@@ -6,11 +6,18 @@ at once collide (`DuplicateTable`, `pg_type_typname_nsp_index`, `DeadlockDetecte
 file takes one writing process at a time. So each run holds the dataset's lock from the start of
 its load to the end of its views: a PostgreSQL advisory lock (released by the server if the run
 dies), or a lock file beside the DuckDB file. Waiting runs wait; nothing is retried.
+
+BigQuery (and any other destination) has no lock of its own, and concurrent DML on one table
+fails there ("Could not serialize access ... due to concurrent update"). Its lock lives where the
+token family lives, which every run on one ApprovalMax connection must share anyway: an
+advisory lock in the PostgreSQL token store (every Airflow worker reaches it), else a lock file
+beside the token file (one machine).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Iterator
@@ -19,6 +26,8 @@ from typing import Any
 
 import dlt
 from filelock import FileLock, Timeout
+
+from sources.oauth_tokens.postgres_store import is_postgres_url
 
 from .errors import BusyError
 from .factory import duckdb_path
@@ -30,15 +39,31 @@ DATASET_LOCK_TIMEOUT = 3600.0
 
 
 @contextlib.contextmanager
-def dataset_lock(pipeline: dlt.Pipeline, timeout: float = DATASET_LOCK_TIMEOUT) -> Iterator[None]:
-    """Hold the pipeline's dataset for a load; other destinations pass straight through."""
+def dataset_lock(
+    pipeline: dlt.Pipeline, token_store: str | None = None, timeout: float = DATASET_LOCK_TIMEOUT
+) -> Iterator[None]:
+    """Hold the pipeline's dataset for a load. `token_store` (the setting) hosts the lock for
+    destinations without one of their own; without it they pass straight through."""
     destination = pipeline.destination.destination_name if pipeline.destination else ""
     started = time.monotonic()
     lock: contextlib.AbstractContextManager[None]
     if destination == "postgres":
-        lock = _postgres_lock(pipeline, timeout)
+        credentials: Any = pipeline.destination_client().config.credentials
+        key = f"approvalmax-load:{pipeline.dataset_name}"
+        lock = _advisory_lock(credentials.to_native_representation(), key, pipeline.dataset_name, timeout)
     elif destination == "duckdb" and (path := duckdb_path(pipeline)) is not None:
-        lock = _file_lock(path, timeout)
+        lock = _file_lock(path.with_name(path.name + ".load.lock"), str(path), timeout)
+    elif destination and token_store:
+        # the project (BigQuery) or server, by dlt's fingerprint of the destination's credentials
+        fingerprint = pipeline.destination_client().config.fingerprint()
+        key = f"approvalmax-load:{destination}:{fingerprint}:{pipeline.dataset_name}"
+        if is_postgres_url(token_store):
+            lock = _advisory_lock(token_store, key, pipeline.dataset_name, timeout)
+        else:
+            name = "approvalmax-load-" + hashlib.sha256(key.encode()).hexdigest()[:16] + ".lock"
+            folder = Path(token_store).expanduser().parent
+            folder.mkdir(parents=True, exist_ok=True)
+            lock = _file_lock(folder / name, f"dataset {pipeline.dataset_name}", timeout)
     else:
         lock = contextlib.nullcontext()
     with lock:
@@ -49,25 +74,22 @@ def dataset_lock(pipeline: dlt.Pipeline, timeout: float = DATASET_LOCK_TIMEOUT) 
 
 
 @contextlib.contextmanager
-def _file_lock(database: Path, timeout: float) -> Iterator[None]:
-    path = database.with_name(database.name + ".load.lock")
+def _file_lock(path: Path, what: str, timeout: float) -> Iterator[None]:
     try:
         with FileLock(str(path), timeout=timeout):
             yield
     except Timeout as exc:
         raise BusyError(
-            f"other loads into {database} held its lock ({path}) for {timeout:.0f} s; nothing was changed: "
-            "run again later"
+            f"other loads into {what} held its lock ({path}) for {timeout:.0f} s; nothing was changed: run again later"
         ) from exc
 
 
 @contextlib.contextmanager
-def _postgres_lock(pipeline: dlt.Pipeline, timeout: float) -> Iterator[None]:
+def _advisory_lock(dsn: str, key: str, dataset: str, timeout: float) -> Iterator[None]:
+    """A session-level advisory lock on its own connection: the server drops it if the run dies."""
     import psycopg2
 
-    credentials: Any = pipeline.destination_client().config.credentials
-    connection = psycopg2.connect(credentials.to_native_representation())
-    key = f"approvalmax-load:{pipeline.dataset_name}"
+    connection = psycopg2.connect(dsn)
     try:
         connection.autocommit = True
         with connection.cursor() as cursor:
@@ -76,7 +98,7 @@ def _postgres_lock(pipeline: dlt.Pipeline, timeout: float) -> Iterator[None]:
                 cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
             except psycopg2.errors.QueryCanceled as exc:
                 raise BusyError(
-                    f"other loads into dataset {pipeline.dataset_name} held its lock for {timeout:.0f} s; "
+                    f"other loads into dataset {dataset} held its lock for {timeout:.0f} s; "
                     "nothing was changed: run again later"
                 ) from exc
         yield

@@ -84,7 +84,12 @@ def run_pipeline(settings: ApprovalMaxSettings, request: RunRequest, monitor: Ru
     with run_lock(request.pipeline_name, request.pipelines_dir, request.wait):
         # the warehouse first: a busy DuckDB file stops the run before any API call
         pipeline = restored_pipeline(
-            destination, request.dataset, request.pipeline_name, request.pipelines_dir, request.wait
+            destination,
+            request.dataset,
+            request.pipeline_name,
+            request.pipelines_dir,
+            request.wait,
+            settings.token_store,
         )
         with Connector(settings, request.record_to) as connector:
             return _extract_and_load(connector, request, pipeline, destination, resources, monitor, started)
@@ -109,7 +114,8 @@ def _extract_and_load(
     monitor.phase = "loading"
     pipeline.extract(source, loader_file_format=loader_file_format(destination))  # type: ignore[arg-type]
     normalize = pipeline.normalize()
-    with dataset_lock(pipeline):  # other pipelines may load into this dataset at the same time
+    # other pipelines may load into this dataset at the same time
+    with dataset_lock(pipeline, connector.settings.token_store):
         try:
             pipeline.load()
         except Exception as exc:

@@ -65,14 +65,15 @@ def restored_pipeline(
     pipeline_name: str,
     pipelines_dir: str | None,
     wait: float,
+    token_store: str | None = None,
 ) -> dlt.Pipeline:
     """A pipeline whose state and schema come from the warehouse, waiting up to `wait` s
-    for a DuckDB file another process holds."""
+    for a DuckDB file another process holds (`token_store`: see dataset_lock)."""
     deadline = time.monotonic() + max(wait, 0.0)
     while True:
         pipeline = make_pipeline(destination, dataset, pipeline_name, pipelines_dir).drop()
         try:
-            with dataset_lock(pipeline):  # a DuckDB file is another run's while it loads
+            with dataset_lock(pipeline, token_store):  # a DuckDB file is another run's while it loads
                 pipeline.sync_destination()
             return pipeline
         except Exception as exc:

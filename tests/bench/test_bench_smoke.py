@@ -23,8 +23,16 @@ def test_bench_harness_prints_every_row(tmp_path: Path) -> None:
     report = out.read_text()
     for contender in ("| floor |", "| rest_api |", "| rest_api_parquet |", "| ours |"):
         assert contender in report
-    for scenario in ("full load", "memory at 10x", "ms latency", "rate limit", "incremental, nothing changed"):
+    for scenario in (
+        "full load",
+        "memory at 10x",
+        "ms latency",
+        "rate limit",
+        "incremental, nothing changed",
+        "companies, 50 ms latency, quiet incremental",
+    ):
         assert scenario in report
     rows = [line for line in report.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert len(rows) == 9  # four contenders at full load, the floor under latency, ours in four more
+    # four contenders at full load, the floor under latency, ours in four more, and in two for many companies
+    assert len(rows) == 11
     assert all(int(row.split("|")[6]) > 0 for row in rows)  # every row made requests to the sandbox

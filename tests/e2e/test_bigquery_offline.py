@@ -2,10 +2,14 @@
 tables, merge keys, column types and load-file format a real load would send.
 
 Not run here (no network): the load itself, dlt's merge SQL on BigQuery, and authentication.
+The bqemulator package was tried: our run restores state from the warehouse first, and dlt's
+state query against bqemulator 1.4.0 was retried without end, so loads are checked offline.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -17,6 +21,8 @@ from sandbox import Sandbox
 from sources.approvalmax import ExtractOptions, approvalmax_source
 from sources.approvalmax.config import ApprovalMaxCredentials, ApprovalMaxSettings
 from sources.approvalmax.connector import open_client
+
+from ..conftest import REPO, clean_environ
 
 BIGQUERY_ENV = {
     "DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID": "analytics-prod",
@@ -76,3 +82,22 @@ def test_normalised_package_has_the_merge_hints_and_types(bigquery_env: None, sa
     jobs = [job for package in info.load_packages for job in package.jobs["new_jobs"]]
     data_jobs = [job for job in jobs if not job.job_file_info.table_name.startswith("_dlt")]
     assert data_jobs and all(job.file_path.endswith(".parquet") for job in data_jobs)
+
+
+@pytest.mark.parametrize("store", ["postgres", "file"])
+def test_bigquery_loads_into_one_dataset_take_turns_through_the_token_store(
+    tmp_path: Path, store: str, request: pytest.FixtureRequest
+) -> None:
+    """Four runs at once hold the dataset's load lock one after another (BigQuery has no lock of its
+    own and fails concurrent DML on a table); the lock lives with the shared token family."""
+    token_store = request.getfixturevalue("postgres_db") if store == "postgres" else str(tmp_path / "t" / "tokens.json")
+    out = tmp_path / "held.txt"
+    env = {**clean_environ(), **BIGQUERY_ENV, "PYTHONPATH": str(REPO), "DLT_DATA_DIR": str(tmp_path / "dlt")}
+    command = [sys.executable, "-m", "tests.e2e.lock_holder", token_store, str(out), "0.5"]
+    holders = [subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    for holder in holders:
+        _, stderr = holder.communicate(timeout=120)
+        assert holder.returncode == 0, stderr[-2000:]
+    held = sorted(tuple(map(float, line.split())) for line in out.read_text().splitlines())
+    assert len(held) == 4
+    assert all(later[0] >= earlier[1] for earlier, later in zip(held, held[1:], strict=False)), held

@@ -1,0 +1,27 @@
+"""`python -m tests.e2e.lock_holder TOKEN_STORE OUT SECONDS`: hold a BigQuery pipeline's dataset lock
+for SECONDS and append when it was held to OUT (BigQuery settings from the environment)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import dlt
+
+from pipelines.dataset_lock import dataset_lock
+from pipelines.factory import resolve_destination
+
+
+def main() -> None:
+    token_store, out, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    pipeline = dlt.pipeline("holder", destination=resolve_destination("bigquery"), dataset_name="approvalmax")
+    with dataset_lock(pipeline, token_store):
+        start = time.time()
+        time.sleep(seconds)
+        end = time.time()
+    with open(out, "a") as file:
+        file.write(f"{start} {end}\n")
+
+
+if __name__ == "__main__":
+    main()
