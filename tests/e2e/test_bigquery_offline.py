@@ -8,6 +8,7 @@ state query against bqemulator 1.4.0 was retried without end, so loads are check
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import tempfile
@@ -100,4 +101,4 @@ def test_bigquery_loads_into_one_dataset_take_turns_through_the_token_store(
         assert holder.returncode == 0, stderr[-2000:]
     held = sorted(tuple(map(float, line.split())) for line in out.read_text().splitlines())
     assert len(held) == 4
-    assert all(later[0] >= earlier[1] for earlier, later in zip(held, held[1:], strict=False)), held
+    assert all(later[0] >= earlier[1] for earlier, later in itertools.pairwise(held)), held
