@@ -44,6 +44,10 @@ def options(
     log_to_stderr(level)
     # dlt warns about every all-null column; keep its log at error unless asked for more.
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR" if level >= logging.WARNING else log_level.upper())
+    # dlt would catch Ctrl-C during normalise and load, finish its running jobs and return as if all
+    # went well; a KeyboardInterrupt instead stops the run there, exit 130, and the next run redoes
+    # what had not completed (nothing counts before dlt commits a load with its state).
+    os.environ.setdefault("RUNTIME__INTERCEPT_SIGNALS", "false")
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -144,10 +148,12 @@ def run(
     record: RecordOption = None,
 ) -> None:
     """Load every company's documents; incremental unless --since is given."""
+    from .factory import check_destination
     from .options import parse_when
     from .run import RunMonitor, RunRequest, run_pipeline
     from .summary import run_summary
 
+    check_destination(destination)  # a wrong name or a missing extra, before anything else
     request = RunRequest(
         destination=destination,
         dataset=dataset,

@@ -5,14 +5,14 @@ from __future__ import annotations
 import functools
 import traceback
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 
 from sources.errors import first_line
 
-from .errors import OUR_ERRORS, exit_code, find_cause
+from .errors import EXIT_INTERRUPTED, OUR_ERRORS, exit_code, find_cause, interrupted
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -33,9 +33,10 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
         except (typer.Exit, typer.Abort):
             raise
         except KeyboardInterrupt:
-            err.print("interrupted: nothing after the last completed load was saved", style="red", highlight=False)
-            raise typer.Exit(130) from None
+            _interrupted()
         except Exception as exc:  # the one place every error ends
+            if interrupted(exc):
+                _interrupted()
             cause = find_cause(exc)
             if DEBUG["on"]:
                 err.print("".join(traceback.format_exception(exc)), highlight=False, markup=False)
@@ -46,6 +47,16 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(exit_code(cause)) from None
 
     return wrapper
+
+
+def _interrupted() -> NoReturn:
+    err.print(
+        "interrupted: stopped cleanly; nothing after the last completed load counts, the next run continues from there",
+        style="red",
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def _is_ours(exc: BaseException) -> bool:

@@ -12,6 +12,7 @@ EXIT_FAILED = 1  # the run failed, or some companies could not be loaded
 EXIT_USAGE = 2  # bad option, bad or missing configuration
 EXIT_REAUTHORIZE = 3  # a person must authorise the connection again
 EXIT_BUSY = 4  # another run holds the pipeline, or another process the DuckDB file
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), in any phase
 
 OUR_ERRORS = (ApprovalMaxError, TokenError)
 
@@ -46,6 +47,13 @@ def find_cause(exc: BaseException) -> BaseException:
             return link
         innermost = link
     return innermost
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Ctrl-C, however dlt wrapped it (`PipelineStepFailed`, its own `SignalReceivedException`)."""
+    from dlt.common.runtime.signals import SignalReceivedException
+
+    return any(isinstance(link, KeyboardInterrupt | SignalReceivedException) for link in exception_chain(exc))
 
 
 def exit_code(exc: BaseException) -> int:

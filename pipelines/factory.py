@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from pathlib import Path
@@ -26,10 +27,37 @@ DUCKDB_CREDENTIALS = "destination.duckdb.credentials"
 LOADER_FILE_FORMATS: dict[str, str] = {"duckdb": "parquet", "motherduck": "parquet", "bigquery": "parquet"}
 
 
+# The destinations this connector is built and tested for, and the driver each needs, which dlt
+# only imports once it connects (a missing one would surface as an unexpected ImportError then).
+SUPPORTED_DESTINATIONS: dict[str, str | None] = {
+    "duckdb": None,
+    "postgres": "psycopg2",
+    "bigquery": "google.cloud.bigquery",
+}
+
+
+def check_destination(destination: str) -> None:
+    """ConfigError unless `destination` is one we support with its extra installed; reads no config."""
+    supported = ", ".join(SUPPORTED_DESTINATIONS)
+    if destination not in SUPPORTED_DESTINATIONS:
+        raise ConfigError(f"unknown destination {destination!r}: use {supported}")
+    driver = SUPPORTED_DESTINATIONS[destination]
+    if driver is not None:
+        try:
+            importlib.import_module(driver)
+        except ImportError as exc:
+            raise ConfigError(
+                f"destination {destination!r} needs {driver.split('.')[0]}, which is not installed: "
+                f"pip install -e '.[{destination}]' (or pip install 'dlt[{destination}]')"
+            ) from exc
+
+
 def resolve_destination(destination: str | Destination[Any, Any]) -> Destination[Any, Any]:
-    """A dlt destination from a name such as `duckdb` or `postgres`; ConfigError if unknown."""
+    """A dlt destination from a name such as `duckdb` or `postgres` (see check_destination)."""
     if not isinstance(destination, str):
         return destination
+    check_destination(destination)
+    supported = ", ".join(SUPPORTED_DESTINATIONS)
     try:
         resolved = Destination.from_reference(destination)
     except (UnknownDestinationModule, ValueError, ImportError) as exc:
@@ -37,9 +65,9 @@ def resolve_destination(destination: str | Destination[Any, Any]) -> Destination
             raise ConfigError(
                 f"destination {destination!r} needs extra packages: pip install -e '.[{destination}]'"
             ) from exc
-        raise ConfigError(f"unknown destination {destination!r}: use duckdb, postgres or bigquery") from exc
+        raise ConfigError(f"unknown destination {destination!r}: use {supported}") from exc
     if resolved is None:
-        raise ConfigError(f"unknown destination {destination!r}: use duckdb, postgres or bigquery")
+        raise ConfigError(f"unknown destination {destination!r}: use {supported}")
     return resolved
 
 
@@ -99,7 +127,24 @@ def make_pipeline(
     path = duckdb_path(pipeline)
     if path is not None:
         check_duckdb_catalog(str(path), dataset_name)
+        check_duckdb_folder(path)
     return pipeline
+
+
+def check_duckdb_folder(database: Path) -> None:
+    """A typo in the path must not create folders, nor fail later inside DuckDB."""
+    folder = database.parent
+    setting = _env_name(DUCKDB_CREDENTIALS)
+    if not folder.is_dir():
+        raise ConfigError(
+            f"the folder of the DuckDB file {database} does not exist (or is not a folder): create it, "
+            f"or point {setting} at a file in an existing folder"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK) or (database.exists() and not os.access(database, os.W_OK)):
+        raise ConfigError(
+            f"the DuckDB file {database} cannot be written (read-only folder or file): fix its permissions, "
+            f"or point {setting} at a writable place"
+        )
 
 
 def duckdb_path(pipeline: dlt.Pipeline) -> Path | None:

@@ -230,7 +230,10 @@ class ApprovalMaxClient:
         def give_up(last: Retry, attempts: int) -> BaseException:
             if last.response is not None:
                 return api_error(last.response)
-            return ApiUnavailable(f"GET {path} failed {attempts} time(s), last with {last.reason}")
+            return ApiUnavailable(
+                f"cannot reach the API at {self.base_url}: GET {path} failed {attempts} time(s), last with "
+                f"{last.reason}; check api_base_url, the network and any proxy, then run again"
+            )
 
         def on_retry(retry: Retry, number: int, delay: float) -> None:
             log.info("GET %s: %s; retry %d in %.2f s", path, retry.reason, number, delay)

@@ -65,12 +65,16 @@ def test_restored_warehouse_backup_gets_the_changes_it_lost(workspace: Workspace
     assert_equals_sandbox(workspace)
 
 
+# Two requests at a time, so the first run is still running when the second starts.
+SLOW = {"SOURCES__APPROVALMAX__MAX_CONCURRENCY": "2"}
+
+
 def start_run(workspace: Workspace, *args: str) -> subprocess.Popen[str]:
     workspace.release()
     return subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", "run", "--no-progress", *args],
         cwd=workspace.root,
-        env=workspace.env,
+        env={**workspace.env, **SLOW},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -15,6 +15,7 @@ def assert_one_line(result: subprocess.CompletedProcess[str], code: int, *fragme
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ")
     assert "Traceback" not in result.stderr + result.stdout
+    assert "unexpected" not in lines[0]  # every bad input is classified and names its fix
     for fragment in fragments:
         assert fragment in lines[0]
 
@@ -27,6 +28,7 @@ def assert_one_line(result: subprocess.CompletedProcess[str], code: int, *fragme
         (["--since", "2025-02-30"], ["--since '2025-02-30' is not a date", "YYYY-MM-DD"]),
         (["--since", "2025-03-01", "--until", "2025-02-01"], ["--since must be earlier than --until"]),
         (["--destination", "nosuch"], ["unknown destination 'nosuch'"]),
+        (["--destination", "snowflake"], ["unknown destination 'snowflake'", "use duckdb, postgres, bigquery"]),
     ],
 )
 def test_usage_errors_exit_2(workspace: Workspace, args: list[str], fragments: list[str]) -> None:
@@ -86,7 +88,9 @@ def test_api_unreachable_exit_1(workspace: Workspace) -> None:
         "ping",
         env={"SOURCES__APPROVALMAX__API_BASE_URL": "http://127.0.0.1:9", "SOURCES__APPROVALMAX__MAX_ATTEMPTS": "2"},
     )
-    assert_one_line(result, 1, "GET /ping failed 2 time(s)")
+    assert_one_line(
+        result, 1, "cannot reach the API at http://127.0.0.1:9", "GET /ping failed 2 time(s)", "api_base_url"
+    )
 
 
 def test_html_instead_of_json_exit_1(workspace: Workspace) -> None:
@@ -115,3 +119,34 @@ def test_a_duckdb_file_named_like_the_dataset_exits_2_before_any_api_call(worksp
     assert_one_line(result, 2, "would name its catalog 'approvalmax'", "--dataset")
     assert workspace.admin("GET", "stats")["requests"] == 0
     assert not (workspace.root / "approvalmax.duckdb").exists()
+
+
+def test_a_missing_extra_exit_2_with_the_pip_command(workspace: Workspace) -> None:
+    """psycopg2 made unimportable, as in an install without the postgres extra."""
+    fake = workspace.root / "no_psycopg2"
+    (fake / "psycopg2").mkdir(parents=True)
+    (fake / "psycopg2" / "__init__.py").write_text("raise ImportError(\"No module named 'psycopg2'\")\n")
+    env = {"PYTHONPATH": f"{fake}:{workspace.env['PYTHONPATH']}"}
+    result = workspace.process("run", "--no-progress", "-d", "postgres", env=env)
+    assert_one_line(result, 2, "destination 'postgres' needs psycopg2", "pip install -e '.[postgres]'")
+    assert workspace.admin("GET", "stats")["requests"] == 0
+
+
+@pytest.mark.parametrize("where", ["missing folder", "a file as the folder"])
+def test_a_duckdb_path_in_no_folder_exit_2_naming_it_and_creates_nothing(workspace: Workspace, where: str) -> None:
+    parent = workspace.root / "no" / "such"
+    if where == "a file as the folder":
+        parent = workspace.root / "notes.txt"
+        parent.write_text("a file")
+    database = parent / "warehouse.duckdb"
+    result = workspace.cli("run", "--no-progress", env={"DESTINATION__DUCKDB__CREDENTIALS": str(database)})
+    assert_one_line(
+        result, 2, f"the folder of the DuckDB file {database} does not exist", "DESTINATION__DUCKDB__CREDENTIALS"
+    )
+    assert not (workspace.root / "no").exists()
+    assert workspace.admin("GET", "stats")["requests"] == 0
+
+
+def test_the_sandbox_on_a_busy_port_exit_2(workspace: Workspace) -> None:
+    busy = workspace.sandbox.url.rsplit(":", 1)[1]
+    assert_one_line(workspace.cli("sandbox", "--port", busy), 2, f"cannot serve on 127.0.0.1:{busy}", "--port")

@@ -110,7 +110,9 @@ def test_truncated_json(workspace: Workspace) -> None:
 
 def test_access_tokens_expiring_mid_run_refresh_ahead(workspace: Workspace) -> None:
     workspace.admin("POST", "config", access_token_lifetime=2.0, latency=0.2)
-    result = workspace.cli("run", "--no-progress", env={"SOURCES__APPROVALMAX__TOKEN_REFRESH_SKEW_SECONDS": "1"})
+    # two requests at a time: about 40 requests then take 4 s, twice a token's life
+    slow = {"SOURCES__APPROVALMAX__TOKEN_REFRESH_SKEW_SECONDS": "1", "SOURCES__APPROVALMAX__MAX_CONCURRENCY": "2"}
+    result = workspace.cli("run", "--no-progress", env=slow)
     assert result.returncode == 0, result.stderr
     assert workspace.admin("GET", "stats")["grants"]["refresh_token"] >= 2
     assert_equals_sandbox(workspace)
@@ -119,7 +121,7 @@ def test_access_tokens_expiring_mid_run_refresh_ahead(workspace: Workspace) -> N
 def test_access_token_refused_before_its_exp_gets_one_refresh_and_a_retry(workspace: Workspace) -> None:
     # the server drops tokens after 1 s although their exp says an hour: only the 401 tells
     workspace.admin("POST", "config", access_token_reject_after=1.0, latency=0.2)
-    result = workspace.cli("run", "--no-progress")
+    result = workspace.cli("run", "--no-progress", env={"SOURCES__APPROVALMAX__MAX_CONCURRENCY": "2"})
     assert result.returncode == 0, result.stderr
     assert by_status(workspace).get("401", 0) >= 1
     assert workspace.admin("GET", "stats")["grants"]["refresh_token"] >= 2
@@ -149,7 +151,7 @@ def test_company_disabled_mid_run(workspace: Workspace) -> None:
     run = subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", "run", "--no-progress"],
         cwd=workspace.root,
-        env=workspace.env,
+        env={**workspace.env, "SOURCES__APPROVALMAX__MAX_CONCURRENCY": "2"},  # the victim still has requests to make
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -227,4 +229,34 @@ def test_kill_9_during_extract_normalise_or_load_then_a_clean_rerun(big_workspac
     workspace.admin("POST", "mutate", modify=2, add=1)
     rerun = workspace.cli("run", "--no-progress")
     assert rerun.returncode == 0, f"seed {seed}, killed in {phase}: {rerun.stderr}"
+    assert_equals_sandbox(workspace)
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_ctrl_c_in_extract_normalise_or_load_exits_130_then_a_clean_rerun(big_workspace: Workspace, phase: str) -> None:
+    """SIGINT, as Ctrl-C sends it: exit 130 with one line, whatever dlt wraps it in; the next run is exact."""
+    workspace = big_workspace
+    assert workspace.cli("run", "--no-progress").returncode == 0
+    workspace.admin("POST", "mutate", modify=80, add=80)
+    workspace.admin("POST", "reset-stats")
+    workspace.release()
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "run", "--no-progress"],
+        cwd=workspace.root,
+        env=workspace.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    reached = wait_for_phase(workspace, phase, random.Random(phase), run)
+    run.send_signal(signal.SIGINT)
+    _, stderr = run.communicate(timeout=60)
+    assert reached, f"the run finished before {phase}"
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert run.returncode == 130, stderr[-3000:]
+    assert lines[-1].startswith("error: interrupted") or lines[-1].startswith("interrupted"), stderr[-3000:]
+    assert "Traceback" not in stderr and "unexpected" not in stderr, stderr[-3000:]
+    workspace.admin("POST", "mutate", modify=2, add=1)
+    rerun = workspace.cli("run", "--no-progress")
+    assert rerun.returncode == 0, f"interrupted in {phase}: {rerun.stderr}"
     assert_equals_sandbox(workspace)

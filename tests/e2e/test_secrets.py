@@ -34,7 +34,11 @@ def test_debug_run_with_progress_leaks_no_token_or_secret(secret_workspace: Work
     workspace = secret_workspace
     # one refresh in the middle of the run too: tokens live 2 s, refreshed 1 s before expiry
     workspace.admin("POST", "config", access_token_lifetime=2.0, latency=0.01)
-    env = {"SOURCES__APPROVALMAX__TOKEN_REFRESH_SKEW_SECONDS": "1", "RUNTIME__LOG_LEVEL": "DEBUG"}
+    env = {
+        "SOURCES__APPROVALMAX__TOKEN_REFRESH_SKEW_SECONDS": "1",
+        "SOURCES__APPROVALMAX__MAX_CONCURRENCY": "2",  # long enough for a refresh mid-run
+        "RUNTIME__LOG_LEVEL": "DEBUG",
+    }
     result = workspace.process("--log-level", "debug", "run", "--progress", env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "DEBUG" in result.stderr  # debug logging really was on

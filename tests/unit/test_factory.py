@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -21,3 +22,16 @@ def test_configured_duckdb_settings_are_left_alone(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv(ENV, '{"memory_limit": "4GB", "threads": 2}')
     bound_duckdb_memory()
     assert json.loads(os.environ[ENV]) == {"memory_limit": "4GB", "threads": 2}
+
+
+def test_a_read_only_duckdb_folder_is_refused_naming_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Root may write anywhere, so the tests (which run as root) cannot make a folder read-only:
+    os.access stands in for what an ordinary user's would answer."""
+    from pipelines.factory import check_duckdb_folder
+    from sources.approvalmax.errors import ConfigError
+
+    database = tmp_path / "warehouse.duckdb"
+    check_duckdb_folder(database)  # writable: passes
+    monkeypatch.setattr("os.access", lambda path, mode: False)
+    with pytest.raises(ConfigError, match=f"the DuckDB file {database} cannot be written"):
+        check_duckdb_folder(database)
