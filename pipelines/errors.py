@@ -51,7 +51,7 @@ def find_cause(exc: BaseException) -> BaseException:
 
 def interrupted(exc: BaseException) -> bool:
     """Ctrl-C, however dlt wrapped it (`PipelineStepFailed`, its own `SignalReceivedException`)."""
-    from dlt.common.runtime.signals import SignalReceivedException
+    from dlt.common.exceptions import SignalReceivedException
 
     return any(isinstance(link, KeyboardInterrupt | SignalReceivedException) for link in exception_chain(exc))
 
