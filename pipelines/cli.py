@@ -7,6 +7,7 @@ import os
 import sys
 import threading
 import time
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,9 @@ def options(
         str, typer.Option(help="Log level on stderr: debug, info, warning, error.", envvar="APPROVALMAX_LOG_LEVEL")
     ] = "warning",
     debug: Annotated[bool, typer.Option(help="Show tracebacks of unexpected errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=print_version)
+    ] = False,
 ) -> None:
     DEBUG["on"] = debug
     level = getattr(logging, log_level.upper(), None)
@@ -48,6 +52,38 @@ def options(
     # went well; a KeyboardInterrupt instead stops the run there, exit 130, and the next run redoes
     # what had not completed (nothing counts before dlt commits a load with its state).
     os.environ.setdefault("RUNTIME__INTERCEPT_SIGNALS", "false")
+    # A pipeline of financial data sends nothing anywhere unless asked: dlt's anonymous usage
+    # telemetry is off (RUNTIME__DLTHUB_TELEMETRY=true, or [runtime] in .dlt/config.toml, turns it on).
+    telemetry_off_unless_asked()
+
+
+def telemetry_off_unless_asked() -> None:
+    """Decided before dlt makes its run context, which starts the telemetry with what it finds then:
+    so the project's .dlt/config.toml is read here, as dlt would read it (DLT_PROJECT_DIR, else ./)."""
+    if "RUNTIME__DLTHUB_TELEMETRY" in os.environ:
+        return
+    config = Path(os.environ.get("DLT_PROJECT_DIR", ".")) / ".dlt" / "config.toml"
+    try:
+        asked = tomllib.loads(config.read_text()).get("runtime", {}).get("dlthub_telemetry")
+    except (OSError, tomllib.TOMLDecodeError):
+        asked = None  # an unreadable file is reported by the command that reads it
+    if asked is None:
+        os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
+
+
+def print_version(value: bool) -> None:
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("approvalmax-pipeline")
+    except PackageNotFoundError:
+        ours = "unknown (not installed)"
+    import dlt
+
+    out.print(f"approvalmax-pipeline {ours} (dlt {dlt.__version__}, Python {sys.version.split()[0]})", markup=False)
+    raise typer.Exit(0)
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -65,9 +101,13 @@ def log_to_stderr(level: int) -> None:
     root.setLevel(level)
 
 
+# Off a terminal, `--progress` writes a status line this often instead of a live one.
+PROGRESS_LOG_SECONDS = 5.0
+
+
 @contextmanager
 def progress_display(enabled: bool, monitor: Any) -> Iterator[None]:
-    """A one-line live status on stderr, fed from the run's counters."""
+    """A live status line on a terminal's stderr, or a line every few seconds into a log."""
     if not enabled:
         yield
         return
@@ -83,6 +123,21 @@ def progress_display(enabled: bool, monitor: Any) -> Iterator[None]:
             f"{monitor.phase} · {requests} requests · {documents} rows · {retries} retries · "
             f"{time.monotonic() - started:.0f} s"
         )
+
+    if not err.is_terminal:
+
+        def log_lines() -> None:
+            while not stop.wait(PROGRESS_LOG_SECONDS):
+                err.print(f"progress: {line()}", markup=False)
+
+        thread = threading.Thread(target=log_lines, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+        return
 
     with err.status(line(), spinner="dots") as status:
 
@@ -261,17 +316,17 @@ def demo(
 
     def on_step(step: str, value: Any) -> None:
         if step == "first":
-            out.rule("1. full load from the sandbox")
+            out.section("1. full load from the sandbox")
             out.print(run_summary(value))
         elif step == "changes":
-            out.rule("2. the sandbox changes documents")
+            out.section("2. the sandbox changes documents")
             out.print(f"changed {len(set(value['modified']))} and added {len(value['added'])} documents")
         else:
-            out.rule("3. incremental load: only what changed")
+            out.section("3. incremental load: only what changed")
             out.print(run_summary(value))
 
     counts = run_demo(paths, companies, documents, on_step)
-    out.rule(f"4. what is in {paths.duckdb_file}")
+    out.section(f"4. what is in {paths.duckdb_file}")
     out.print(row_count_table(counts, f"tables in dataset approvalmax ({len(counts)})"))
     out.print(f'query it: duckdb {paths.duckdb_file} "select * from approvalmax.xero_bills limit 5"', soft_wrap=True)
 

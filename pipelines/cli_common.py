@@ -17,8 +17,29 @@ from .errors import EXIT_INTERRUPTED, OUR_ERRORS, exit_code, find_cause, interru
 P = ParamSpec("P")
 R = TypeVar("R")
 
-out = Console()
-err = Console(stderr=True)
+# Off a terminal (a log file, a pipe, cron's mail) nothing is wrapped or cut: a line is as long as
+# what it says, so `grep FAILED` finds the whole failure and `state` shows whole ids and cursors.
+LOG_WIDTH = 4096
+
+
+class CliConsole(Console):
+    """Rich's layout on a terminal; plain, unwrapped lines anywhere else."""
+
+    def __init__(self, stderr: bool = False) -> None:
+        super().__init__(stderr=stderr)
+        if not self.is_terminal:
+            super().__init__(stderr=stderr, width=LOG_WIDTH, soft_wrap=True, no_color=True, highlight=False)
+
+    def section(self, title: str) -> None:
+        """A rule across a terminal; a plain heading line in a log."""
+        if self.is_terminal:
+            self.rule(title)
+        else:
+            self.print(f"== {title}", markup=False)
+
+
+out = CliConsole()
+err = CliConsole(stderr=True)
 DEBUG = {"on": False}
 
 

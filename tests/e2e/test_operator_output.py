@@ -1,0 +1,92 @@
+"""What operators see in a log file (stdout and stderr not a terminal), and what is sent where."""
+
+from __future__ import annotations
+
+import http.server
+import re
+import threading
+import tomllib
+from collections.abc import Iterator
+
+import pytest
+
+from ..conftest import REPO, Workspace
+
+
+def test_each_failure_is_one_whole_line_in_a_log(ws: Workspace) -> None:
+    victim = ws.sandbox.dataset.companies[0].company_id
+    ws.admin("POST", "config", disabled_companies=[victim])
+    result = ws.process("run", "--no-progress")  # output into pipes, as into a log file
+    assert result.returncode == 1, result.stderr
+    failed = [line for line in result.stdout.splitlines() if "FAILED" in line]
+    assert failed, result.stdout
+    for line in failed:
+        # company id, resource and the API's message, on the one line grep finds
+        assert re.match(rf"^FAILED company {victim} \(.+\) · \w+ · .*is disabled\.", line), line
+    assert all(len(line) <= 4096 for line in result.stdout.splitlines())
+    assert "…" not in result.stdout
+
+
+def test_state_prints_whole_ids_and_cursors_in_a_log(ws: Workspace) -> None:
+    assert ws.cli("run", "--no-progress").returncode == 0
+    state = ws.process("state")
+    assert state.returncode == 0, state.stderr
+    assert "…" not in state.stdout
+    for company in ws.sandbox.dataset.companies:
+        assert company.company_id in state.stdout  # never cut
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)", state.stdout)
+
+
+def test_progress_in_a_log_is_a_line_every_few_seconds(ws: Workspace) -> None:
+    ws.admin("POST", "config", latency=0.4)  # about 35 requests, two at a time: 7 s or more
+    result = ws.process("run", "--progress", env={"SOURCES__APPROVALMAX__MAX_CONCURRENCY": "2"})
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("progress: ")]
+    assert lines, result.stderr
+    assert all(re.match(r"^progress: \w+ · \d+ requests · \d+ rows · \d+ retries · \d+ s$", line) for line in lines)
+    assert "\r" not in result.stderr and "\x1b[" not in result.stderr  # no live-display control codes
+
+
+def test_version(ws: Workspace) -> None:
+    result = ws.cli("--version")
+    assert result.returncode == 0
+    assert re.match(
+        r"^approvalmax-pipeline \d+\.\d+\.\d+ \(dlt \d+\.\d+\.\d+, Python 3\.\d+\.\d+\)$", result.stdout.strip()
+    )
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[str]]]:
+    """A local HTTP endpoint that records every request's path."""
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+
+
+def test_dlt_telemetry_is_off_unless_turned_on(ws: Workspace, receiver: tuple[str, list[str]]) -> None:
+    url, seen = receiver
+    endpoint = {"RUNTIME__DLTHUB_TELEMETRY_ENDPOINT": url}
+    assert ws.process("run", "--no-progress", env=endpoint).returncode == 0
+    assert seen == []
+    turned_on = ws.process("run", "--no-progress", env={**endpoint, "RUNTIME__DLTHUB_TELEMETRY": "true"})
+    assert turned_on.returncode == 0
+    assert seen  # the same run does send once asked: the receiver would have seen the first
+    shipped = tomllib.loads((REPO / ".dlt" / "config.toml").read_text())
+    assert shipped["runtime"]["dlthub_telemetry"] is False
