@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from .auth_cli import auth_app
-from .cli_common import DEBUG, current_settings, err, handle_errors, out
+from .cli_common import DEBUG, JsonOption, current_settings, err, handle_errors, out
 from .errors import EXIT_FAILED, EXIT_OK
 
 app = typer.Typer(
@@ -201,6 +201,7 @@ def run(
     ] = None,
     wait: WaitOption = 0.0,
     record: RecordOption = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Load every company's documents; incremental unless --since is given."""
     from .factory import check_destination
@@ -224,20 +225,32 @@ def run(
     monitor = RunMonitor()
     with progress_display(err.is_terminal if progress is None else progress, monitor):
         result = run_pipeline(settings, request, monitor)
-    out.print(run_summary(result))
-    raise typer.Exit(EXIT_FAILED if result.failed else EXIT_OK)
+    code = EXIT_FAILED if result.failed else EXIT_OK
+    if json_output:
+        from .json_output import emit, run_document
+
+        emit(run_document(result, code))
+    else:
+        out.print(run_summary(result))
+    raise typer.Exit(code)
 
 
 @app.command()
 @handle_errors
-def companies() -> None:
+def companies(json_output: JsonOption = False) -> None:
     """List the organisations the connection can read."""
     from sources.approvalmax.connector import Connector
 
     from .summary import companies_table
 
     with Connector(current_settings()) as connector:
-        out.print(companies_table(connector.client.companies()))
+        found = connector.client.companies()
+    if json_output:
+        from .json_output import companies_document, emit
+
+        emit(companies_document(found))
+    else:
+        out.print(companies_table(found))
 
 
 @app.command()
@@ -261,6 +274,7 @@ def ping() -> None:
 def doctor(
     companies: Annotated[int, typer.Option(min=1, max=10, help="Organisations to sample.")] = 2,
     record: RecordOption = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Check each assumption about the API against the configured one (bounded requests)."""
     from sources.approvalmax.config import document_types
@@ -271,10 +285,16 @@ def doctor(
     settings = current_settings()
     types = document_types(settings)
     report = run_doctor(settings, sample=companies, record_to=record)
-    out.print(doctor_table(report.checks))
     budget = request_budget(companies, len(types))
+    code = EXIT_FAILED if report.differs else EXIT_OK
+    if json_output:
+        from .json_output import doctor_document, emit
+
+        emit(doctor_document(report.checks, report.requests, budget, code))
+        raise typer.Exit(code)
+    out.print(doctor_table(report.checks))
     out.print(f"{report.requests} API requests (at most {budget}) and one token refresh", highlight=False)
-    raise typer.Exit(EXIT_FAILED if report.differs else EXIT_OK)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -284,12 +304,18 @@ def state(
     dataset: DatasetOption = "approvalmax",
     pipeline_name: PipelineOption = "approvalmax",
     wait: WaitOption = 0.0,
+    json_output: JsonOption = False,
 ) -> None:
     """Show the incremental cursor of every company and resource, as stored in the warehouse."""
     from .state import read_cursors
     from .summary import cursor_table
 
     cursors = read_cursors(destination, dataset, pipeline_name, wait=wait)
+    if json_output:
+        from .json_output import emit, state_document
+
+        emit(state_document(pipeline_name, cursors))
+        return
     if not cursors:
         out.print(f"no cursors yet for pipeline {pipeline_name}: the next run is a full load")
         return

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import traceback
 from collections.abc import Callable
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -42,6 +42,10 @@ out = CliConsole()
 err = CliConsole(stderr=True)
 DEBUG = {"on": False}
 
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object on stdout (schema in pipelines/json_schemas/).")
+]
+
 
 def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
     """Turn any failure into one line on stderr and its documented exit code; no traceback
@@ -49,15 +53,16 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        as_json = bool(kwargs.get("json_output"))
         try:
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
         except KeyboardInterrupt:
-            _interrupted()
+            _interrupted(command.__name__, as_json)
         except Exception as exc:  # the one place every error ends
             if interrupted(exc):
-                _interrupted()
+                _interrupted(command.__name__, as_json)
             cause = find_cause(exc)
             if DEBUG["on"]:
                 err.print("".join(traceback.format_exception(exc)), highlight=False, markup=False)
@@ -65,19 +70,25 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
             if not _is_ours(cause):
                 message = f"unexpected {type(cause).__name__}: {message} (rerun with --debug for details)"
             err.print(f"error: {message}", style="red", highlight=False, markup=False, soft_wrap=True)
-            raise typer.Exit(exit_code(cause)) from None
+            _fail(command.__name__, as_json, exit_code(cause), message)
 
     return wrapper
 
 
-def _interrupted() -> NoReturn:
-    err.print(
-        "interrupted: stopped cleanly; nothing after the last completed load counts, the next run continues from there",
-        style="red",
-        highlight=False,
-        soft_wrap=True,
+def _fail(command: str, as_json: bool, code: int, message: str) -> NoReturn:
+    if as_json:
+        from .json_output import emit, error_document
+
+        emit(error_document(command, code, message))
+    raise typer.Exit(code) from None
+
+
+def _interrupted(command: str, as_json: bool) -> NoReturn:
+    message = (
+        "interrupted: stopped cleanly; nothing after the last completed load counts, the next run continues from there"
     )
-    raise typer.Exit(EXIT_INTERRUPTED) from None
+    err.print(message, style="red", highlight=False, soft_wrap=True)
+    _fail(command, as_json, EXIT_INTERRUPTED, message)
 
 
 def _is_ours(exc: BaseException) -> bool:

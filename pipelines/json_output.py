@@ -1,0 +1,90 @@
+"""`--json`: one JSON object on stdout per command, in the schemas of pipelines/json_schemas/.
+
+Each object names its schema (`"schema": "approvalmax.run/1"`); a new field keeps the number,
+a renamed or removed one bumps it. Programs read these instead of the tables people read.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .doctor import Check
+from .run import RunResult
+
+
+def emit(document: Mapping[str, Any]) -> None:
+    sys.stdout.write(json.dumps(document, ensure_ascii=False, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+def run_document(result: RunResult, exit_code: int) -> dict[str, Any]:
+    names = {str(c["companyId"]): str(c.get("name") or "") for c in result.companies}
+    return {
+        "schema": "approvalmax.run/1",
+        "exit_code": exit_code,
+        "status": "failed" if result.failed else "ok",
+        "kind": "backfill" if result.backfill else "load",
+        "destination": result.destination,
+        "dataset": result.dataset,
+        "pipeline": result.pipeline,
+        "duration_seconds": round(result.duration, 3),
+        "companies": [
+            {
+                "company_id": cid,
+                "name": names[cid],
+                "rows": dict(sorted(result.report.rows.get(cid, {}).items())),
+            }
+            for cid in names
+        ],
+        "tables": dict(sorted(result.table_rows.items())),
+        "requests": result.requests,
+        "retries": result.retries,
+        "throttled": result.throttled,
+        "token_refreshes": result.token_refreshes,
+        "failures": [failure_document(f) for f in result.report.failures],
+        "not_applicable": [failure_document(f) for f in result.report.not_applicable],
+        "views": list(result.views),
+    }
+
+
+def failure_document(failure: Any) -> dict[str, str]:
+    return {"company_id": failure.company_id, "resource": failure.resource, "message": failure.message}
+
+
+def state_document(pipeline: str, cursors: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    return {
+        "schema": "approvalmax.state/1",
+        "pipeline": pipeline,
+        "cursors": [
+            {"resource": resource, "company_id": company_id, "cursor": cursor}
+            for resource in sorted(cursors)
+            for company_id, cursor in sorted(cursors[resource].items())
+        ],
+    }
+
+
+def companies_document(companies: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return {
+        "schema": "approvalmax.companies/1",
+        "companies": [{"company_id": str(c.get("companyId")), "name": str(c.get("name") or "")} for c in companies],
+    }
+
+
+def doctor_document(checks: Sequence[Check], requests: int, budget: int, exit_code: int) -> dict[str, Any]:
+    return {
+        "schema": "approvalmax.doctor/1",
+        "exit_code": exit_code,
+        "requests": requests,
+        "request_budget": budget,
+        "checks": [
+            {"assumption": c.assumption, "result": c.result, "seen": c.detail, "if_it_differs": c.fix} for c in checks
+        ],
+    }
+
+
+def error_document(command: str, exit_code: int, message: str) -> dict[str, Any]:
+    """What a failed command prints with --json (the same line also goes to stderr)."""
+    return {"schema": "approvalmax.error/1", "command": command, "exit_code": exit_code, "error": message}
