@@ -324,6 +324,54 @@ def state(
 
 @app.command()
 @handle_errors
+def status(
+    destination: DestinationOption = "duckdb",
+    dataset: DatasetOption = "approvalmax",
+    max_age: Annotated[
+        float,
+        typer.Option(
+            "--max-age",
+            min=0,
+            envvar="APPROVALMAX_MAX_AGE_HOURS",
+            help="Hours after which a company's resource counts as stale (exit 1).",
+        ),
+    ] = 24.0,
+    json_output: JsonOption = False,
+) -> None:
+    """Show each company's freshness and the failures since, from run_history; exit 1 if stale."""
+    from .status import age_text, read_status
+
+    freshness, failures = read_status(destination, dataset, max_age * 3600)
+    stale = [f for f in freshness if f.stale]
+    code = EXIT_FAILED if stale or not freshness else EXIT_OK
+    if json_output:
+        from .json_output import emit, status_document
+
+        emit(status_document(freshness, failures, max_age, code))
+        raise typer.Exit(code)
+    for f in freshness:
+        when = f.last_success_at.isoformat() if f.last_success_at else "never"
+        mark = "STALE" if f.stale else "ok"
+        out.print(
+            f"{mark} company {f.company_id} · {f.resource} · last loaded {when} ({age_text(f.age_seconds)} ago)",
+            markup=False,
+        )
+    for failure in failures:
+        out.print(
+            f"FAILED company {failure.company_id or '-'} · {failure.resource or '-'} · "
+            f"{failure.finished_at.isoformat()} · {failure.error}",
+            markup=False,
+        )
+    out.print(
+        f"{len(freshness)} company resources, {len(stale)} stale (older than {max_age:g} h), "
+        f"{len(failures)} failure(s) since their last load",
+        markup=False,
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+@handle_errors
 def demo(
     duckdb_file: Annotated[Path, typer.Option(help="DuckDB file to write (replaced on every demo).")] = Path(
         "approvalmax_demo.duckdb"

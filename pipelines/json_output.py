@@ -88,3 +88,32 @@ def doctor_document(checks: Sequence[Check], requests: int, budget: int, exit_co
 def error_document(command: str, exit_code: int, message: str) -> dict[str, Any]:
     """What a failed command prints with --json (the same line also goes to stderr)."""
     return {"schema": "approvalmax.error/1", "command": command, "exit_code": exit_code, "error": message}
+
+
+def status_document(
+    freshness: Sequence[Any], failures: Sequence[Any], max_age_hours: float, exit_code: int
+) -> dict[str, Any]:
+    return {
+        "schema": "approvalmax.status/1",
+        "exit_code": exit_code,
+        "max_age_hours": max_age_hours,
+        "resources": [
+            {
+                "company_id": f.company_id,
+                "resource": f.resource,
+                "last_success_at": f.last_success_at.isoformat() if f.last_success_at else None,
+                "age_seconds": f.age_seconds,
+                "stale": f.stale,
+            }
+            for f in freshness
+        ],
+        "failures": [
+            {
+                "company_id": f.company_id,
+                "resource": f.resource,
+                "finished_at": f.finished_at.isoformat(),
+                "error": f.error,
+            }
+            for f in failures
+        ],
+    }

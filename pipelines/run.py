@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from sources.approvalmax.settings import RESOURCE_NAMES
 from .dataset_lock import dataset_lock
 from .factory import DATASET_NAME, PIPELINE_NAME, loader_file_format, resolve_destination
 from .options import check_window, select_companies, select_resources
+from .run_history import RunRecord, history_rows, record_history, resource_cursors
 from .views import create_views
 from .working_folder import busy_error, duckdb_lock_error, restored_pipeline, run_lock
 
@@ -91,8 +93,23 @@ def run_pipeline(settings: ApprovalMaxSettings, request: RunRequest, monitor: Ru
             request.wait,
             settings.token_store,
         )
+        record = RunRecord(request.pipeline_name, resources=resources, cursors_before=resource_cursors(pipeline))
         with Connector(settings, request.record_to) as connector:
-            return _extract_and_load(connector, request, pipeline, destination, resources, monitor, started)
+            history = functools.partial(
+                record_history, destination, request.dataset, request.pipelines_dir, settings.token_store
+            )
+            try:
+                result, load_id = _extract_and_load(
+                    connector, request, pipeline, destination, resources, monitor, started, record
+                )
+            except Exception as exc:  # the run fails as it would have; its history says so first
+                history(history_rows(record, connector.document_types, monitor.report, monitor.stats, {}, None, exc))
+                raise
+            after = resource_cursors(pipeline)
+            history(
+                history_rows(record, connector.document_types, result.report, connector.client.stats, after, load_id)
+            )
+            return result
 
 
 def _extract_and_load(
@@ -103,10 +120,12 @@ def _extract_and_load(
     resources: tuple[str, ...],
     monitor: RunMonitor,
     started: float,
-) -> RunResult:
+    record: RunRecord,
+) -> tuple[RunResult, str | None]:
     client = connector.client
     monitor.stats = client.stats
     companies = select_companies(client.companies(), request.companies or connector.settings.company_ids)
+    record.companies = [str(company["companyId"]) for company in companies]
     window = Window(request.since, request.until) if request.since or request.until else None
     options = connector.extract_options(window, strict=request.strict)
     monitor.report = options.report
@@ -117,7 +136,7 @@ def _extract_and_load(
     # other pipelines may load into this dataset at the same time
     with dataset_lock(pipeline, connector.settings.token_store):
         try:
-            pipeline.load()
+            loaded = pipeline.load()
         except Exception as exc:
             locked = duckdb_lock_error(exc)
             if locked is not None:
@@ -131,6 +150,7 @@ def _extract_and_load(
         for table, count in (normalize.row_counts.items() if normalize is not None else [])
         if not table.startswith("_dlt")
     }
+    load_id = loaded.loads_ids[-1] if loaded is not None and loaded.loads_ids else None
     return RunResult(
         companies=companies,
         report=options.report,
@@ -145,4 +165,4 @@ def _extract_and_load(
         pipeline=request.pipeline_name,
         backfill=window is not None,
         views=tuple(views),
-    )
+    ), load_id

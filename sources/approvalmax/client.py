@@ -45,18 +45,40 @@ OPTIONAL_FILTERS = (MODIFIED_FILTER,)
 
 @dataclass
 class RequestStats:
-    """Counts for the run summary and the benchmarks; updated from several threads."""
+    """Counts for the run summary, the run history and the benchmarks; updated from several threads.
+    `by_path` counts per (company, path under the company) — "" and the path for the rest."""
 
     requests: int = 0
     retries: int = 0
     throttled: int = 0
+    by_path: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # -> [requests, retries]
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, *, requests: int = 0, retries: int = 0, throttled: int = 0) -> None:
+    def add(
+        self, *, requests: int = 0, retries: int = 0, throttled: int = 0, key: tuple[str, str] | None = None
+    ) -> None:
         with self._lock:
             self.requests += requests
             self.retries += retries
             self.throttled += throttled
+            if key is not None:
+                counts = self.by_path.setdefault(key, [0, 0])
+                counts[0] += requests
+                counts[1] += retries
+
+    def for_path(self, company: str, path: str) -> tuple[int, int]:
+        """(requests, retries) of one company's path, e.g. `xero/bills` or `userProfiles`."""
+        with self._lock:
+            requests, retries = self.by_path.get((company, path), (0, 0))
+            return requests, retries
+
+
+def stats_key(path: str, company: str | None) -> tuple[str, str]:
+    """(company, the path under it) for a company's request, else ("", path)."""
+    prefix = COMPANY_PATH.format(company_id=company) + "/" if company else ""
+    if prefix and path.startswith(prefix):
+        return company or "", path[len(prefix) :]
+    return "", path
 
 
 class ApprovalMaxClient:
@@ -216,8 +238,10 @@ class ApprovalMaxClient:
         """GET with bounded retries on 429, 5xx, timeouts, cut connections and unreadable bodies
         (`read` raises Retry for those); requests for one company are paced to its rate limit."""
 
+        key = stats_key(path, company)
+
         def attempt(_number: int) -> T:
-            response = self._send(path, params, company)
+            response = self._send(path, params, company, key)
             if response.status_code == 429:
                 self.stats.add(throttled=1)
             if is_retryable_status(response.status_code):
@@ -237,17 +261,19 @@ class ApprovalMaxClient:
 
         def on_retry(retry: Retry, number: int, delay: float) -> None:
             log.info("GET %s: %s; retry %d in %.2f s", path, retry.reason, number, delay)
-            self.stats.add(retries=1)
+            self.stats.add(retries=1, key=key)
 
         return with_retries(attempt, self.retry, give_up, clock=self._clock, rng=self._rng, on_retry=on_retry)
 
-    def _send(self, path: str, params: Mapping[str, str] | None, company: str | None) -> httpx.Response:
+    def _send(
+        self, path: str, params: Mapping[str, str] | None, company: str | None, key: tuple[str, str] | None = None
+    ) -> httpx.Response:
         """One attempt: a pacing ticket, the company's slot and a run slot, dated by its end before any
         backoff. The rate wait comes first, so a company at its limit holds no slot another could use."""
         ticket = self.pacer.acquire(company) if company is not None else None
         try:
             with self._slots_for(company):
-                self.stats.add(requests=1)
+                self.stats.add(requests=1, key=key)
                 if params and self.refused_filters:  # checked once a slot is ours: it may have changed
                     params = {k: v for k, v in params.items() if k not in self.refused_filters}
                 return self._http.get(path, params=params)

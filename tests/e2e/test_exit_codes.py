@@ -45,9 +45,15 @@ def test_missing_credentials_exit_2_and_name_the_variable(workspace: Workspace) 
 def test_unknown_refresh_token_exit_3_with_how_to_reauthorise(workspace: Workspace) -> None:
     result = workspace.cli("run", env={"SOURCES__APPROVALMAX__CREDENTIALS__REFRESH_TOKEN": "not-a-real-token"})
     assert_one_line(result, 3, "invalid_grant", "approvalmax auth login")
-    assert not workspace.duckdb_file.exists() or workspace.query(
-        "select count(*) from information_schema.tables where table_schema = 'approvalmax'"
-    ) == [(0,)]
+    # no data: only the run's own record of its failure (run_history, and dlt's tables for it)
+    tables = {
+        t
+        for (t,) in workspace.query(
+            "select table_name from information_schema.tables where table_schema = 'approvalmax'"
+        )
+    }
+    assert {t for t in tables if not t.startswith("_dlt")} == {"run_history", "company_freshness"}
+    assert workspace.query("select status, company_id from approvalmax.run_history") == [("failed", None)]
 
 
 def test_wrong_client_secret_exit_3(workspace: Workspace) -> None:

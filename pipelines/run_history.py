@@ -1,0 +1,178 @@
+"""`run_history` in the warehouse: one row per run, company and resource, and `company_freshness`.
+
+Written after the run's own load (or its failure) by a pipeline of its own (`<pipeline>_history`),
+so a failed load package of the run is never retried by it, under the dataset's lock, as an
+append: rows are never updated. Analysts and `approvalmax status` read it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import dlt
+from dlt.common.destination import Destination
+
+from sources.approvalmax.client import RequestStats
+from sources.approvalmax.cursors import load_cursor
+from sources.approvalmax.report import RunReport
+from sources.approvalmax.settings import USER_PROFILES_PATH, USER_PROFILES_RESOURCE, DocumentType
+from sources.errors import first_line
+
+from .dataset_lock import dataset_lock
+from .factory import loader_file_format, make_pipeline
+from .views import DIALECTS, translate
+
+log = logging.getLogger(__name__)
+
+TABLE = "run_history"
+FRESHNESS_VIEW = "company_freshness"
+SOURCE_NAME = "approvalmax"
+# A resource is fresh as of its last run that loaded it, or found it not applicable (404).
+FRESH_STATUSES = ("ok", "not_applicable")
+
+COLUMNS: dict[str, dict[str, Any]] = {
+    "run_id": {"data_type": "text", "nullable": False},
+    "load_id": {"data_type": "text", "nullable": True},
+    "pipeline": {"data_type": "text", "nullable": False},
+    "started_at": {"data_type": "timestamp", "nullable": False},
+    "finished_at": {"data_type": "timestamp", "nullable": False},
+    "company_id": {"data_type": "text", "nullable": True},
+    "resource": {"data_type": "text", "nullable": True},
+    "status": {"data_type": "text", "nullable": False},
+    "rows_loaded": {"data_type": "bigint", "nullable": False},
+    "requests": {"data_type": "bigint", "nullable": False},
+    "retries": {"data_type": "bigint", "nullable": False},
+    "error": {"data_type": "text", "nullable": True},
+    "cursor_before": {"data_type": "timestamp", "nullable": True},
+    "cursor_after": {"data_type": "timestamp", "nullable": True},
+}
+
+
+@dataclass
+class RunRecord:
+    """What one run knows of itself as it goes, for its rows in `run_history`."""
+
+    pipeline: str
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    companies: list[str] = field(default_factory=list)
+    resources: tuple[str, ...] = ()
+    cursors_before: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def resource_cursors(pipeline: dlt.Pipeline) -> dict[str, dict[str, str]]:
+    """resource -> company -> cursor, from the pipeline's state as it is now."""
+    resources = pipeline.state.get("sources", {}).get(SOURCE_NAME, {}).get("resources", {})
+    return {name: dict(state.get("cursors", {})) for name, state in resources.items() if state.get("cursors")}
+
+
+def history_rows(
+    record: RunRecord,
+    document_types: Sequence[DocumentType],
+    report: RunReport | None,
+    stats: RequestStats | None,
+    cursors_after: Mapping[str, Mapping[str, str]],
+    load_id: str | None,
+    error: BaseException | None = None,
+) -> list[dict[str, Any]]:
+    """One row per company and resource; a run that failed before it knew its companies gets one
+    row with neither."""
+    finished_at = datetime.now(UTC)
+    paths = {doc.resource: doc.path for doc in document_types}
+    paths[USER_PROFILES_RESOURCE] = USER_PROFILES_PATH
+    failures = {(f.company_id, f.resource): f.message for f in (report.failures if report else [])}
+    absent = {(f.company_id, f.resource) for f in (report.not_applicable if report else [])}
+    message = first_line(error) if error is not None else None
+    targets: list[tuple[str | None, str | None]] = [(c, r) for c in record.companies for r in record.resources]
+    targets = targets or [(None, None)]
+    rows = []
+    for company, resource in targets:
+        key = (company or "", resource or "")
+        if error is not None:
+            status, text = "failed", message
+        elif key in failures:
+            status, text = "failed", failures[key]
+        elif key in absent:
+            status, text = "not_applicable", None
+        else:
+            status, text = "ok", None
+        requests, retries = (0, 0)
+        if stats is not None and company and resource in paths:
+            requests, retries = stats.for_path(company, paths[resource])
+        loaded = (
+            report.rows[company].get(resource or "", 0) if report and error is None and company in report.rows else 0
+        )
+        before = record.cursors_before.get(resource or "", {}).get(company or "")
+        after = cursors_after.get(resource or "", {}).get(company or "") if error is None else before
+        rows.append(
+            {
+                "run_id": record.run_id,
+                "load_id": load_id,
+                "pipeline": record.pipeline,
+                "started_at": record.started_at,
+                "finished_at": finished_at,
+                "company_id": company,
+                "resource": resource,
+                "status": status,
+                "rows_loaded": loaded,
+                "requests": requests,
+                "retries": retries,
+                "error": text,
+                "cursor_before": load_cursor(before),
+                "cursor_after": load_cursor(after),
+            }
+        )
+    return rows
+
+
+def write_history(
+    destination: Destination[Any, Any],
+    dataset: str,
+    pipeline_name: str,
+    pipelines_dir: str | None,
+    rows: list[dict[str, Any]],
+    token_store: str | None,
+) -> None:
+    """Append the rows and (re)create `company_freshness`, under the dataset's lock."""
+    pipeline = make_pipeline(destination, dataset, pipeline_name + "_history", pipelines_dir)
+    resource = dlt.resource(rows, name=TABLE, write_disposition="append", columns=COLUMNS)  # type: ignore[call-overload]
+    with dataset_lock(pipeline, token_store):
+        pipeline.run(resource, loader_file_format=loader_file_format(destination))  # type: ignore[arg-type]
+        dialect = DIALECTS.get(destination.destination_name, "duckdb")
+        with pipeline.sql_client() as client:
+            for statement in freshness_statements(dataset, dialect):
+                client.execute_sql(statement)
+
+
+def freshness_statements(ds: str, dialect: str) -> list[str]:
+    statuses = ", ".join(f"'{s}'" for s in FRESH_STATUSES)
+    body = (
+        "SELECT company_id, resource, MAX(finished_at) AS last_success_at, "
+        "DATE_DIFF('second', MAX(finished_at), CURRENT_TIMESTAMP) AS age_seconds "
+        f"FROM {ds}.{TABLE} WHERE status IN ({statuses}) AND company_id IS NOT NULL GROUP BY company_id, resource"
+    )
+    if dialect == "postgres":
+        return [
+            f"DROP VIEW IF EXISTS {ds}.{FRESHNESS_VIEW}",
+            translate(f"CREATE VIEW {ds}.{FRESHNESS_VIEW} AS {body}", dialect),
+        ]
+    return [translate(f"CREATE OR REPLACE VIEW {ds}.{FRESHNESS_VIEW} AS {body}", dialect)]
+
+
+def record_history(
+    destination: Destination[Any, Any],
+    dataset: str,
+    pipelines_dir: str | None,
+    token_store: str | None,
+    rows: list[dict[str, Any]],
+) -> None:
+    """write_history whose own failure is logged, never raised over the run's result or error."""
+    try:
+        write_history(destination, dataset, str(rows[0]["pipeline"]), pipelines_dir, rows, token_store)
+    except Exception as exc:
+        log.warning("could not write run_history for this run: %s", first_line(exc))

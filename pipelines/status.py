@@ -1,0 +1,95 @@
+"""`approvalmax status`: how fresh each company's resources are, and what failed since, from the
+warehouse's `run_history` (so it answers for every pipeline that loads the dataset)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from dlt.common.destination import Destination
+
+from sources.approvalmax.errors import ApprovalMaxError
+from sources.errors import first_line
+
+from .factory import duckdb_path, make_pipeline, resolve_destination
+from .run_history import FRESHNESS_VIEW, TABLE
+
+STATUS_PIPELINE = "approvalmax_status"  # a name for dlt's client only: no state is read or written
+
+
+class NoHistory(ApprovalMaxError):
+    """The dataset has no run_history yet."""
+
+
+@dataclass(frozen=True)
+class Freshness:
+    company_id: str
+    resource: str
+    last_success_at: datetime | None  # None: never loaded
+    age_seconds: float | None
+    stale: bool
+
+
+@dataclass(frozen=True)
+class Failure:
+    company_id: str | None
+    resource: str | None
+    finished_at: datetime
+    error: str
+
+
+def read_status(
+    destination: str | Destination[Any, Any], dataset: str, max_age_seconds: float, pipelines_dir: str | None = None
+) -> tuple[list[Freshness], list[Failure]]:
+    """Every company and resource the history knows, and the failures newer than their last success."""
+    resolved = resolve_destination(destination)
+    pipeline = make_pipeline(resolved, dataset, STATUS_PIPELINE, pipelines_dir)
+    path = duckdb_path(pipeline)
+    if path is not None and not path.exists():
+        raise NoHistory(f"no warehouse at {path} yet: run `approvalmax run` first")
+    fresh_sql = (
+        f"SELECT k.company_id, k.resource, f.last_success_at, f.age_seconds FROM "
+        f"(SELECT DISTINCT company_id, resource FROM {dataset}.{TABLE} WHERE company_id IS NOT NULL) AS k "
+        f"LEFT JOIN {dataset}.{FRESHNESS_VIEW} AS f ON f.company_id = k.company_id AND f.resource = k.resource "
+        "ORDER BY k.company_id, k.resource"
+    )
+    failed_sql = (
+        f"SELECT h.company_id, h.resource, h.finished_at, h.error FROM {dataset}.{TABLE} AS h "
+        f"LEFT JOIN {dataset}.{FRESHNESS_VIEW} AS f ON f.company_id = h.company_id AND f.resource = h.resource "
+        "WHERE h.status = 'failed' AND (f.last_success_at IS NULL OR h.finished_at > f.last_success_at) "
+        "ORDER BY h.finished_at DESC LIMIT 100"
+    )
+    try:
+        with pipeline.sql_client() as client:
+            fresh = client.execute_sql(fresh_sql) or []
+            failed = client.execute_sql(failed_sql) or []
+    except Exception as exc:
+        message = first_line(exc)
+        if TABLE in message or FRESHNESS_VIEW in message or "does not exist" in message:
+            raise NoHistory(f"no run history in dataset {dataset} yet: run `approvalmax run` first") from exc
+        raise
+    freshness = [
+        Freshness(
+            str(company),
+            str(resource),
+            last,
+            float(age) if age is not None else None,
+            age is None or float(age) >= max_age_seconds,
+        )
+        for company, resource, last, age in fresh
+    ]
+    failures = [Failure(company, resource, finished, str(error or "")) for company, resource, finished, error in failed]
+    return freshness, failures
+
+
+def age_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
