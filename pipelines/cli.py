@@ -223,8 +223,17 @@ def run(
     )
     settings = current_settings()
     monitor = RunMonitor()
-    with progress_display(err.is_terminal if progress is None else progress, monitor):
-        result = run_pipeline(settings, request, monitor)
+    try:
+        with progress_display(err.is_terminal if progress is None else progress, monitor):
+            result = run_pipeline(settings, request, monitor)
+    except Exception as exc:
+        from .alerts import notify_after_error
+
+        notify_after_error(settings, pipeline_name, dataset, exc)
+        raise
+    from .alerts import notify_after_run
+
+    notify_after_run(settings, destination, dataset, result)
     code = EXIT_FAILED if result.failed else EXIT_OK
     if json_output:
         from .json_output import emit, run_document

@@ -80,6 +80,11 @@ class ApprovalMaxSettings(BaseConfiguration):
     arrow_tables: bool = True
     # More document types, or other paths for built-in ones: [{table, path, shape}] (README, "Document types").
     document_types: list[dict[str, str]] | None = None
+    # Alerts (README, "Alerts"): a webhook URL (a Slack incoming webhook's is a secret: secrets.toml),
+    # the freshness bound in hours (none: not checked) and the refresh-token warning in days.
+    alert_webhook_url: TSecretStrValue | None = None
+    alert_max_age_hours: float | None = None
+    alert_refresh_token_days: float = 7.0
 
 
 def env_name(field_path: str) -> str:
