@@ -104,10 +104,10 @@ def import_token() -> None:
 def status() -> None:
     """Connection, scopes, token expiry and refresh-token age; exit 3 when a login is needed."""
     from sources.approvalmax.connector import settings_store
-    from sources.approvalmax.settings import REFRESH_TOKEN_LIFETIME_DAYS
 
     from .cli_common import current_settings
     from .errors import EXIT_REAUTHORIZE
+    from .refresh_deadline import refresh_deadlines
 
     settings = current_settings()
     store = settings_store(settings)
@@ -129,23 +129,47 @@ def status() -> None:
         left = record.access_token_expires_at - now
         state = f"valid for {_span(left)}" if left > timedelta(0) else "expired (the next run refreshes)"
         out.print(f"access token: expires {record.access_token_expires_at:%Y-%m-%d %H:%M:%S} UTC, {state}")
+    if record.refused_at is not None:
+        err.print(
+            f"error: the token endpoint refused this token family at {record.refused_at:%Y-%m-%d %H:%M} UTC "
+            f"({record.refused_reason}): run `approvalmax auth login`",
+            style="red",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_REAUTHORIZE)
     obtained = record.refresh_token_obtained_at or record.authorized_at
     if obtained is None:
         out.print("refresh token: obtained at an unknown time")
         return
-    age = now - obtained
-    days_left = REFRESH_TOKEN_LIFETIME_DAYS - age.total_seconds() / 86_400
     out.print(
-        f"refresh token: obtained {obtained:%Y-%m-%d %H:%M} UTC ({_span(age)} ago), "
-        f"about {max(days_left, 0):.1f} days left; refreshed {record.refresh_count} time(s)"
+        f"refresh token: obtained {obtained:%Y-%m-%d %H:%M} UTC ({_span(now - obtained)} ago); "
+        f"refreshed {record.refresh_count} time(s)"
     )
+    deadlines = refresh_deadlines(record)
+    if deadlines.sliding is not None:
+        out.print(f"  if the 30 days slide with each refresh: works until {deadlines.sliding:%Y-%m-%d %H:%M} UTC")
+    if record.sliding_seen_at is not None:
+        out.print(
+            f"  the 30 days do slide: this family refreshed on {record.sliding_seen_at:%Y-%m-%d}, "
+            "more than 30 days after consent"
+        )
+    elif deadlines.absolute is not None:
+        out.print(
+            f"  if they count from consent ({record.authorized_at:%Y-%m-%d %H:%M} UTC): works until "
+            f"{deadlines.absolute:%Y-%m-%d %H:%M} UTC (not yet known which; alerts use the earlier)"
+        )
+    earliest = deadlines.earliest
+    if earliest is None:
+        return
+    days_left = (earliest - now).total_seconds() / 86_400
+    out.print(f"  about {max(days_left, 0):.1f} days left by the earlier of those")
     if days_left <= 0:
-        err.print("error: the refresh token is older than 30 days: run `approvalmax auth login`", style="red")
+        err.print("error: the refresh token is past its 30 days: run `approvalmax auth login`", style="red")
         raise typer.Exit(EXIT_REAUTHORIZE)
     if days_left < WARN_DAYS:
         err.print(
-            f"warning: the refresh token expires in under {WARN_DAYS} days; any run renews it, "
-            "so schedule one, or run `approvalmax auth login`",
+            f"warning: the refresh token may stop working in {days_left:.1f} days; a run renews a sliding one, "
+            "but only `approvalmax auth login` renews one counted from consent",
             style="yellow",
         )
 

@@ -264,12 +264,24 @@ def companies(json_output: JsonOption = False) -> None:
 
 @app.command()
 @handle_errors
-def ping() -> None:
+def ping(
+    check_refresh: Annotated[
+        bool,
+        typer.Option(
+            "--check-refresh",
+            help="Refresh once (storing the rotated token, as any refresh does) to prove the client id, "
+            "secret and refresh token; without it a cached access token is used.",
+        ),
+    ] = False,
+) -> None:
     """Check that the API answers and the credentials work."""
     from sources.approvalmax.connector import Connector
 
     settings = current_settings()
     with Connector(settings) as connector:
+        if check_refresh:
+            connector.tokens.refresh_now()
+            out.print("token refresh: the client id, secret and refresh token were accepted; the new token is stored")
         client = connector.client
         started = time.monotonic()
         client.ping()

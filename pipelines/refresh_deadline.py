@@ -31,4 +31,6 @@ def refresh_deadlines(record: TokenRecord, lifetime_days: float = REFRESH_TOKEN_
     obtained = record.refresh_token_obtained_at or record.authorized_at
     sliding = record.refresh_token_expires_at or (obtained + lifetime if obtained else None)
     absolute = record.authorized_at + lifetime if record.authorized_at else None
+    if record.sliding_seen_at is not None:
+        absolute = None  # refreshed past it: the lifetime slides
     return RefreshDeadlines(sliding, absolute)

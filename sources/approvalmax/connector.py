@@ -22,7 +22,7 @@ from .cursors import Window
 from .errors import ConfigError
 from .extract_options import ExtractOptions
 from .recording import Recorder
-from .settings import REFRESH_GRACE_MINUTES, TOKEN_PATH, DocumentType
+from .settings import REFRESH_GRACE_MINUTES, REFRESH_TOKEN_LIFETIME_DAYS, TOKEN_PATH, DocumentType
 
 REAUTHORIZE_HINT = (
     "run `approvalmax auth login` (or `approvalmax auth import` with a new refresh token) "
@@ -71,6 +71,7 @@ def open_tokens(settings: ApprovalMaxSettings) -> RotatingRefreshTokens:
         skew=timedelta(seconds=settings.token_refresh_skew_seconds),
         grace=timedelta(minutes=REFRESH_GRACE_MINUTES),
         reauthorize_hint=REAUTHORIZE_HINT,
+        family_lifetime=timedelta(days=REFRESH_TOKEN_LIFETIME_DAYS),
     )
 
 

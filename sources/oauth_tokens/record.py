@@ -45,6 +45,13 @@ class TokenRecord:
     scope: str | None = None
     connection_id: str | None = None
     refresh_count: int = 0
+    # The last time the token endpoint refused this family (invalid_grant, invalid_client), and
+    # why; cleared by the next refresh that works. `auth status` reports it and exits 3.
+    refused_at: datetime | None = None
+    refused_reason: str | None = None
+    # A refresh that worked after `authorized_at` + the family's documented lifetime: proof that
+    # the lifetime slides with each refresh rather than counting from consent.
+    sliding_seen_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -67,6 +74,8 @@ class TokenRecord:
                 "access_token_expires_at",
                 "authorized_at",
                 "refresh_token_expires_at",
+                "refused_at",
+                "sliding_seen_at",
             ):
                 values[key] = _time(values.get(key))
         except ValueError as exc:

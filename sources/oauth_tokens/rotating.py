@@ -43,10 +43,12 @@ class RotatingRefreshTokens(StoredTokens):
         skew: timedelta = timedelta(minutes=5),
         grace: timedelta = timedelta(minutes=55),
         reauthorize_hint: str = "authorise again and store the new refresh token",
+        family_lifetime: timedelta | None = None,
         clock: Clock = SYSTEM_CLOCK,
         observer: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(endpoint, store, client_id=client_id, skew=skew, clock=clock, observer=observer)
+        self.family_lifetime = family_lifetime  # documented life of a family, to tell sliding from absolute
         self._client_secret = client_secret
         self._seed = seed_refresh_token or None
         self.grace = grace
@@ -145,6 +147,8 @@ class RotatingRefreshTokens(StoredTokens):
         newest = response.refresh_token or used
         rotated = newest != used
         connection = jwt_claims.read_claims(response.access_token).get(CONNECTION_CLAIM)
+        authorized = record.authorized_at or now
+        past_absolute = self.family_lifetime is not None and now > authorized + self.family_lifetime
         return replace(
             record,
             refresh_token=newest,
@@ -155,6 +159,9 @@ class RotatingRefreshTokens(StoredTokens):
             access_token_expires_at=access_token_expiry(response, now),
             scope=response.scope or record.scope,
             connection_id=connection if isinstance(connection, str) else record.connection_id,
-            authorized_at=record.authorized_at or now,
+            authorized_at=authorized,
             refresh_count=record.refresh_count + 1,
+            refused_at=None,
+            refused_reason=None,
+            sliding_seen_at=record.sliding_seen_at or (now if past_absolute else None),
         )

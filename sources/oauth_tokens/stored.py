@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -10,7 +11,7 @@ from datetime import datetime, timedelta
 from ..clock import SYSTEM_CLOCK, Clock
 from . import jwt_claims
 from .endpoint import TokenEndpoint, TokenResponse
-from .errors import TokenStoreError
+from .errors import ReauthorizationRequired, TokenStoreError
 from .record import TokenRecord
 from .store import TokenStore
 
@@ -62,16 +63,42 @@ class StoredTokens(abc.ABC):
                 assert cached.access_token is not None
                 return cached.access_token
             with self.store.lock():
-                record = self._prepare(self.store.load())
+                stored = self.store.load()
+                record = self._prepare(stored)
                 if self._usable(record, rejected):
                     self._cached = record
                     assert record.access_token is not None
                     return record.access_token
-                record = self._obtain(record)
-                self._save(record)
-                self._cached = record
-                assert record.access_token is not None
-                return record.access_token
+                return self._refresh_locked(stored, record)
+
+    def refresh_now(self) -> TokenRecord:
+        """Obtain a new token whatever the cache holds (proves the client and the refresh token)."""
+        with self._lock, self.store.lock():
+            stored = self.store.load()
+            self._refresh_locked(stored, self._prepare(stored))
+            assert self._cached is not None
+            return self._cached
+
+    def _refresh_locked(self, stored: TokenRecord | None, record: TokenRecord) -> str:
+        try:
+            record = self._obtain(record)
+        except ReauthorizationRequired as exc:
+            self._remember_refusal(stored, record, exc)
+            raise
+        self._save(record)
+        self._cached = record
+        assert record.access_token is not None
+        return record.access_token
+
+    def _remember_refusal(self, stored: TokenRecord | None, tried: TokenRecord, exc: BaseException) -> None:
+        """Mark the stored family refused, so `auth status` can say so; a family that is not the
+        stored one (a new seed) is never written over the stored one."""
+        if stored is None or stored.refresh_token != tried.refresh_token:
+            return
+        stored.refused_at = self.clock.now()
+        stored.refused_reason = str(exc).split(":")[0][:200]
+        with contextlib.suppress(TokenStoreError):  # the refusal itself is what the caller reports
+            self.store.save(stored)
 
     def _prepare(self, record: TokenRecord | None) -> TokenRecord:
         """The record to work from (a flow may start a new one here)."""
