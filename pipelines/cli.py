@@ -36,6 +36,14 @@ def options(
         str, typer.Option(help="Log level on stderr: debug, info, warning, error.", envvar="APPROVALMAX_LOG_LEVEL")
     ] = "warning",
     debug: Annotated[bool, typer.Option(help="Show tracebacks of unexpected errors.")] = False,
+    log_third_party: Annotated[
+        bool,
+        typer.Option(
+            "--log-third-party",
+            envvar="APPROVALMAX_LOG_THIRD_PARTY",
+            help="Also log HTTP connection and file-lock internals (httpcore, httpx, filelock, ...).",
+        ),
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=print_version)
     ] = False,
@@ -45,9 +53,11 @@ def options(
     if not isinstance(level, int):
         err.print(f"error: --log-level {log_level!r} is not one of debug, info, warning, error", style="red")
         raise typer.Exit(2)
-    log_to_stderr(level)
+    log_to_stderr(level, log_third_party)
     # dlt warns about every all-null column; keep its log at error unless asked for more.
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR" if level >= logging.WARNING else log_level.upper())
+    # dlt's records in our layout, so a log has one format (dlt keeps a handler of its own)
+    os.environ.setdefault("RUNTIME__LOG_FORMAT", DLT_LOG_FORMAT)
     # dlt would catch Ctrl-C during normalise and load, finish its running jobs and return as if all
     # went well; a KeyboardInterrupt instead stops the run there, exit 130, and the next run redoes
     # what had not completed (nothing counts before dlt commits a load with its state).
@@ -87,10 +97,16 @@ def print_version(value: bool) -> None:
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+DLT_LOG_FORMAT = "{asctime} {levelname} {name}: {message}"  # the same, in dlt's `{` style
+# Libraries whose records say how connections and locks work, not what the run does.
+THIRD_PARTY_LOGGERS = ("httpcore", "httpx", "filelock", "urllib3", "asyncio", "sqlglot", "fsspec", "hpack")
 
 
-def log_to_stderr(level: int) -> None:
-    """One handler on the current stderr, replacing the one an earlier command in this process set."""
+def log_to_stderr(level: int, third_party: bool = False) -> None:
+    """One handler on the current stderr, replacing the one an earlier command in this process set;
+    third-party records only when asked (they are most of a debug log otherwise)."""
+    for name in THIRD_PARTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if third_party else max(level, logging.WARNING))
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, "approvalmax", False)]:
         root.removeHandler(handler)

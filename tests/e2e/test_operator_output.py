@@ -90,3 +90,20 @@ def test_dlt_telemetry_is_off_unless_turned_on(ws: Workspace, receiver: tuple[st
     assert seen  # the same run does send once asked: the receiver would have seen the first
     shipped = tomllib.loads((REPO / ".dlt" / "config.toml").read_text())
     assert shipped["runtime"]["dlthub_telemetry"] is False
+
+
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: ")
+
+
+def test_a_debug_log_has_one_format_and_no_third_party_noise_unless_asked(ws: Workspace) -> None:
+    quiet = ws.process("--log-level", "debug", "run", "--no-progress")
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    records = [line for line in quiet.stderr.splitlines() if LOG_LINE.match(line)]
+    names = {line.split()[3].rstrip(":") for line in records}
+    assert "dlt" in names  # dlt's records, in our layout
+    assert not names & {"httpcore.http11", "httpcore.connection", "httpx", "filelock"}, names
+    starts = [line for line in quiet.stderr.splitlines() if re.match(r"^\d{4}-\d\d-\d\d", line)]
+    assert starts == records  # every record that starts a line has the one layout
+    noisy = ws.process("--log-level", "debug", "--log-third-party", "run", "--no-progress")
+    assert noisy.returncode == 0
+    assert any(" DEBUG httpcore." in line for line in noisy.stderr.splitlines())
