@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import dlt
 from dlt.extract.hints import TResourceNestedHints
 from dlt.extract.resource import DltResource
+from dlt.extract.source import DltSource
 
 from ..oauth_tokens import TokenError
 from .client import ApprovalMaxClient
 from .company_cursor import CompanyCursor, ResourceCursors
-from .errors import ApiError, ApiUnavailable, ApprovalMaxError
+from .config import ApprovalMaxSettings
+from .errors import ApiError, ApiUnavailable, ApprovalMaxError, ConfigError
 from .extract_options import ExtractOptions
 from .fan_in import Done, Failed, Item, fan_in
 from .hints import DOCUMENT_KEY, column_hints, root_columns
@@ -27,8 +30,43 @@ from .timestamps import format_timestamp
 FATAL_ERRORS: tuple[type[BaseException], ...] = (TokenError, ApiUnavailable)
 
 
-@dlt.source(name="approvalmax", section="approvalmax")
 def approvalmax_source(
+    client: ApprovalMaxClient | None = None,
+    companies: Sequence[Mapping[str, Any]] | None = None,
+    options: ExtractOptions | None = None,
+    *,
+    company_ids: Sequence[str] | None = None,
+    settings: ApprovalMaxSettings | None = None,
+) -> DltSource:
+    """The source, as dlt's verified sources are used: `pipeline.run(approvalmax_source())`.
+
+    With no arguments, settings, credentials and the token store come from dlt's configuration
+    (`[sources.approvalmax]` in .dlt/, or SOURCES__APPROVALMAX__* variables) and every company
+    (or `company_ids`) is read; a company that fails raises, so a script cannot miss it. The CLI
+    passes its own client, companies and options.
+    """
+    if client is None:
+        from .connector import Connector
+
+        connector = Connector(settings)
+        client = connector.client
+        options = options or replace(connector.extract_options(), strict=True)
+        wanted = company_ids or connector.settings.company_ids
+        listed = client.companies()
+        if wanted:
+            known = {str(c["companyId"]) for c in listed}
+            unknown = sorted(set(wanted) - known)
+            if unknown:
+                raise ConfigError(f"unknown company id(s) {', '.join(unknown)}: not among the {len(listed)} listed")
+            listed = [c for c in listed if str(c["companyId"]) in set(wanted)]
+        companies = listed
+    if companies is None or options is None:
+        raise TypeError("approvalmax_source: pass client, companies and options together, or none of them")
+    return approvalmax_dlt_source(client, companies, options)
+
+
+@dlt.source(name="approvalmax", section="approvalmax")
+def approvalmax_dlt_source(
     client: ApprovalMaxClient, companies: Sequence[Mapping[str, Any]], options: ExtractOptions
 ) -> Iterator[DltResource]:
     """Every resource for the given companies (as `/companies` listed them)."""

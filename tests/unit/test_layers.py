@@ -21,5 +21,5 @@ def test_the_client_and_the_token_layer_import_without_dlt_or_pyarrow() -> None:
 def test_the_source_package_names_load_on_first_use() -> None:
     import sources.approvalmax as package
 
-    assert package.approvalmax_source.name == "approvalmax"
+    assert package.approvalmax_source.__module__ == "sources.approvalmax.source"
     assert package.ExtractOptions().arrow is True
