@@ -14,7 +14,8 @@ SCRIPT = """
 import dlt
 from sources.approvalmax import approvalmax_source
 
-pipeline = dlt.pipeline("my_approvalmax", destination=dlt.destinations.duckdb("warehouse.duckdb"), dataset_name="approvalmax")
+warehouse = dlt.destinations.duckdb("warehouse.duckdb")
+pipeline = dlt.pipeline("my_approvalmax", destination=warehouse, dataset_name="approvalmax")
 info = pipeline.run(approvalmax_source(), loader_file_format="parquet")
 print("loaded", len(info.loads_ids))
 """
