@@ -127,7 +127,6 @@ def progress_display(enabled: bool, monitor: Any) -> Iterator[None]:
     if not enabled:
         yield
         return
-    stop = threading.Event()
     started = time.monotonic()
 
     def line() -> str:
@@ -141,33 +140,29 @@ def progress_display(enabled: bool, monitor: Any) -> Iterator[None]:
         )
 
     if not err.is_terminal:
-
-        def log_lines() -> None:
-            while not stop.wait(PROGRESS_LOG_SECONDS):
-                err.print(f"progress: {line()}", markup=False)
-
-        thread = threading.Thread(target=log_lines, daemon=True)
-        thread.start()
-        try:
+        with every(PROGRESS_LOG_SECONDS, lambda: err.print(f"progress: {line()}", markup=False)):
             yield
-        finally:
-            stop.set()
-            thread.join()
         return
+    with err.status(line(), spinner="dots") as status, every(0.25, lambda: status.update(line())):
+        yield
 
-    with err.status(line(), spinner="dots") as status:
 
-        def refresh() -> None:
-            while not stop.wait(0.25):
-                status.update(line())
+@contextmanager
+def every(seconds: float, action: Any) -> Iterator[None]:
+    """Call `action` every `seconds` in a thread of its own while the block runs."""
+    stop = threading.Event()
 
-        thread = threading.Thread(target=refresh, daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()
+    def loop() -> None:
+        while not stop.wait(seconds):
+            action()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 DestinationOption = Annotated[

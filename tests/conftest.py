@@ -52,9 +52,10 @@ class Workspace:
         return run_cli(list(args), {**self.env, **(env or {})}, self.root)
 
     def process(
-        self, *args: str, env: dict[str, str] | None = None, timeout: float = 180
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 180, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """Run `approvalmax ARGS` as a real process, where processes matter (locks, secrets in output)."""
+        """Run `approvalmax ARGS` as a real process, where processes matter (locks, secrets in output,
+        a token on stdin)."""
         self.release()
         return subprocess.run(
             [sys.executable, "-m", "pipelines.cli", *args],
@@ -63,6 +64,7 @@ class Workspace:
             capture_output=True,
             text=True,
             timeout=timeout,
+            input=input,
         )
 
     def release(self) -> None:

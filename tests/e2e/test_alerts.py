@@ -3,9 +3,7 @@ token near its deadline; never a secret or a document."""
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,29 +11,13 @@ from typing import Any
 import pytest
 
 from ..conftest import Workspace
+from ..receiver import receiver
 
 
 @pytest.fixture
 def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    received: list[dict[str, Any]] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hooks/T000/B000/x", received
-    finally:
-        server.shutdown()
+    with receiver("/hooks/T000/B000/x") as got:
+        yield got.url, got.bodies
 
 
 def events(received: list[dict[str, Any]]) -> list[str]:

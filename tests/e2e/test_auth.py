@@ -79,15 +79,7 @@ def test_login_refuses_a_redirect_with_another_state(workspace: Workspace) -> No
 
 def test_import_verifies_and_a_stale_configured_token_does_not_override_it(workspace: Workspace) -> None:
     fresh = workspace.admin("POST", "refresh-token")["refresh_token"]
-    result = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "auth", "import"],
-        input=fresh + "\n",
-        cwd=workspace.root,
-        env=workspace.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = workspace.process("auth", "import", input=fresh + "\n")
     assert result.returncode == 0, result.stderr
     assert "imported and verified" in result.stdout and fresh not in result.stdout
     # the configured (seed) token is unchanged; the imported family must win

@@ -4,8 +4,6 @@ readings of the refresh token's 30 days."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 from ..conftest import Workspace
@@ -45,16 +43,7 @@ def test_auth_status_remembers_a_refusal_until_a_refresh_works(ws: Workspace) ->
     assert status.returncode == 3
     assert "refused this token family" in status.stderr and "approvalmax auth login" in status.stderr
     fresh = ws.admin("POST", "refresh-token")["refresh_token"]
-    ws.release()
-    imported = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "auth", "import"],
-        input=fresh + "\n",
-        cwd=ws.root,
-        env=ws.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    imported = ws.process("auth", "import", input=fresh + "\n")
     assert imported.returncode == 0, imported.stderr
     assert ws.cli("auth", "status").returncode == 0  # a working refresh cleared it
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import http.server
 import re
-import threading
 import tomllib
 from collections.abc import Iterator
 
 import pytest
 
 from ..conftest import REPO, Workspace
+from ..receiver import receiver
 
 
 def test_each_failure_is_one_whole_line_in_a_log(ws: Workspace) -> None:
@@ -56,32 +55,13 @@ def test_version(ws: Workspace) -> None:
 
 
 @pytest.fixture
-def receiver() -> Iterator[tuple[str, list[str]]]:
-    """A local HTTP endpoint that records every request's path."""
-    seen: list[str] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            seen.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
+def telemetry_endpoint() -> Iterator[tuple[str, list[str]]]:
+    with receiver() as got:
+        yield got.url, got.paths
 
 
-def test_dlt_telemetry_is_off_unless_turned_on(ws: Workspace, receiver: tuple[str, list[str]]) -> None:
-    url, seen = receiver
+def test_dlt_telemetry_is_off_unless_turned_on(ws: Workspace, telemetry_endpoint: tuple[str, list[str]]) -> None:
+    url, seen = telemetry_endpoint
     endpoint = {"RUNTIME__DLTHUB_TELEMETRY_ENDPOINT": url}
     assert ws.process("run", "--no-progress", env=endpoint).returncode == 0
     assert seen == []
