@@ -24,10 +24,12 @@ from typing import Any
 
 import httpx
 
+from sources.approvalmax.config import ApprovalMaxSettings
+
 REPO = Path(__file__).resolve().parent.parent
 RESOURCES = 9  # companies, user_profiles and seven document types
 CONCURRENCY = 4
-DEFAULT_MAX_CONCURRENCY = 32  # the setting's default (sources/approvalmax/config.py)
+DEFAULT_MAX_CONCURRENCY = ApprovalMaxSettings.max_concurrency  # the setting's default
 
 
 @dataclass

@@ -13,8 +13,6 @@ from .cli_common import err, handle_errors, out
 
 auth_app = typer.Typer(help="Authorise the connection and inspect the stored tokens.", no_args_is_help=True)
 
-WARN_DAYS = 7
-
 
 @auth_app.command()
 @handle_errors
@@ -166,7 +164,7 @@ def status() -> None:
     if days_left <= 0:
         err.print("error: the refresh token is past its 30 days: run `approvalmax auth login`", style="red")
         raise typer.Exit(EXIT_REAUTHORIZE)
-    if days_left < WARN_DAYS:
+    if days_left < settings.alert_refresh_token_days:  # the same bound as the alert
         err.print(
             f"warning: the refresh token may stop working in {days_left:.1f} days; a run renews a sliding one, "
             "but only `approvalmax auth login` renews one counted from consent",

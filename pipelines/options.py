@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Any
 
+from sources.approvalmax.companies import select_companies
 from sources.approvalmax.errors import ConfigError
 from sources.approvalmax.settings import RESOURCE_NAMES
 
@@ -43,16 +43,4 @@ def select_resources(names: Sequence[str], available: Sequence[str] = RESOURCE_N
     return tuple(dict.fromkeys(names))
 
 
-def select_companies(companies: Sequence[Mapping[str, Any]], wanted: Iterable[str] | None) -> list[Mapping[str, Any]]:
-    """The companies to load, in the API's order; every named id must be one the token may read."""
-    wanted_ids = list(dict.fromkeys(wanted or ()))
-    if not wanted_ids:
-        return list(companies)
-    known = {str(company.get("companyId")) for company in companies}
-    unknown = [cid for cid in wanted_ids if cid not in known]
-    if unknown:
-        raise ConfigError(
-            f"unknown company {', '.join(unknown)}: not among the {len(known)} organisations this "
-            "connection can read (`approvalmax companies` lists them)"
-        )
-    return [company for company in companies if str(company.get("companyId")) in wanted_ids]
+__all__ = ["check_window", "parse_when", "select_companies", "select_resources"]

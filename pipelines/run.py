@@ -23,7 +23,8 @@ from sources.approvalmax.settings import RESOURCE_NAMES
 from .dataset_lock import dataset_lock
 from .factory import DATASET_NAME, PIPELINE_NAME, loader_file_format, resolve_destination
 from .options import check_window, select_companies, select_resources
-from .run_history import RunRecord, history_rows, record_history, resource_cursors
+from .run_history import RunRecord, history_rows, record_history
+from .state import resource_cursors
 from .views import create_views
 from .working_folder import busy_error, duckdb_lock_error, restored_pipeline, run_lock
 

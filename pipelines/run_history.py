@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 TABLE = "run_history"
 FRESHNESS_VIEW = "company_freshness"
-SOURCE_NAME = "approvalmax"
 # A resource is fresh as of its last run that loaded it, or found it not applicable (404).
 FRESH_STATUSES = ("ok", "not_applicable")
 
@@ -63,12 +62,6 @@ class RunRecord:
     companies: list[str] = field(default_factory=list)
     resources: tuple[str, ...] = ()
     cursors_before: dict[str, dict[str, str]] = field(default_factory=dict)
-
-
-def resource_cursors(pipeline: dlt.Pipeline) -> dict[str, dict[str, str]]:
-    """resource -> company -> cursor, from the pipeline's state as it is now."""
-    resources = pipeline.state.get("sources", {}).get(SOURCE_NAME, {}).get("resources", {})
-    return {name: dict(state.get("cursors", {})) for name, state in resources.items() if state.get("cursors")}
 
 
 def history_rows(

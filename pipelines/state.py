@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import dlt
 from dlt.common.destination import Destination
 
 from .factory import duckdb_path, make_pipeline, resolve_destination
@@ -26,9 +27,10 @@ def read_cursors(
         return {}  # nothing loaded yet; do not create the file by looking
     with run_lock(pipeline_name, pipelines_dir, wait):
         pipeline = restored_pipeline(resolved, dataset, pipeline_name, pipelines_dir, wait)
+    return resource_cursors(pipeline)
+
+
+def resource_cursors(pipeline: dlt.Pipeline) -> dict[str, dict[str, str]]:
+    """resource -> company -> cursor, from the pipeline's state as it is now."""
     resources = pipeline.state.get("sources", {}).get(SOURCE_NAME, {}).get("resources", {})
-    return {
-        name: dict(resource_state.get("cursors", {}))
-        for name, resource_state in resources.items()
-        if resource_state.get("cursors")
-    }
+    return {name: dict(state.get("cursors", {})) for name, state in resources.items() if state.get("cursors")}

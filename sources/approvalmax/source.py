@@ -14,9 +14,10 @@ from dlt.extract.source import DltSource
 
 from ..oauth_tokens import TokenError
 from .client import ApprovalMaxClient
+from .companies import select_companies
 from .company_cursor import CompanyCursor, ResourceCursors
 from .config import ApprovalMaxSettings
-from .errors import ApiError, ApiUnavailable, ApprovalMaxError, ConfigError
+from .errors import ApiError, ApiUnavailable, ApprovalMaxError
 from .extract_options import ExtractOptions
 from .fan_in import Done, Failed, Item, fan_in
 from .hints import DOCUMENT_KEY, column_hints, root_columns
@@ -51,15 +52,8 @@ def approvalmax_source(
         connector = Connector(settings)
         client = connector.client
         options = options or replace(connector.extract_options(), strict=True)
-        wanted = company_ids or connector.settings.company_ids
-        listed = client.companies()
-        if wanted:
-            known = {str(c["companyId"]) for c in listed}
-            unknown = sorted(set(wanted) - known)
-            if unknown:
-                raise ConfigError(f"unknown company id(s) {', '.join(unknown)}: not among the {len(listed)} listed")
-            listed = [c for c in listed if str(c["companyId"]) in set(wanted)]
-        companies = listed
+        # one client for the source's life: dlt gives a source no close hook, so it closes when collected
+        companies = select_companies(client.companies(), company_ids or connector.settings.company_ids)
     if companies is None or options is None:
         raise TypeError("approvalmax_source: pass client, companies and options together, or none of them")
     return approvalmax_dlt_source(client, companies, options)
