@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from sources.approvalmax.settings import DOCUMENT_TYPES, PAGE_LIMIT
+from approvalmax_pipeline.sources.approvalmax.settings import DOCUMENT_TYPES, PAGE_LIMIT
 
 
 def floor() -> None:

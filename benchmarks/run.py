@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from sources.approvalmax.config import ApprovalMaxSettings
+from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxSettings
 
 REPO = Path(__file__).resolve().parent.parent
 RESOURCES = 9  # companies, user_profiles and seven document types
@@ -70,7 +70,7 @@ class SandboxProcess:
             [
                 sys.executable,
                 "-m",
-                "pipelines.cli",
+                "approvalmax_pipeline.pipelines.cli",
                 "sandbox",
                 "--port",
                 str(self.port),
@@ -158,7 +158,7 @@ def ours_env(sandbox: SandboxProcess, folder: Path, **settings: str) -> dict[str
     return env
 
 
-OURS = [sys.executable, "-m", "pipelines.cli", "run", "--no-progress"]
+OURS = [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", "run", "--no-progress"]
 
 
 def contender_env(sandbox: SandboxProcess, folder: Path) -> dict[str, str]:

@@ -17,9 +17,9 @@ from typing import Any
 
 import httpx
 
-from sources.approvalmax.config import ApprovalMaxSettings
-from sources.approvalmax.connector import settings_store
-from sources.errors import first_line
+from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxSettings
+from approvalmax_pipeline.sources.approvalmax.connector import settings_store
+from approvalmax_pipeline.sources.errors import first_line
 
 from .refresh_deadline import refresh_deadlines
 from .run import RunResult

@@ -28,9 +28,9 @@ def login(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the browser redirect.")] = 300.0,
 ) -> None:
     """Run the authorization-code flow and store the tokens it grants."""
-    from sources.approvalmax.connector import open_tokens
-    from sources.approvalmax.settings import AUTHORIZE_PATH
-    from sources.oauth_tokens.authorization_code import (
+    from approvalmax_pipeline.sources.approvalmax.connector import open_tokens
+    from approvalmax_pipeline.sources.approvalmax.settings import AUTHORIZE_PATH
+    from approvalmax_pipeline.sources.oauth_tokens.authorization_code import (
         code_from_redirect,
         is_loopback,
         new_request,
@@ -75,7 +75,7 @@ def login(
 @handle_errors
 def import_token() -> None:
     """Seed the store from an existing refresh token, read from standard input (never an argument)."""
-    from sources.approvalmax.connector import open_tokens
+    from approvalmax_pipeline.sources.approvalmax.connector import open_tokens
 
     from .cli_common import current_settings
 
@@ -84,7 +84,7 @@ def import_token() -> None:
     raw = typer.prompt("refresh token", hide_input=True) if interactive else sys.stdin.readline()
     refresh_token = str(raw).strip()
     if not refresh_token:
-        from sources.approvalmax.errors import ConfigError
+        from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
 
         raise ConfigError("no refresh token on standard input: pipe it in, e.g. `approvalmax auth import < file`")
     tokens = open_tokens(settings)
@@ -101,7 +101,7 @@ def import_token() -> None:
 @handle_errors
 def status() -> None:
     """Connection, scopes, token expiry and refresh-token age; exit 3 when a login is needed."""
-    from sources.approvalmax.connector import settings_store
+    from approvalmax_pipeline.sources.approvalmax.connector import settings_store
 
     from .cli_common import current_settings
     from .errors import EXIT_REAUTHORIZE

@@ -259,7 +259,7 @@ def run(
 @handle_errors
 def companies(json_output: JsonOption = False) -> None:
     """List the organisations the connection can read."""
-    from sources.approvalmax.connector import Connector
+    from approvalmax_pipeline.sources.approvalmax.connector import Connector
 
     from .summary import companies_table
 
@@ -286,7 +286,7 @@ def ping(
     ] = False,
 ) -> None:
     """Check that the API answers and the credentials work."""
-    from sources.approvalmax.connector import Connector
+    from approvalmax_pipeline.sources.approvalmax.connector import Connector
 
     settings = current_settings()
     with Connector(settings) as connector:
@@ -309,7 +309,7 @@ def doctor(
     json_output: JsonOption = False,
 ) -> None:
     """Check each assumption about the API against the configured one (bounded requests)."""
-    from sources.approvalmax.config import document_types
+    from approvalmax_pipeline.sources.approvalmax.config import document_types
 
     from .doctor import request_budget, run_doctor
     from .summary import doctor_table
@@ -456,9 +456,9 @@ def sandbox(
     ] = None,
 ) -> None:
     """Run the bundled ApprovalMax-compatible server until Ctrl-C."""
-    from sandbox import SandboxKnobs, start_sandbox
-    from sandbox.replay import Replay
-    from sources.approvalmax.errors import ConfigError
+    from approvalmax_pipeline.sandbox import SandboxKnobs, start_sandbox
+    from approvalmax_pipeline.sandbox.replay import Replay
+    from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
 
     knobs = SandboxKnobs(
         latency=latency,

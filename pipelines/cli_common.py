@@ -10,7 +10,7 @@ from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
-from sources.errors import first_line
+from approvalmax_pipeline.sources.errors import first_line
 
 from .errors import EXIT_INTERRUPTED, OUR_ERRORS, exit_code, find_cause, interrupted
 
@@ -97,6 +97,6 @@ def _is_ours(exc: BaseException) -> bool:
 
 def current_settings() -> Any:
     """Settings resolved now; a ConfigError reaches handle_errors like any other error."""
-    from sources.approvalmax.config import load_settings
+    from approvalmax_pipeline.sources.approvalmax.config import load_settings
 
     return load_settings()

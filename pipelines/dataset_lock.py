@@ -27,7 +27,7 @@ from typing import Any
 import dlt
 from filelock import FileLock, Timeout
 
-from sources.oauth_tokens.postgres_store import is_postgres_url
+from approvalmax_pipeline.sources.oauth_tokens.postgres_store import is_postgres_url
 
 from .errors import BusyError
 from .factory import duckdb_path

@@ -11,8 +11,8 @@ from pathlib import Path
 import dlt
 import duckdb
 
-from sandbox import Sandbox, start_sandbox
-from sources.approvalmax.config import ApprovalMaxCredentials, ApprovalMaxSettings
+from approvalmax_pipeline.sandbox import Sandbox, start_sandbox
+from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxCredentials, ApprovalMaxSettings
 
 from .run import RunRequest, RunResult, run_pipeline
 

@@ -19,12 +19,12 @@ from typing import Any
 
 import httpx
 
-from sources.approvalmax.client import ApprovalMaxClient
-from sources.approvalmax.config import ApprovalMaxSettings
-from sources.approvalmax.connector import Connector
-from sources.approvalmax.problem import api_error, invalid_parameters
-from sources.approvalmax.records import is_time_field
-from sources.approvalmax.settings import (
+from approvalmax_pipeline.sources.approvalmax.client import ApprovalMaxClient
+from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxSettings
+from approvalmax_pipeline.sources.approvalmax.connector import Connector
+from approvalmax_pipeline.sources.approvalmax.problem import api_error, invalid_parameters
+from approvalmax_pipeline.sources.approvalmax.records import is_time_field
+from approvalmax_pipeline.sources.approvalmax.settings import (
     COMPANIES_PATH,
     COMPANY_PATH,
     MODIFIED_FILTER,
@@ -33,8 +33,8 @@ from sources.approvalmax.settings import (
     USER_PROFILES_PATH,
     DocumentType,
 )
-from sources.approvalmax.timestamps import TIMESTAMP_PATTERN, format_timestamp, parse_timestamp
-from sources.oauth_tokens import RotatingRefreshTokens
+from approvalmax_pipeline.sources.approvalmax.timestamps import TIMESTAMP_PATTERN, format_timestamp, parse_timestamp
+from approvalmax_pipeline.sources.oauth_tokens import RotatingRefreshTokens
 
 VERIFIED = "verified"
 DIFFERS = "differs"

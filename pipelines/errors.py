@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sources.approvalmax.errors import ApprovalMaxError, ConfigError
-from sources.oauth_tokens import ReauthorizationRequired, TokenError, TokenStoreUnusable
+from approvalmax_pipeline.sources.approvalmax.errors import ApprovalMaxError, ConfigError
+from approvalmax_pipeline.sources.oauth_tokens import ReauthorizationRequired, TokenError, TokenStoreUnusable
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the run failed, or some companies could not be loaded

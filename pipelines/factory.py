@@ -12,7 +12,7 @@ import dlt
 from dlt.common.destination import Destination
 from dlt.common.destination.exceptions import UnknownDestinationModule
 
-from sources.approvalmax.errors import ConfigError
+from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
 
 PIPELINE_NAME = "approvalmax"
 DATASET_NAME = "approvalmax"

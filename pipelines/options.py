@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
-from sources.approvalmax.companies import select_companies
-from sources.approvalmax.errors import ConfigError
-from sources.approvalmax.settings import RESOURCE_NAMES
+from approvalmax_pipeline.sources.approvalmax.companies import select_companies
+from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
+from approvalmax_pipeline.sources.approvalmax.settings import RESOURCE_NAMES
 
 
 def parse_when(option: str, value: str | None) -> datetime | None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sources.approvalmax.settings import REFRESH_TOKEN_LIFETIME_DAYS
-from sources.oauth_tokens.record import TokenRecord
+from approvalmax_pipeline.sources.approvalmax.settings import REFRESH_TOKEN_LIFETIME_DAYS
+from approvalmax_pipeline.sources.oauth_tokens.record import TokenRecord
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,12 @@ from typing import Any
 import dlt
 from dlt.common.destination import Destination
 
-from sources.approvalmax.client import RequestStats
-from sources.approvalmax.config import ApprovalMaxSettings, document_types
-from sources.approvalmax.connector import Connector
-from sources.approvalmax.cursors import Window
-from sources.approvalmax.report import RunReport
-from sources.approvalmax.settings import RESOURCE_NAMES
+from approvalmax_pipeline.sources.approvalmax.client import RequestStats
+from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxSettings, document_types
+from approvalmax_pipeline.sources.approvalmax.connector import Connector
+from approvalmax_pipeline.sources.approvalmax.cursors import Window
+from approvalmax_pipeline.sources.approvalmax.report import RunReport
+from approvalmax_pipeline.sources.approvalmax.settings import RESOURCE_NAMES
 
 from .dataset_lock import dataset_lock
 from .factory import DATASET_NAME, PIPELINE_NAME, loader_file_format, resolve_destination

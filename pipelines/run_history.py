@@ -17,11 +17,11 @@ from typing import Any
 import dlt
 from dlt.common.destination import Destination
 
-from sources.approvalmax.client import RequestStats
-from sources.approvalmax.cursors import load_cursor
-from sources.approvalmax.report import RunReport
-from sources.approvalmax.settings import USER_PROFILES_PATH, USER_PROFILES_RESOURCE, DocumentType
-from sources.errors import first_line
+from approvalmax_pipeline.sources.approvalmax.client import RequestStats
+from approvalmax_pipeline.sources.approvalmax.cursors import load_cursor
+from approvalmax_pipeline.sources.approvalmax.report import RunReport
+from approvalmax_pipeline.sources.approvalmax.settings import USER_PROFILES_PATH, USER_PROFILES_RESOURCE, DocumentType
+from approvalmax_pipeline.sources.errors import first_line
 
 from .dataset_lock import dataset_lock
 from .factory import loader_file_format, make_pipeline

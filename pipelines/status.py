@@ -9,8 +9,8 @@ from typing import Any
 
 from dlt.common.destination import Destination
 
-from sources.approvalmax.errors import ApprovalMaxError
-from sources.errors import first_line
+from approvalmax_pipeline.sources.approvalmax.errors import ApprovalMaxError
+from approvalmax_pipeline.sources.errors import first_line
 
 from .factory import duckdb_path, make_pipeline, resolve_destination
 from .run_history import FRESHNESS_VIEW, TABLE

@@ -10,9 +10,9 @@ import dlt
 import sqlglot
 from sqlglot import exp
 
-from sources.approvalmax.errors import ApprovalMaxError
-from sources.approvalmax.settings import DOCUMENT_TYPES
-from sources.errors import first_line
+from approvalmax_pipeline.sources.approvalmax.errors import ApprovalMaxError
+from approvalmax_pipeline.sources.approvalmax.settings import DOCUMENT_TYPES
+from approvalmax_pipeline.sources.errors import first_line
 
 SYSTEM_USER = "00000000-0000-0000-0000-000000000000"
 APPROVED = "approverApprovedRequestApproved"

@@ -15,7 +15,7 @@ import duckdb
 import httpx
 import pytest
 
-from sandbox import Sandbox, start_sandbox
+from approvalmax_pipeline.sandbox import Sandbox, start_sandbox
 
 from .inprocess import run_cli
 from .postgres_server import PostgresServer, start_postgres
@@ -58,7 +58,7 @@ class Workspace:
         a token on stdin)."""
         self.release()
         return subprocess.run(
-            [sys.executable, "-m", "pipelines.cli", *args],
+            [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", *args],
             cwd=self.root,
             env={**self.env, **(env or {})},
             capture_output=True,

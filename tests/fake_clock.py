@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from sources.clock import Clock
+from approvalmax_pipeline.sources.clock import Clock
 
 
 class FakeClock(Clock):

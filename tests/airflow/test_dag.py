@@ -31,7 +31,7 @@ COMPANIES = 8
 
 
 def load_module():  # type: ignore[no-untyped-def]
-    return importlib.reload(importlib.import_module("pipelines.airflow_dag"))
+    return importlib.reload(importlib.import_module("approvalmax_pipeline.pipelines.airflow_dag"))
 
 
 def test_companies_then_one_mapped_load_per_company(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -152,7 +152,9 @@ def deployment(tmp_path: Path, postgres: PostgresServer, postgres_db: str) -> It
     dags.mkdir(parents=True)
     home.mkdir()
     # what a deployment puts in its dags folder
-    (dags / "approvalmax_dag.py").write_text("from pipelines.airflow_dag import dag  # noqa: F401\n")
+    (dags / "approvalmax_dag.py").write_text(
+        "from approvalmax_pipeline.pipelines.airflow_dag import dag  # noqa: F401\n"
+    )
     metadata = postgres.create_database("airflow_" + os.urandom(3).hex())
     port = free_port()
     with running_sandbox(COMPANIES, 60) as server, workspace_on(tmp_path / "workspace", server) as workspace:

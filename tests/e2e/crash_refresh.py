@@ -9,8 +9,8 @@ import os
 import signal
 import sys
 
-from sources.approvalmax.config import load_settings
-from sources.approvalmax.connector import open_tokens
+from approvalmax_pipeline.sources.approvalmax.config import load_settings
+from approvalmax_pipeline.sources.approvalmax.connector import open_tokens
 
 
 def main(step: str) -> None:

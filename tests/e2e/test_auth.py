@@ -23,7 +23,7 @@ def start_login(workspace: Workspace, *args: str) -> tuple[subprocess.Popen[str]
     del env["SOURCES__APPROVALMAX__CREDENTIALS__REFRESH_TOKEN"]
     workspace.release()
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "auth", "login", "--no-browser", *args],
+        [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", "auth", "login", "--no-browser", *args],
         cwd=workspace.root,
         env=env,
         stdin=subprocess.PIPE,

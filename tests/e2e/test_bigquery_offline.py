@@ -17,11 +17,11 @@ from pathlib import Path
 import dlt
 import pytest
 
-from pipelines.factory import loader_file_format, resolve_destination
-from sandbox import Sandbox
-from sources.approvalmax import ExtractOptions, approvalmax_source
-from sources.approvalmax.config import ApprovalMaxCredentials, ApprovalMaxSettings
-from sources.approvalmax.connector import open_client
+from approvalmax_pipeline.pipelines.factory import loader_file_format, resolve_destination
+from approvalmax_pipeline.sandbox import Sandbox
+from approvalmax_pipeline.sources.approvalmax import ExtractOptions, approvalmax_source
+from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxCredentials, ApprovalMaxSettings
+from approvalmax_pipeline.sources.approvalmax.connector import open_client
 
 from ..conftest import REPO, clean_environ
 

@@ -72,7 +72,7 @@ SLOW = {"SOURCES__APPROVALMAX__MAX_CONCURRENCY": "2"}
 def start_run(workspace: Workspace, *args: str) -> subprocess.Popen[str]:
     workspace.release()
     return subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "run", "--no-progress", *args],
+        [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", "run", "--no-progress", *args],
         cwd=workspace.root,
         env={**workspace.env, **SLOW},
         stdout=subprocess.PIPE,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import Sandbox
+from approvalmax_pipeline.sandbox import Sandbox
 
 from ..conftest import Workspace, running_sandbox, workspace_on
 from .truth import assert_equals_sandbox
@@ -149,7 +149,7 @@ def test_company_disabled_mid_run(workspace: Workspace) -> None:
     workspace.admin("POST", "config", latency=0.05)
     workspace.release()
     run = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "run", "--no-progress"],
+        [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", "run", "--no-progress"],
         cwd=workspace.root,
         env={**workspace.env, "SOURCES__APPROVALMAX__MAX_CONCURRENCY": "2"},  # the victim still has requests to make
         stdout=subprocess.PIPE,
@@ -215,7 +215,7 @@ def test_kill_9_during_extract_normalise_or_load_then_a_clean_rerun(big_workspac
     window = [] if incremental else ["--since", "2000-01-01"]
     workspace.release()
     run = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "run", "--no-progress", *window],
+        [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", "run", "--no-progress", *window],
         cwd=workspace.root,
         env=workspace.env,
         stdout=subprocess.PIPE,
@@ -241,7 +241,7 @@ def test_ctrl_c_in_extract_normalise_or_load_exits_130_then_a_clean_rerun(big_wo
     workspace.admin("POST", "reset-stats")
     workspace.release()
     run = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "run", "--no-progress"],
+        [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", "run", "--no-progress"],
         cwd=workspace.root,
         env=workspace.env,
         stdout=subprocess.PIPE,

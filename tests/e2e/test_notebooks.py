@@ -21,7 +21,16 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("*.py"))
 def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("demo")
     result = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "demo", "--duckdb-file", "demo.duckdb", "--workdir", "work"],
+        [
+            sys.executable,
+            "-m",
+            "approvalmax_pipeline.pipelines.cli",
+            "demo",
+            "--duckdb-file",
+            "demo.duckdb",
+            "--workdir",
+            "work",
+        ],
         cwd=folder,
         env={**clean_environ(), "PYTHONPATH": str(REPO)},
         capture_output=True,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import Sandbox
+from approvalmax_pipeline.sandbox import Sandbox
 
 from ..conftest import Workspace, running_sandbox, workspace_on
 from .truth import assert_equals_sandbox, export
@@ -33,7 +33,7 @@ def run_all_at_once(workspace: Workspace, *args: str) -> list[subprocess.Complet
     """One `approvalmax run --company C --pipeline-name amx_N` per company, all started together."""
     workspace.release()
     companies = [company.company_id for company in workspace.sandbox.dataset.companies]
-    command = [sys.executable, "-m", "pipelines.cli", "run", "--no-progress", *args]
+    command = [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", "run", "--no-progress", *args]
     runs = [
         subprocess.Popen(
             [*command, "--company", company, "--pipeline-name", f"amx_{index}"],

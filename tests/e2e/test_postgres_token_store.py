@@ -11,9 +11,9 @@ import time
 import psycopg2
 import pytest
 
-from sources.oauth_tokens import TokenRecord, TokenStoreError
-from sources.oauth_tokens.postgres_store import PostgresTokenStore, redact_dsn
-from sources.oauth_tokens.stored import AFTER_RESPONSE
+from approvalmax_pipeline.sources.oauth_tokens import TokenRecord, TokenStoreError
+from approvalmax_pipeline.sources.oauth_tokens.postgres_store import PostgresTokenStore, redact_dsn
+from approvalmax_pipeline.sources.oauth_tokens.stored import AFTER_RESPONSE
 
 from ..conftest import Workspace
 
@@ -65,7 +65,7 @@ def pg_env(workspace: Workspace, dsn: str) -> dict[str, str]:
 def test_workers_sharing_a_postgres_store_make_one_refresh(workspace: Workspace, postgres_db: str) -> None:
     workspace.admin("POST", "config", token_latency=1.0)
     env = {**workspace.env, **pg_env(workspace, postgres_db)}
-    command = [sys.executable, "-m", "pipelines.cli", "ping"]
+    command = [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", "ping"]
     runs = [
         subprocess.Popen(command, cwd=workspace.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for _ in range(3)

@@ -9,8 +9,8 @@ from typing import Any
 
 import duckdb
 
-from sandbox import start_sandbox
-from sandbox.replay import Replay
+from approvalmax_pipeline.sandbox import start_sandbox
+from approvalmax_pipeline.sandbox.replay import Replay
 
 from ..conftest import Workspace, workspace_env
 from ..warehouse_compare import columns

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import Sandbox, start_sandbox
+from approvalmax_pipeline.sandbox import Sandbox, start_sandbox
 
 from ..conftest import Workspace, workspace_env
 

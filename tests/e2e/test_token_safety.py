@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sources.oauth_tokens.stored import AFTER_RESPONSE, AFTER_SAVE, BEFORE_REQUEST
+from approvalmax_pipeline.sources.oauth_tokens.stored import AFTER_RESPONSE, AFTER_SAVE, BEFORE_REQUEST
 
 from ..conftest import Workspace
 
@@ -61,7 +61,7 @@ def test_lost_rotation_past_the_grace_period_exits_3_with_how_to_recover(workspa
 
 def test_two_runs_refreshing_at_once_make_exactly_one_refresh(workspace: Workspace) -> None:
     workspace.admin("POST", "config", token_latency=1.0)  # the first holds the lock a while
-    command = [sys.executable, "-m", "pipelines.cli", "ping"]
+    command = [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", "ping"]
     runs = [
         subprocess.Popen(command, cwd=workspace.root, env=workspace.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for _ in range(2)

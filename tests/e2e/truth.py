@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from sources.approvalmax.settings import DOCUMENT_TYPES
-from sources.approvalmax.timestamps import parse_timestamp
+from approvalmax_pipeline.sources.approvalmax.settings import DOCUMENT_TYPES
+from approvalmax_pipeline.sources.approvalmax.timestamps import parse_timestamp
 
 from ..conftest import Workspace
 

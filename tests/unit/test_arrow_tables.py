@@ -15,12 +15,12 @@ from typing import Any
 import dlt
 import pytest
 
-from sources.approvalmax import ExtractOptions, documents_resource
-from sources.approvalmax.arrow.pages import ArrowPage, parse_page
-from sources.approvalmax.arrow.schema import PageSchema
-from sources.approvalmax.arrow.tables import ArrowDocuments, RowIds
-from sources.approvalmax.pages import Page, read_envelope
-from sources.approvalmax.settings import DOCUMENT_TYPES
+from approvalmax_pipeline.sources.approvalmax import ExtractOptions, documents_resource
+from approvalmax_pipeline.sources.approvalmax.arrow.pages import ArrowPage, parse_page
+from approvalmax_pipeline.sources.approvalmax.arrow.schema import PageSchema
+from approvalmax_pipeline.sources.approvalmax.arrow.tables import ArrowDocuments, RowIds
+from approvalmax_pipeline.sources.approvalmax.pages import Page, read_envelope
+from approvalmax_pipeline.sources.approvalmax.settings import DOCUMENT_TYPES
 
 from ..warehouse_compare import differences
 

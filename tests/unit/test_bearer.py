@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from sources.oauth_tokens import BearerAuth, ConnectionRevoked
+from approvalmax_pipeline.sources.oauth_tokens import BearerAuth, ConnectionRevoked
 
 
 class Tokens:

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from sources.approvalmax.client import ApprovalMaxClient
-from sources.approvalmax.errors import ApiError, ApiResponseError, ApiUnavailable
-from sources.http_retry import RetryPolicy
+from approvalmax_pipeline.sources.approvalmax.client import ApprovalMaxClient
+from approvalmax_pipeline.sources.approvalmax.errors import ApiError, ApiResponseError, ApiUnavailable
+from approvalmax_pipeline.sources.http_retry import RetryPolicy
 
 from ..fake_clock import FakeClock
 

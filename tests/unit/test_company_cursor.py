@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sources.approvalmax.company_cursor import ResourceCursors
-from sources.approvalmax.cursors import Window
+from approvalmax_pipeline.sources.approvalmax.company_cursor import ResourceCursors
+from approvalmax_pipeline.sources.approvalmax.cursors import Window
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 LOOKBACK = timedelta(minutes=10)

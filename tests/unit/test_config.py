@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sources.approvalmax.config import load_settings
-from sources.approvalmax.errors import ConfigError
+from approvalmax_pipeline.sources.approvalmax.config import load_settings
+from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
 
 BASE = "SOURCES__APPROVALMAX__"
 
@@ -56,8 +56,8 @@ def test_value_of_the_wrong_type_is_refused(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_configured_document_types_extend_the_built_in_ones() -> None:
-    from sources.approvalmax.config import merge_document_types
-    from sources.approvalmax.settings import DOCUMENT_TYPES, STANDALONE_COLUMNS
+    from approvalmax_pipeline.sources.approvalmax.config import merge_document_types
+    from approvalmax_pipeline.sources.approvalmax.settings import DOCUMENT_TYPES, STANDALONE_COLUMNS
 
     types = merge_document_types(
         [
@@ -71,8 +71,8 @@ def test_configured_document_types_extend_the_built_in_ones() -> None:
 
 
 def test_a_configured_path_for_a_built_in_table_keeps_its_columns() -> None:
-    from sources.approvalmax.config import merge_document_types
-    from sources.approvalmax.settings import BILL_COLUMNS
+    from approvalmax_pipeline.sources.approvalmax.config import merge_document_types
+    from approvalmax_pipeline.sources.approvalmax.settings import BILL_COLUMNS
 
     types = {t.resource: t for t in merge_document_types([{"table": "xero_bills", "path": "xero/bills-v2"}])}
     assert (types["xero_bills"].path, types["xero_bills"].columns) == ("xero/bills-v2", BILL_COLUMNS)
@@ -93,8 +93,8 @@ def test_a_configured_path_for_a_built_in_table_keeps_its_columns() -> None:
     ],
 )
 def test_bad_document_types_name_the_entry_and_the_fix(entry: object, fragment: str) -> None:
-    from sources.approvalmax.config import merge_document_types
-    from sources.approvalmax.errors import ConfigError
+    from approvalmax_pipeline.sources.approvalmax.config import merge_document_types
+    from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
 
     with pytest.raises(ConfigError, match="SOURCES__APPROVALMAX__DOCUMENT_TYPES") as raised:
         merge_document_types([entry])  # type: ignore[list-item]

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from sources.approvalmax.cursors import Window, next_cursor, request_floor
+from approvalmax_pipeline.sources.approvalmax.cursors import Window, next_cursor, request_floor
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ import pytest
 from dlt.extract.extract import Extract
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from sources.approvalmax.arrow.dlt_compat import allow_arrow_in_nested_tables
+from approvalmax_pipeline.sources.approvalmax.arrow.dlt_compat import allow_arrow_in_nested_tables
 
 from .test_arrow_tables import load, odd_documents
 

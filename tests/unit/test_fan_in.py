@@ -4,7 +4,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from sources.approvalmax.fan_in import Done, Event, Failed, Item, fan_in
+from approvalmax_pipeline.sources.approvalmax.fan_in import Done, Event, Failed, Item, fan_in
 
 
 def numbers(n: int) -> Iterator[int]:

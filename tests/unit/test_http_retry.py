@@ -5,7 +5,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sources.http_retry import Retry, RetryPolicy, is_retryable_status, parse_retry_after, with_retries
+from approvalmax_pipeline.sources.http_retry import (
+    Retry,
+    RetryPolicy,
+    is_retryable_status,
+    parse_retry_after,
+    with_retries,
+)
 
 from ..fake_clock import FakeClock
 

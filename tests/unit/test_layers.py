@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -10,8 +11,9 @@ from ..conftest import REPO
 
 def test_the_client_and_the_token_layer_import_without_dlt_or_pyarrow() -> None:
     probe = (
-        "import sys; import sources.approvalmax.client, sources.approvalmax.settings, sources.approvalmax.errors, "
-        "sources.oauth_tokens, sources.oauth_tokens.postgres_store, sources.http_retry; "
+        "import sys; from approvalmax_pipeline.sources import http_retry, oauth_tokens; "
+        "from approvalmax_pipeline.sources.approvalmax import client, errors, settings; "
+        "from approvalmax_pipeline.sources.oauth_tokens import postgres_store; "
         "print(sorted(m for m in ('dlt', 'pyarrow', 'duckdb', 'typer') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
@@ -19,7 +21,21 @@ def test_the_client_and_the_token_layer_import_without_dlt_or_pyarrow() -> None:
 
 
 def test_the_source_package_names_load_on_first_use() -> None:
-    import sources.approvalmax as package
+    import approvalmax_pipeline.sources.approvalmax as package
 
-    assert package.approvalmax_source.__module__ == "sources.approvalmax.source"
+    assert package.approvalmax_source.__module__ == "approvalmax_pipeline.sources.approvalmax.source"
     assert package.ExtractOptions().arrow is True
+
+
+def test_nothing_imports_the_folders_by_their_repository_names() -> None:
+    """`sources.x` and `approvalmax_pipeline.sources.x` would be two modules with two sets of classes."""
+    pattern = re.compile(
+        r"^\s*(from|import)\s+(sources|pipelines|sandbox)\b|-m\", \"(sources|pipelines|sandbox)\b", re.M
+    )
+    offenders = [
+        str(path.relative_to(REPO))
+        for folder in ("sources", "pipelines", "sandbox", "tests", "benchmarks", "notebooks")
+        for path in (REPO / folder).rglob("*.py")
+        if pattern.search(path.read_text())
+    ]
+    assert offenders == []

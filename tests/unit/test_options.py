@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipelines.options import check_window, parse_when, select_companies, select_resources
-from sources.approvalmax.errors import ConfigError
-from sources.approvalmax.settings import RESOURCE_NAMES
+from approvalmax_pipeline.pipelines.options import check_window, parse_when, select_companies, select_resources
+from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
+from approvalmax_pipeline.sources.approvalmax.settings import RESOURCE_NAMES
 
 COMPANIES = [{"companyId": "a", "name": "A"}, {"companyId": "b", "name": "B"}]
 

@@ -12,7 +12,7 @@ import httpx
 import jwt
 import pytest
 
-from sources.oauth_tokens import (
+from approvalmax_pipeline.sources.oauth_tokens import (
     ClientCredentialsTokens,
     FileTokenStore,
     PasswordGrantTokens,

@@ -1,6 +1,6 @@
 """Per-company pacing: at most `limit` requests in any window, companies independent."""
 
-from sources.approvalmax.pacing import CompanyPacer
+from approvalmax_pipeline.sources.approvalmax.pacing import CompanyPacer
 
 from ..fake_clock import FakeClock as FakeTime
 

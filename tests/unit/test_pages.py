@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sources.approvalmax.errors import ApiResponseError
-from sources.approvalmax.pages import NotAnEnvelope, read_envelope
+from approvalmax_pipeline.sources.approvalmax.errors import ApiResponseError
+from approvalmax_pipeline.sources.approvalmax.pages import NotAnEnvelope, read_envelope
 
 AT = datetime(2025, 6, 1, tzinfo=UTC)
 

@@ -2,7 +2,7 @@
 
 import httpx
 
-from sources.approvalmax.problem import api_error, clean_text
+from approvalmax_pipeline.sources.approvalmax.problem import api_error, clean_text
 
 
 def response(status: int, **kwargs: object) -> httpx.Response:

@@ -1,6 +1,6 @@
 """Pseudonyms for recordings: personal text replaced, stable within a recording, codes kept."""
 
-from sources.approvalmax.recording import Pseudonyms, is_personal
+from approvalmax_pipeline.sources.approvalmax.recording import Pseudonyms, is_personal
 
 KEY = b"k" * 32
 

@@ -3,7 +3,7 @@
 from collections import Counter
 from datetime import UTC, datetime
 
-from sources.approvalmax.records import count_rows, flatten_status, prepare_row
+from approvalmax_pipeline.sources.approvalmax.records import count_rows, flatten_status, prepare_row
 
 
 def test_company_id_added_when_missing() -> None:

@@ -13,7 +13,7 @@ import httpx
 import jwt
 import pytest
 
-from sources.oauth_tokens import (
+from approvalmax_pipeline.sources.oauth_tokens import (
     ReauthorizationRequired,
     RotatingRefreshTokens,
     TokenEndpoint,

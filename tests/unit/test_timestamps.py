@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from sources.approvalmax.timestamps import format_timestamp, parse_timestamp
+from approvalmax_pipeline.sources.approvalmax.timestamps import format_timestamp, parse_timestamp
 
 
 def test_seven_fractional_digits_keep_microseconds() -> None:
@@ -46,7 +46,7 @@ def test_an_impossible_date_is_not_a_timestamp() -> None:
 
 
 def test_dates_and_timestamps_parse_alike_in_one_vectorised_column() -> None:
-    from sources.approvalmax.arrow.columns import timestamps
+    from approvalmax_pipeline.sources.approvalmax.arrow.columns import timestamps
 
     values = ["2025-03-07", "2025-03-07T00:00:00", "2025-03-07T13:00:00+13:00", None]
     parsed = timestamps(values)

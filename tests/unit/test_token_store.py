@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sources.oauth_tokens import FileTokenStore, TokenRecord, TokenStoreError, TokenStoreUnusable
+from approvalmax_pipeline.sources.oauth_tokens import FileTokenStore, TokenRecord, TokenStoreError, TokenStoreUnusable
 
 
 def record() -> TokenRecord:

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from sources.approvalmax.versions import TRIM_AT, LoadedVersions
+from approvalmax_pipeline.sources.approvalmax.versions import TRIM_AT, LoadedVersions
 
 T = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
