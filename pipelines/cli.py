@@ -206,6 +206,13 @@ def run(
         str | None, typer.Option(help="Backfill documents modified at or after this date; cursors untouched.")
     ] = None,
     until: Annotated[str | None, typer.Option(help="Backfill end (exclusive); needs --since.")] = None,
+    reconcile: Annotated[
+        bool,
+        typer.Option(
+            "--reconcile",
+            help="Read every company's lists whole now: load what the cursor missed and mark deleted documents.",
+        ),
+    ] = False,
     pipeline_name: PipelineOption = "approvalmax",
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Live status on stderr (default: on a terminal).")
@@ -231,6 +238,7 @@ def run(
         until=parse_when("--until", until),
         wait=wait,
         record_to=record,
+        reconcile=reconcile,
     )
     settings = current_settings()
     monitor = RunMonitor()

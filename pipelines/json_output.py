@@ -47,6 +47,25 @@ def run_document(result: RunResult, exit_code: int) -> dict[str, Any]:
         "failures": [failure_document(f) for f in result.report.failures],
         "not_applicable": [failure_document(f) for f in result.report.not_applicable],
         "views": list(result.views),
+        "sweep": sweep_document(result),
+    }
+
+
+def sweep_document(result: RunResult) -> dict[str, Any]:
+    deletions = result.deletions
+    return {
+        "lists": [{"company_id": company, "resource": resource} for company, resource in result.swept],
+        "requests": result.sweep_requests,
+        "checked": deletions.checked,
+        "not_listed": deletions.candidates,
+        "deleted": [
+            {"company_id": company, "resource": resource, "documents": count}
+            for company, by_resource in sorted(deletions.marked.items())
+            for resource, count in sorted(by_resource.items())
+        ],
+        "still_served": deletions.still_there,
+        "unanswered": deletions.unanswered,
+        "mode": "hard" if deletions.hard else "soft",
     }
 
 

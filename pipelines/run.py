@@ -17,10 +17,12 @@ from approvalmax_pipeline.sources.approvalmax.client import RequestStats
 from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxSettings, document_types
 from approvalmax_pipeline.sources.approvalmax.connector import Connector
 from approvalmax_pipeline.sources.approvalmax.cursors import Window
+from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
 from approvalmax_pipeline.sources.approvalmax.report import RunReport
-from approvalmax_pipeline.sources.approvalmax.settings import RESOURCE_NAMES
+from approvalmax_pipeline.sources.approvalmax.settings import RESOURCE_NAMES, DocumentType
 
 from .dataset_lock import dataset_lock
+from .deletions import Deletions, mark_deleted
 from .factory import DATASET_NAME, PIPELINE_NAME, loader_file_format, resolve_destination
 from .options import check_window, select_companies, select_resources
 from .run_history import RunRecord, history_rows, record_history
@@ -44,6 +46,7 @@ class RunRequest:
     wait: float = 0.0  # seconds to wait for another run of the pipeline, or a busy DuckDB file
     record_to: Path | None = None  # keep the API's responses, pseudonymised (sources/approvalmax/recording.py)
     strict: bool = False  # a company's failure fails the run (Airflow), instead of being reported
+    reconcile: bool = False  # sweep every company now (sources/approvalmax/sweeps.py)
 
 
 @dataclass
@@ -70,6 +73,12 @@ class RunResult:
     pipeline: str
     backfill: bool = False
     views: tuple[str, ...] = field(default_factory=tuple)
+    deletions: Deletions = field(default_factory=Deletions)
+    sweep_requests: int = 0  # requests of the lists read whole this run
+
+    @property
+    def swept(self) -> list[tuple[str, str]]:
+        return self.report.swept
 
     @property
     def failed(self) -> bool:
@@ -81,6 +90,8 @@ def run_pipeline(settings: ApprovalMaxSettings, request: RunRequest, monitor: Ru
     monitor = monitor or RunMonitor()
     started = time.monotonic()
     check_window(request.since, request.until)
+    if request.reconcile and (request.since or request.until):
+        raise ConfigError("--reconcile reads whole lists and cannot take --since/--until; run them apart")
     types = document_types(settings)
     resources = select_resources(request.resources, (*RESOURCE_NAMES[:2], *(doc.resource for doc in types)))
     destination = resolve_destination(request.destination)
@@ -128,7 +139,7 @@ def _extract_and_load(
     companies = select_companies(client.companies(), request.companies or connector.settings.company_ids)
     record.companies = [str(company["companyId"]) for company in companies]
     window = Window(request.since, request.until) if request.since or request.until else None
-    options = connector.extract_options(window, strict=request.strict)
+    options = connector.extract_options(window, strict=request.strict, reconcile=request.reconcile)
     monitor.report = options.report
     source = connector.source(companies, options).with_resources(*resources)
     monitor.phase = "loading"
@@ -143,6 +154,8 @@ def _extract_and_load(
             if locked is not None:
                 raise busy_error(locked) from exc
             raise
+        monitor.phase = "deletions"
+        deletions = mark_deleted(pipeline, client, connector.document_types, connector.settings.hard_deletes)
         monitor.phase = "views"
         views = create_views(pipeline)
     monitor.phase = "done"
@@ -166,4 +179,11 @@ def _extract_and_load(
         pipeline=request.pipeline_name,
         backfill=window is not None,
         views=tuple(views),
+        deletions=deletions,
+        sweep_requests=sweep_requests(client.stats, connector.document_types, options.report.swept),
     ), load_id
+
+
+def sweep_requests(stats: RequestStats, types: tuple[DocumentType, ...], swept: list[tuple[str, str]]) -> int:
+    paths = {doc.resource: doc.path for doc in types}
+    return sum(stats.for_path(company, paths[resource])[0] for company, resource in swept if resource in paths)

@@ -69,6 +69,9 @@ def run_summary(result: RunResult) -> RenderableType:
             f"· token refreshes {result.token_refreshes}"
         )
     )
+    sweep = sweep_line(result)
+    if sweep:
+        parts.append(Text(sweep))
     for absent in result.report.not_applicable:
         name = names.get(absent.company_id, absent.company_id)
         parts.append(
@@ -84,6 +87,24 @@ def run_summary(result: RunResult) -> RenderableType:
             Text(f"FAILED company {failure.company_id} ({name}) · {failure.resource} · {failure.message}", style="red")
         )
     return Group(*parts)
+
+
+def sweep_line(result: RunResult) -> str:
+    """What the sweep cost and found; empty when nothing was swept or checked."""
+    deletions = result.deletions
+    if not result.swept and not deletions.checked:
+        return ""
+    companies = len({company for company, _resource in result.swept})
+    mark = "removed" if deletions.hard else "marked deleted"
+    line = (
+        f"sweep: {len(result.swept)} lists of {companies} companies read whole ({result.sweep_requests} requests) "
+        f"· {deletions.candidates} not listed · {deletions.total} {mark}"
+    )
+    if deletions.still_there:
+        line += f" · {deletions.still_there} still served by id, left live"
+    if deletions.unanswered:
+        line += f" · {deletions.unanswered} unanswered, checked again next run"
+    return line
 
 
 def cursor_table(cursors: Mapping[str, Mapping[str, str]]) -> Table:

@@ -11,6 +11,7 @@ import sqlglot
 from sqlglot import exp
 
 from approvalmax_pipeline.sources.approvalmax.errors import ApprovalMaxError
+from approvalmax_pipeline.sources.approvalmax.hints import DELETED_AT
 from approvalmax_pipeline.sources.approvalmax.settings import DOCUMENT_TYPES
 from approvalmax_pipeline.sources.errors import first_line
 
@@ -32,6 +33,7 @@ VIEW_NAMES = (
     "request_events",
     "approval_cycles",
     "governance_exceptions",
+    "deleted_requests",
 )
 SQL_TYPES = {"text": "VARCHAR", "double": "DOUBLE", "bigint": "BIGINT", "bool": "BOOLEAN", "timestamp": "TIMESTAMPTZ"}
 DIALECTS = {"duckdb": "duckdb", "motherduck": "duckdb", "postgres": "postgres", "bigquery": "bigquery"}
@@ -49,6 +51,11 @@ def _col(columns: Columns, table: str, alias: str, name: str, kind: str) -> str:
     if name in columns.get(table, {}):
         return f"{alias}.{name}"
     return f"CAST(NULL AS {SQL_TYPES[kind]})"
+
+
+def _live(columns: Columns, table: str, alias: str) -> str:
+    """The WHERE that leaves out documents found deleted (pipelines/deletions.py)."""
+    return f" WHERE {alias}.{DELETED_AT} IS NULL" if DELETED_AT in columns.get(table, {}) else ""
 
 
 def document_tables(columns: Columns) -> list[str]:
@@ -74,7 +81,7 @@ def requests_sql(ds: str, columns: Columns) -> str:
             f"{c('total', 'double')} AS total, {c('currency_code', 'text')} AS currency_code, "
             f"{c('request_status', 'text')} AS request_status, {c('date', 'timestamp')} AS document_date, "
             f"{c('created_at', 'timestamp')} AS created_at, {c('modified_at', 'timestamp')} AS modified_at, "
-            f"{c('decision_date', 'timestamp')} AS decision_date FROM {ds}.{t} AS d"
+            f"{c('decision_date', 'timestamp')} AS decision_date FROM {ds}.{t} AS d{_live(columns, t, 'd')}"
         )
     if not parts:
         return ""
@@ -108,6 +115,7 @@ def request_lines_sql(ds: str, columns: Columns) -> str:
             f"{c('account_code', 'text')} AS account_code, {c('quantity', 'double')} AS quantity, "
             f"{c('item_price', 'double')} AS item_price, {c('amount', 'double')} AS amount, "
             f"{tracking_col} AS tracking FROM {ds}.{lines} AS l JOIN {ds}.{t} AS d ON l._dlt_root_id = d._dlt_id {tr}"
+            f"{_live(columns, t, 'd')}"
         )
     return " UNION ALL ".join(parts)
 
@@ -126,7 +134,7 @@ def request_line_tracking_sql(ds: str, columns: Columns) -> str:
             f"{_col(columns, t, 'd', 'currency_code', 'text')} AS currency_code, "
             "k.category_name, k.option_name "
             f"FROM {ds}.{tracking} AS k JOIN {ds}.{lines} AS l ON k._dlt_parent_id = l._dlt_id "
-            f"JOIN {ds}.{t} AS d ON l._dlt_root_id = d._dlt_id"
+            f"JOIN {ds}.{t} AS d ON l._dlt_root_id = d._dlt_id{_live(columns, t, 'd')}"
         )
     return " UNION ALL ".join(parts)
 
@@ -141,7 +149,7 @@ def request_events_sql(ds: str, columns: Columns) -> str:
             f"SELECT '{t}' AS document_type, d.company_id, d.request_id, e._dlt_list_idx + 1 AS event_number, "
             f"e.event_type, e.event_date, e.author_id, {_col(columns, events, 'e', 'is_system', 'bool')} AS is_system, "
             f"{_col(columns, events, 'e', 'comment', 'text')} AS comment "
-            f"FROM {ds}.{events} AS e JOIN {ds}.{t} AS d ON e._dlt_root_id = d._dlt_id"
+            f"FROM {ds}.{events} AS e JOIN {ds}.{t} AS d ON e._dlt_root_id = d._dlt_id{_live(columns, t, 'd')}"
         )
     if not parts:
         return ""
@@ -156,6 +164,26 @@ def request_events_sql(ds: str, columns: Columns) -> str:
         f"COALESCE(ev.is_system, ev.author_id = '{SYSTEM_USER}') AS is_system, ev.comment "
         f"FROM ({' UNION ALL '.join(parts)}) AS ev {join}"
     )
+
+
+def deleted_requests_sql(ds: str, columns: Columns) -> str:
+    """Documents a sweep found gone (soft deletes; hard deletes leave no row)."""
+    parts = []
+    for t in document_tables(columns):
+        if DELETED_AT not in columns[t]:
+            continue
+
+        def c(name: str, kind: str, t: str = t) -> str:
+            return _col(columns, t, "d", name, kind)
+
+        parts.append(
+            f"SELECT '{t}' AS document_type, d.company_id, d.request_id, "
+            f"COALESCE({c('document_number', 'text')}, {c('friendly_name', 'text')}) AS document_number, "
+            f"{c('total', 'double')} AS total, {c('currency_code', 'text')} AS currency_code, "
+            f"{c('request_status', 'text')} AS request_status, {c('modified_at', 'timestamp')} AS modified_at, "
+            f"d.{DELETED_AT} FROM {ds}.{t} AS d WHERE d.{DELETED_AT} IS NOT NULL"
+        )
+    return " UNION ALL ".join(parts)
 
 
 def approval_cycles_sql(ds: str) -> str:
@@ -218,6 +246,7 @@ def view_statements(ds: str, columns: Columns, dialect: str) -> list[tuple[str |
     if bodies["requests"] and bodies["request_events"]:
         bodies["approval_cycles"] = approval_cycles_sql(ds)
         bodies["governance_exceptions"] = governance_exceptions_sql(ds)
+    bodies["deleted_requests"] = deleted_requests_sql(ds, columns)
     statements: list[tuple[str | None, str]] = []
     if dialect == "postgres":  # CREATE OR REPLACE cannot change a view's columns there
         statements += [(None, f"DROP VIEW IF EXISTS {ds}.{name} CASCADE") for name in reversed(VIEW_NAMES)]

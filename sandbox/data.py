@@ -169,6 +169,14 @@ class Collection:
         self.headers.insert(position, header)
         self.by_id[header.request_id] = header
 
+    def remove(self, request_id: str) -> str:
+        header = self.by_id.pop(request_id)
+        position = self.ids.index(request_id)
+        del self.ids[position]
+        del self.headers[position]
+        self.overrides.pop(request_id, None)
+        return header.request_id
+
 
 class Dataset:
     """The sandbox's ground truth. Documents are rebuilt from (seed, company, type, index);
@@ -518,14 +526,35 @@ class Dataset:
             collection = self.collections[(company_id, doc_type)]
             return [self.document(company_id, doc_type, header) for header in collection.headers]
 
-    def mutate(self, modify: int, add: int, now: datetime) -> dict[str, list[str]]:
+    def mutate(self, modify: int, add: int, now: datetime, delete: int = 0, silent: int = 0) -> dict[str, list[str]]:
         """Change `modify` existing documents and add `add` new ones per company, stamped `now`.
-        Changed documents get a new status, a changed amount, one line item fewer and an event."""
+        Changed documents get a new status, a changed amount, one line item fewer and an event.
+        `delete` removes documents (their lists and `/{requestId}` forget them); `silent` changes
+        a document's reference and total without moving its `modifiedAt`, a change an incremental
+        run cannot see (whether the API ever does that is unverified)."""
         changed: list[str] = []
         added: list[str] = []
+        deleted: list[str] = []
+        silently: list[str] = []
         with self.lock:
             self._mutations += 1
             round_no = self._mutations
+            for company in self.companies:
+                rng = stable_rng(self.seed, "delete", round_no, company.company_id)
+                for _ in range(delete):
+                    collection = self.collections[(company.company_id, rng.choice(list(TYPE_WEIGHTS)))]
+                    if len(collection.headers) > 1:
+                        deleted.append(collection.remove(rng.choice(collection.headers).request_id))
+                for _ in range(silent):
+                    doc_type = rng.choice(list(TYPE_WEIGHTS))
+                    collection = self.collections[(company.company_id, doc_type)]
+                    header = rng.choice(collection.headers)
+                    doc = dict(self.document(company.company_id, doc_type, header))
+                    doc["reference"] = f"silent change {round_no}"
+                    if "total" in doc:
+                        doc["total"] = round(float(doc["total"] or 0) + 1.0, 2)
+                    collection.overrides[header.request_id] = doc
+                    silently.append(header.request_id)
             stamp = to_ticks(now)
             for company in self.companies:
                 rng = stable_rng(self.seed, "mutate", round_no, company.company_id)
@@ -573,7 +602,7 @@ class Dataset:
                     collection.insert(header)
                     collection.overrides[header.request_id] = doc
                     added.append(header.request_id)
-        return {"modified": changed, "added": added}
+        return {"modified": changed, "added": added, "deleted": deleted, "silent": silently}
 
 
 def _spread_contacts(headers: list[DocHeader], doc_type: str) -> None:

@@ -63,6 +63,14 @@ class SandboxKnobs:
     unknown_fields: bool = False  # unknown document fields, an unknown event type, extra company fields
     missing_types: list[str] = field(default_factory=list)  # `type` or `companyId:type` answering 404
     type_aliases: dict[str, str] = field(default_factory=dict)  # another path serving a type, e.g. qbooks/bills
+    # Pages after the first N of a list answer 400 (an expired continuation token, say): a listing
+    # broken part-way, which must mark nothing deleted. 0: off.
+    break_listing_after: int = 0
+    # `.../{type}/{requestId}` answers this status instead (0: off): a deletion check that cannot finish.
+    single_document_status: int = 0
+    # Request ids the lists leave out while `/{requestId}` still serves them (a list that hides, say,
+    # archived documents: unverified): a sweep must not mark them deleted.
+    hidden_from_lists: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -437,6 +445,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def one_document(self, path: str, query: dict[str, str], company: str, doc_type: str, request_id: str) -> None:
         dataset = self.sandbox.dataset
+        refused = self.sandbox.knobs.single_document_status
+        if refused:
+            self.sandbox.record("GET", path, query, refused)
+            self.send_problem(refused, "Bad Request", "this document cannot be read now")
+            return
         with dataset.lock:
             header = dataset.collections[(company, doc_type)].by_id.get(request_id)
             doc = dataset.document(company, doc_type, header) if header else None
@@ -495,6 +508,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 sandbox.record("GET", path, query, 400)
                 self.send_problem(400, "Bad Request", "continuationToken is invalid for this query")
                 return
+        if knobs.break_listing_after and offset >= knobs.break_listing_after * limit:
+            sandbox.record("GET", path, query, 400)
+            self.send_problem(400, "Bad Request", "continuationToken has expired")
+            return
         cache_key = (path, tuple(sorted(query.items())))
         cached = sandbox.page_cache.get(cache_key) if sandbox.knobs.page_cache else None
         if cached is not None:
@@ -504,6 +521,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
         dataset = sandbox.dataset
         with dataset.lock:
             headers = dataset.list_documents(company, doc_type, modified_from, created_from, status)
+            if knobs.hidden_from_lists:
+                hidden = set(knobs.hidden_from_lists)
+                headers = [h for h in headers if h.request_id not in hidden]
             page = [
                 shape_document(dataset.document(company, doc_type, h), knobs.date_format, knobs.unknown_fields)
                 for h in headers[offset : offset + limit]
@@ -565,7 +585,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
         elif path == "/_sandbox/mutate":
             # `ago_seconds` stamps the changes in the past: a late write, visible after its time.
             stamp = datetime.now(UTC) - timedelta(seconds=float(body.get("ago_seconds", 0)))
-            result = sandbox.dataset.mutate(int(body.get("modify", 0)), int(body.get("add", 0)), stamp)
+            counts = {name: int(body.get(name, 0)) for name in ("modify", "add", "delete", "silent")}
+            result = sandbox.dataset.mutate(
+                counts["modify"], counts["add"], stamp, delete=counts["delete"], silent=counts["silent"]
+            )
             sandbox.page_cache.clear()
             self.send_json(200, result)
         elif path == "/_sandbox/refresh-token":

@@ -166,6 +166,19 @@ class ApprovalMaxClient:
         path = f"{COMPANY_PATH.format(company_id=company_id)}/{type_path}"
         return self.pages(path, params or {}, company=company_id)
 
+    def document(self, company_id: str, type_path: str, request_id: str) -> dict[str, Any] | None:
+        """One document by id (`.../{type}/{requestId}`); None when the API answers 404 (it is gone)."""
+        path = f"{COMPANY_PATH.format(company_id=company_id)}/{type_path}/{request_id}"
+        try:
+            body = self.get_json(path, company=company_id)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        if not isinstance(body, dict):
+            raise ApiResponseError(f"GET {path} answered {type(body).__name__}, not a JSON object")
+        return body
+
     def probe(self, path: str, params: Mapping[str, str] | None = None, company: str | None = None) -> httpx.Response:
         """One GET, answered as it is (no retry, no error mapping): for checking the API's shapes."""
         ticket = self.pacer.acquire(company) if company is not None else None

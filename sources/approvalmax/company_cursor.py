@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .cursors import Window, dump_cursor, load_cursor, next_cursor, request_floor
+from .sweeps import SweepPolicy
 from .versions import LoadedVersions
 
 Version = tuple[object, datetime | None]  # (requestId, modifiedAt) of one document
@@ -17,7 +18,10 @@ Version = tuple[object, datetime | None]  # (requestId, modifiedAt) of one docum
 
 class CompanyCursor:
     """One company's position in one resource: `floor` to ask from, `observe` each page, then
-    `commit` once every page is in (or `abandon` when the company failed)."""
+    `commit` once every page is in (or `abandon` when the company failed).
+
+    A sweep (`sweeping`) reads the whole list and loads every document in it, loaded before or
+    not, so that afterwards every row it did not list is older than its load (sweeps.py)."""
 
     def __init__(
         self,
@@ -26,6 +30,7 @@ class CompanyCursor:
         lookback: timedelta,
         window: Window | None,
         on_older: Callable[[datetime], None],
+        sweep: SweepPolicy | None = None,
     ) -> None:
         self.company_id = company_id
         self._state = state  # the resource's dlt state; None for a backfill, which moves nothing
@@ -33,13 +38,20 @@ class CompanyCursor:
         self._lookback = lookback
         self._window = window
         self._on_older = on_older
+        self._sweep = sweep
         self._started: datetime | None = None
         self._newest: datetime | None = None
+        self.sweeping = False
         if window is not None:
             self.floor = window.since
         else:
             assert state is not None
             self.floor = request_floor(self._cursor(), lookback)
+            last = state.get("sweeps", {}).get(company_id, {}).get("at")
+            # a first full load lists everything anyway, so it counts as a sweep
+            self.sweeping = sweep is not None and (self.floor is None or sweep.due(load_cursor(last)))
+            if self.sweeping:
+                self.floor = None
 
     def _cursor(self) -> datetime | None:
         return load_cursor(self._state.get("cursors", {}).get(self.company_id)) if self._state is not None else None
@@ -63,7 +75,10 @@ class CompanyCursor:
             return False
         if modified is not None and (self._newest is None or modified > self._newest):
             self._newest = modified
-        return self._versions is None or not self._versions.is_loaded(self.company_id, request_id, modified)
+        if self._versions is None:
+            return True
+        loaded = self._versions.is_loaded(self.company_id, request_id, modified)  # remembers it either way
+        return self.sweeping or not loaded
 
     def commit(self) -> None:
         """All pages are in: move the cursor and keep the versions the next run fetches again."""
@@ -74,6 +89,10 @@ class CompanyCursor:
             absent.remove(self.company_id)  # the type exists for this company now
         if self._started is None:
             return
+        if self.sweeping and self._sweep is not None:
+            # Rows of this company older than this load and not deleted were not listed: sweeps.py checks them.
+            at = dump_cursor(self._started)
+            self._state.setdefault("sweeps", {})[self.company_id] = {"at": at, "load_id": self._sweep.load_id}
         moved = next_cursor(self._cursor(), self._newest, self._started)
         if moved is not None:
             self._state.setdefault("cursors", {})[self.company_id] = dump_cursor(moved)
@@ -104,16 +123,18 @@ class ResourceCursors:
         lookback: timedelta,
         window: Window | None = None,
         on_older: Callable[[datetime], None] = lambda floor: None,
+        sweep: SweepPolicy | None = None,
     ) -> None:
         self._state = state
         self._lookback = lookback
         self._window = window
         self._on_older = on_older
+        self._sweep = sweep
         self._companies: dict[str, CompanyCursor] = {}
 
     def __getitem__(self, company_id: str) -> CompanyCursor:
         cursor = self._companies.get(company_id)
         if cursor is None:
-            cursor = CompanyCursor(company_id, self._state, self._lookback, self._window, self._on_older)
+            cursor = CompanyCursor(company_id, self._state, self._lookback, self._window, self._on_older, self._sweep)
             self._companies[company_id] = cursor
         return cursor

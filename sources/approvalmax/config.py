@@ -85,6 +85,11 @@ class ApprovalMaxSettings(BaseConfiguration):
     alert_webhook_url: TSecretStrValue | None = None
     alert_max_age_hours: float | None = None
     alert_refresh_token_days: float = 7.0
+    # Deletions and changes the cursor misses (README, "Deletions and sweeps"): a company's lists are
+    # read whole when its last sweep is older than this (0: only with `run --reconcile`); documents
+    # found gone get `deleted_at`, or are removed with their child rows when hard_deletes is true.
+    reconcile_every_hours: float = 24.0
+    hard_deletes: bool = False
 
 
 def env_name(field_path: str) -> str:
@@ -126,6 +131,8 @@ def validate(settings: ApprovalMaxSettings) -> None:
         raise ConfigError(f"{env_name('rate_limit_per_minute')} must be 0 (off) or more")
     if settings.max_attempts < 1:
         raise ConfigError(f"{env_name('max_attempts')} must be 1 or more")
+    if settings.reconcile_every_hours < 0:
+        raise ConfigError(f"{env_name('reconcile_every_hours')} must be 0 (only with --reconcile) or more")
 
 
 def _missing_message(exc: ConfigFieldMissingException) -> str:

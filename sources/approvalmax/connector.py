@@ -114,14 +114,19 @@ class Connector:
     def close(self) -> None:
         self.client.close()
 
-    def extract_options(self, window: Window | None = None, strict: bool = False) -> ExtractOptions:
+    def extract_options(
+        self, window: Window | None = None, strict: bool = False, reconcile: bool = False
+    ) -> ExtractOptions:
         """How this run reads, from the settings: the one place ExtractOptions are built."""
+        every = self.settings.reconcile_every_hours
         return ExtractOptions(
             lookback=timedelta(minutes=self.settings.lookback_minutes),
             window=window,
             strict=strict,
             arrow=self.settings.arrow_tables,
             document_types=self.document_types,
+            reconcile_every=timedelta(hours=every) if every > 0 else None,
+            reconcile=reconcile,
         )
 
     def source(self, companies: Sequence[Mapping[str, Any]], options: ExtractOptions) -> DltSource:

@@ -26,3 +26,7 @@ class ExtractOptions:
     arrow_min_page_bytes: int | None = None
     # The document types to read: the built-in table and any configured ones (config.document_types).
     document_types: tuple[DocumentType, ...] = DOCUMENT_TYPES
+    # Sweeps (sweeps.py): a company whose last sweep is older than this reads its lists whole
+    # (None: only a first load, or `reconcile`); `reconcile` sweeps every company now.
+    reconcile_every: timedelta | None = timedelta(hours=24)
+    reconcile: bool = False

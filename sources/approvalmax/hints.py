@@ -9,6 +9,7 @@ from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 from .settings import ColumnTypes, DocumentType, TDataType
 
 DOCUMENT_KEY = ("company_id", "request_id")
+DELETED_AT = "deleted_at"
 KEY_TYPES: dict[str, TDataType] = {"company_id": "text", "request_id": "text"}
 
 
@@ -24,6 +25,9 @@ def root_columns(document_type: DocumentType) -> TTableSchemaColumns:
     columns = dict(column_hints(document_type.columns))
     # Within one load the newest version of a document wins.
     columns["modified_at"] = {**columns["modified_at"], "dedup_sort": "desc"}
+    # Set after a sweep to when the document was found gone (pipelines/deletions.py); a load of the
+    # document writes it as NULL again, so one that comes back is live.
+    columns[DELETED_AT] = {"name": DELETED_AT, "data_type": "timestamp", "nullable": True}
     return columns
 
 

@@ -31,6 +31,8 @@ class RunReport:
     # Document types a company does not have (404), reported the first run that sees them.
     not_applicable: list[CompanyFailure] = field(default_factory=list)
     documents: int = 0  # root rows so far, for a progress display
+    # (company, resource) lists read whole and complete this run (sweeps.py)
+    swept: list[tuple[str, str]] = field(default_factory=list)
     warned: set[str] = field(default_factory=set)
 
     def warn_once(self, key: str, message: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import dlt
@@ -25,6 +25,7 @@ from .records import prepare_row
 from .report import CompanyFailure, RunReport
 from .settings import COMPANIES_RESOURCE, MODIFIED_FILTER, USER_PROFILES_RESOURCE, DocumentType
 from .sinks import Prepared, open_sink
+from .sweeps import SweepPolicy
 from .timestamps import format_timestamp
 
 # Errors that end the whole run: no other company can do better.
@@ -125,6 +126,8 @@ def documents_resource(
                 yield from sink.flush()
             elif isinstance(event, Done):
                 cursors[event.key].commit()
+                if cursors[event.key].sweeping:
+                    options.report.swept.append((event.key, document_type.resource))
             else:
                 company_failed(cursors[event.key], event, document_type.resource, options)
         yield from sink.flush(final=True)
@@ -158,7 +161,11 @@ def open_cursors(client: ApprovalMaxClient, document_type: DocumentType, options
                 "each run reads whole lists (`approvalmax doctor` checks the filter)",
             )
 
-    return ResourceCursors(state, options.lookback, options.window, older_came_back)
+    sweep = None
+    if state is not None:
+        load_id = dlt.current.load_package_state()["load_id"]
+        sweep = SweepPolicy(datetime.now(UTC), load_id, options.reconcile_every, options.reconcile)
+    return ResourceCursors(state, options.lookback, options.window, older_came_back, sweep)
 
 
 def modified_filter(floor: datetime | None) -> dict[str, str]:

@@ -29,6 +29,7 @@ def assert_one_line(result: subprocess.CompletedProcess[str], code: int, *fragme
         (["--since", "2025-03-01", "--until", "2025-02-01"], ["--since must be earlier than --until"]),
         (["--destination", "nosuch"], ["unknown destination 'nosuch'"]),
         (["--destination", "snowflake"], ["unknown destination 'snowflake'", "use duckdb, postgres, bigquery"]),
+        (["--reconcile", "--since", "2025-01-01"], ["--reconcile", "cannot take --since/--until"]),
     ],
 )
 def test_usage_errors_exit_2(workspace: Workspace, args: list[str], fragments: list[str]) -> None:

@@ -53,11 +53,11 @@ def warehouse_counts(workspace: Workspace, dataset: str = "approvalmax") -> Coun
     for table in tables:
         root = table.split("__")[0]
         if table == root:
-            sql = f'select company_id, count(*) from {dataset}."{table}" group by 1'
+            sql = f'select company_id, count(*) from {dataset}."{table}" where deleted_at is null group by 1'
         else:
             sql = (
                 f'select r.company_id, count(*) from {dataset}."{table}" c '
-                f'join {dataset}."{root}" r on c._dlt_root_id = r._dlt_id group by 1'
+                f'join {dataset}."{root}" r on c._dlt_root_id = r._dlt_id where r.deleted_at is null group by 1'
             )
         for company, count in workspace.query(sql):
             counts[(table, company)] = count
@@ -71,13 +71,14 @@ def status_text(value: Any) -> str:
 
 
 def assert_documents_equal(workspace: Workspace, truth: dict[str, dict[str, list[dict[str, Any]]]]) -> None:
-    """Every document present once, with the latest status, total and modifiedAt."""
+    """Every live document present once, with the latest status, total and modifiedAt (rows marked
+    deleted are the sandbox's deleted documents: tests/e2e/test_reconcile.py checks those)."""
     for document_type in DOCUMENT_TYPES:
         table = document_type.resource
         has_total = document_type.path != "standalone/documents"
         rows = workspace.query(
             f"select company_id, request_id, request_status, modified_at, "
-            f"{'total' if has_total else 'null'} from approvalmax.{table}"
+            f"{'total' if has_total else 'null'} from approvalmax.{table} where deleted_at is null"
         )
         loaded = {(r[0], r[1]): r for r in rows}
         assert len(loaded) == len(rows), f"duplicate documents in {table}"

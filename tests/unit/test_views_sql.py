@@ -30,6 +30,7 @@ TABLES: dict[str, dict[str, str]] = {
         "created_at": "timestamp",
         "modified_at": "timestamp",
         "decision_date": "timestamp",
+        "deleted_at": "timestamp",
     },
     "xero_bills__line_items": {
         "_dlt_id": "text",
@@ -163,6 +164,32 @@ def test_requests_unions_every_document_table_with_the_company_name() -> None:
     ]
 
 
+def test_a_document_found_deleted_leaves_every_view_and_is_listed_in_deleted_requests() -> None:
+    gone = "2025-02-01 00:00:00+00"
+    line = {"_dlt_parent_id": "x", "_dlt_list_idx": 0, "amount": 5.0}
+    tracking = {"_dlt_list_idx": 0, "category_name": "Team", "option_name": "A"}
+    db = warehouse(
+        {
+            **BASE,
+            "xero_bills": [bill("live"), bill("gone", deleted_at=gone)],
+            "xero_bills__line_items": [
+                {**line, "_dlt_id": f"l-{r}", "_dlt_root_id": f"d-{r}"} for r in ("live", "gone")
+            ],
+            "xero_bills__line_items__tracking": [
+                {**tracking, "_dlt_id": f"t-{r}", "_dlt_root_id": f"d-{r}", "_dlt_parent_id": f"l-{r}"}
+                for r in ("live", "gone")
+            ],
+            "xero_bills__events": [event(r, 0, SUBMITTED, "u1", "2025-01-01 00:00:00+00") for r in ("live", "gone")],
+        }
+    )
+    for view in ("requests", "request_lines", "request_line_tracking", "request_events", "approval_cycles"):
+        assert rows_of(db, f"SELECT request_id FROM {DS}.{view}") == [("live",)], view
+    deleted = rows_of(
+        db, f"SELECT document_type, request_id, total, CAST(deleted_at AS VARCHAR) FROM {DS}.deleted_requests"
+    )
+    assert deleted == [("xero_bills", "gone", 100.0, "2025-02-01 00:00:00+00")]
+
+
 def test_request_lines_number_from_one_and_join_tracking_in_category_order() -> None:
     line = {"_dlt_root_id": "d-b1", "_dlt_parent_id": "d-b1", "amount": 5.0, "account_code": "400"}
     tracking = {"_dlt_root_id": "d-b1", "_dlt_parent_id": "l1"}
@@ -266,5 +293,5 @@ def test_other_dialects_get_the_same_views_translated(dialect: str) -> None:
     if dialect == "bigquery":
         assert "TIMESTAMP_DIFF" in cycles and "DATE_DIFF" not in cycles
     else:
-        assert statements[0] == (None, f"DROP VIEW IF EXISTS {DS}.governance_exceptions CASCADE")
+        assert statements[0] == (None, f"DROP VIEW IF EXISTS {DS}.{VIEW_NAMES[-1]} CASCADE")
         assert all(sql.startswith("CREATE VIEW") for name, sql in statements if name)

@@ -1,0 +1,204 @@
+"""After a load: the documents a complete sweep did not list, asked for by id, and marked deleted.
+
+A sweep (sources/approvalmax/sweeps.py) loads every document it lists with its load id, so a
+row of that company with an older load id and no `deleted_at` was not listed. A listing is not
+proof, though: a page that shifted while we read (offset paging, or a document deleted as we
+paged) could skip one. So each candidate is fetched by id: a 404 marks it, a document that is
+still there stays live, and an error leaves it for the next run. A sweep counts as checked once
+every candidate answered, recorded in the dataset's `approvalmax_sweep_checks` table; until
+then each run checks it again, so a run killed between its load and this step loses no mark.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import dlt
+from dlt.destinations.sql_client import SqlClientBase
+
+from approvalmax_pipeline.sources.approvalmax.client import ApprovalMaxClient
+from approvalmax_pipeline.sources.approvalmax.hints import DELETED_AT
+from approvalmax_pipeline.sources.approvalmax.settings import DocumentType
+from approvalmax_pipeline.sources.errors import ConnectorError, first_line
+
+from .state import SOURCE_NAME
+from .views import DIALECTS, translate
+
+log = logging.getLogger(__name__)
+
+CHUNK = 500  # ids per IN list
+
+
+@dataclass
+class Deletions:
+    """What the check found, for the run summary and --json."""
+
+    checked: int = 0  # (company, resource) sweeps checked this run
+    candidates: int = 0  # rows the sweeps did not list
+    marked: dict[str, dict[str, int]] = field(default_factory=dict)  # company -> resource -> documents
+    still_there: int = 0  # not listed, yet served by id: left live
+    unanswered: int = 0  # the API failed to answer: checked again next run
+    hard: bool = False
+
+    @property
+    def total(self) -> int:
+        return sum(sum(by_resource.values()) for by_resource in self.marked.values())
+
+
+CHECKS = "approvalmax_sweep_checks"  # resource, company_id, load_id: sweeps whose candidates all answered
+
+
+def recorded_sweeps(pipeline: dlt.Pipeline, resources: Iterable[str]) -> dict[str, dict[str, str]]:
+    """resource -> company -> load id of its last complete sweep, from the resource state."""
+    state = pipeline.state.get("sources", {}).get(SOURCE_NAME, {}).get("resources", {})
+    return {
+        resource: {company: sweep["load_id"] for company, sweep in sweeps.items() if sweep.get("load_id")}
+        for resource in resources
+        if (sweeps := state.get(resource, {}).get("sweeps"))
+    }
+
+
+def mark_deleted(
+    pipeline: dlt.Pipeline, client: ApprovalMaxClient, document_types: Sequence[DocumentType], hard: bool
+) -> Deletions:
+    """Check every sweep not checked yet; call it under the dataset's lock, after the load."""
+    result = Deletions(hard=hard)
+    recorded = recorded_sweeps(pipeline, [doc.resource for doc in document_types])
+    if not recorded:
+        return result
+    tables = pipeline.default_schema.tables
+    dialect = DIALECTS.get(pipeline.destination.destination_name if pipeline.destination else "duckdb", "duckdb")
+    with pipeline.sql_client() as sql:
+        checks = sql.make_qualified_table_name(CHECKS)
+        sql.execute_sql(
+            translate(
+                f"CREATE TABLE IF NOT EXISTS {checks} (resource VARCHAR, company_id VARCHAR, load_id VARCHAR)", dialect
+            )
+        )
+        done = {
+            (str(r), str(c)): str(load)
+            for r, c, load in sql.execute_sql(f"SELECT resource, company_id, load_id FROM {checks}") or []
+        }
+        for doc in document_types:
+            pending = {
+                company: load_id
+                for company, load_id in recorded.get(doc.resource, {}).items()
+                if done.get((doc.resource, company)) != load_id
+            }
+            if pending and DELETED_AT in tables.get(doc.resource, {}).get("columns", {}):
+                _check_table(
+                    sql,
+                    checks,
+                    doc,
+                    [t for t in tables if t.startswith(doc.resource + "__")],
+                    pending,
+                    client,
+                    hard,
+                    result,
+                )
+    return result
+
+
+def _check_table(
+    sql: SqlClientBase[Any],
+    checks: str,
+    doc: DocumentType,
+    children: list[str],
+    pending: dict[str, str],
+    client: ApprovalMaxClient,
+    hard: bool,
+    result: Deletions,
+) -> None:
+    """One document table: one query for every pending company's candidates, one transaction to apply."""
+    companies = sorted(pending)
+    either = " OR ".join(["(company_id = %s AND _dlt_load_id < %s)"] * len(companies))
+    rows = sql.execute_sql(
+        f"SELECT company_id, request_id FROM {sql.make_qualified_table_name(doc.resource)} "
+        f"WHERE {DELETED_AT} IS NULL AND ({either})",
+        *[value for company in companies for value in (company, pending[company])],
+    )
+    candidates: dict[str, list[str]] = {}
+    for company, request_id in rows or []:
+        candidates.setdefault(str(company), []).append(str(request_id))
+    finished: list[str] = []
+    gone: dict[str, list[str]] = {}
+    for company in companies:
+        found = candidates.get(company, [])
+        result.checked += 1
+        result.candidates += len(found)
+        gone[company], answered = _confirm(client, company, doc, found, result)
+        if answered:
+            finished.append(company)
+    with sql.begin_transaction():
+        for company, ids in gone.items():
+            if ids:
+                _apply(sql, doc.resource, children, company, ids, hard)
+                result.marked.setdefault(company, {})[doc.resource] = len(ids)
+                log.info("%s %s: %d documents deleted in ApprovalMax", company, doc.resource, len(ids))
+        if finished:
+            marks = ", ".join(["%s"] * len(finished))
+            sql.execute_sql(
+                f"DELETE FROM {checks} WHERE resource = %s AND company_id IN ({marks})", doc.resource, *finished
+            )
+            values = ", ".join(["(%s, %s, %s)"] * len(finished))
+            sql.execute_sql(
+                f"INSERT INTO {checks} VALUES {values}",
+                *[v for company in finished for v in (doc.resource, company, pending[company])],
+            )
+
+
+def _confirm(
+    client: ApprovalMaxClient, company: str, doc: DocumentType, candidates: list[str], result: Deletions
+) -> tuple[list[str], bool]:
+    """The candidates the API answers 404 for, and whether every candidate got an answer."""
+    gone: list[str] = []
+    answered = True
+    for request_id in candidates:
+        try:
+            document = client.document(company, doc.path, request_id)
+        except ConnectorError as exc:
+            log.warning(
+                "%s %s %s: not checked (%s); the next run checks it", company, doc.resource, request_id, first_line(exc)
+            )
+            result.unanswered += 1
+            answered = False
+            continue
+        if document is None:
+            gone.append(request_id)
+        else:
+            result.still_there += 1  # missed by the listing: the next sweep loads it
+    return gone, answered
+
+
+def _apply(
+    sql: SqlClientBase[Any], resource: str, children: list[str], company: str, gone: list[str], hard: bool
+) -> None:
+    root = sql.make_qualified_table_name(resource)
+    for chunk in _chunks(gone):
+        marks = ", ".join(["%s"] * len(chunk))
+        if hard:
+            for child in children:
+                sql.execute_sql(
+                    f"DELETE FROM {sql.make_qualified_table_name(child)} WHERE _dlt_root_id IN "
+                    f"(SELECT _dlt_id FROM {root} WHERE company_id = %s AND request_id IN ({marks}))",
+                    company,
+                    *chunk,
+                )
+            sql.execute_sql(f"DELETE FROM {root} WHERE company_id = %s AND request_id IN ({marks})", company, *chunk)
+        else:
+            sql.execute_sql(
+                f"UPDATE {root} SET {DELETED_AT} = %s WHERE company_id = %s AND request_id IN ({marks}) "
+                f"AND {DELETED_AT} IS NULL",
+                datetime.now(UTC),
+                company,
+                *chunk,
+            )
+
+
+def _chunks(values: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(values), CHUNK):
+        yield values[start : start + CHUNK]
