@@ -26,7 +26,7 @@ from approvalmax_pipeline.sources.approvalmax.settings import DocumentType
 from approvalmax_pipeline.sources.errors import ConnectorError, first_line
 
 from .state import SOURCE_NAME
-from .views import DIALECTS, translate
+from .views import DIALECTS, sql_session, translate
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,11 @@ def recorded_sweeps(pipeline: dlt.Pipeline, resources: Iterable[str]) -> dict[st
 
 
 def mark_deleted(
-    pipeline: dlt.Pipeline, client: ApprovalMaxClient, document_types: Sequence[DocumentType], hard: bool
+    pipeline: dlt.Pipeline,
+    client: ApprovalMaxClient,
+    document_types: Sequence[DocumentType],
+    hard: bool,
+    sql: SqlClientBase[Any] | None = None,
 ) -> Deletions:
     """Check every sweep not checked yet; call it under the dataset's lock, after the load."""
     result = Deletions(hard=hard)
@@ -72,7 +76,7 @@ def mark_deleted(
         return result
     tables = pipeline.default_schema.tables
     dialect = DIALECTS.get(pipeline.destination.destination_name if pipeline.destination else "duckdb", "duckdb")
-    with pipeline.sql_client() as sql:
+    with sql_session(pipeline, sql) as sql:
         checks = sql.make_qualified_table_name(CHECKS)
         sql.execute_sql(
             translate(

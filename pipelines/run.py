@@ -154,10 +154,11 @@ def _extract_and_load(
             if locked is not None:
                 raise busy_error(locked) from exc
             raise
-        monitor.phase = "deletions"
-        deletions = mark_deleted(pipeline, client, connector.document_types, connector.settings.hard_deletes)
-        monitor.phase = "views"
-        views = create_views(pipeline)
+        with pipeline.sql_client() as sql:  # one connection for both
+            monitor.phase = "deletions"
+            deletions = mark_deleted(pipeline, client, connector.document_types, connector.settings.hard_deletes, sql)
+            monitor.phase = "views"
+            views = create_views(pipeline, sql)
     monitor.phase = "done"
     table_rows = {
         table: count

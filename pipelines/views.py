@@ -3,15 +3,18 @@ destination's dialect with sqlglot. Created after every load, from the tables th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dlt
 import sqlglot
+from dlt.destinations.sql_client import SqlClientBase
 from sqlglot import exp
 
 from approvalmax_pipeline.sources.approvalmax.errors import ApprovalMaxError
 from approvalmax_pipeline.sources.approvalmax.hints import DELETED_AT
+from approvalmax_pipeline.sources.approvalmax.history import HISTORY_TABLE
 from approvalmax_pipeline.sources.approvalmax.settings import DOCUMENT_TYPES
 from approvalmax_pipeline.sources.errors import first_line
 
@@ -34,6 +37,7 @@ VIEW_NAMES = (
     "approval_cycles",
     "governance_exceptions",
     "deleted_requests",
+    "request_history",
 )
 SQL_TYPES = {"text": "VARCHAR", "double": "DOUBLE", "bigint": "BIGINT", "bool": "BOOLEAN", "timestamp": "TIMESTAMPTZ"}
 DIALECTS = {"duckdb": "duckdb", "motherduck": "duckdb", "postgres": "postgres", "bigquery": "bigquery"}
@@ -62,7 +66,9 @@ def document_tables(columns: Columns) -> list[str]:
     """Every loaded document table: the built-in types in their order, then configured ones."""
     known = [doc.resource for doc in DOCUMENT_TYPES if doc.resource in columns]
     configured = sorted(
-        name for name, table in columns.items() if "__" not in name and "request_id" in table and name not in known
+        name
+        for name, table in columns.items()
+        if "__" not in name and "request_id" in table and name not in known and name != HISTORY_TABLE
     )
     return known + configured
 
@@ -186,6 +192,35 @@ def deleted_requests_sql(ds: str, columns: Columns) -> str:
     return " UNION ALL ".join(parts)
 
 
+def request_history_sql(ds: str, columns: Columns) -> str:
+    """One row per version: valid until the next version, or until the document was found deleted."""
+    if HISTORY_TABLE not in columns:
+        return ""
+    documents = " UNION ALL ".join(
+        f"SELECT x.company_id, x.request_id, {_col(columns, t, 'x', DELETED_AT, 'timestamp')} AS deleted_at "
+        f"FROM {ds}.{t} AS x"
+        for t in document_tables(columns)
+    )
+    if not documents:
+        return ""
+    versions = (
+        "SELECT *, ROW_NUMBER() OVER (PARTITION BY company_id, request_id, modified_at ORDER BY first_seen_at) AS copy "
+        f"FROM {ds}.{HISTORY_TABLE}"
+    )
+    ordered = (
+        "SELECT v.*, LEAD(v.modified_at) OVER (PARTITION BY v.company_id, v.request_id ORDER BY v.modified_at) "
+        f"AS next_from FROM ({versions}) AS v WHERE v.copy = 1"
+    )
+    return (
+        "SELECT h.document_type, h.company_id, h.request_id, h.modified_at AS valid_from, "
+        "COALESCE(h.next_from, d.deleted_at) AS valid_to, "
+        "(h.next_from IS NULL AND d.request_id IS NOT NULL AND d.deleted_at IS NULL) AS is_current, "
+        "h.request_status, h.total, h.currency_code, h.line_items_digest, h.first_seen_at "
+        f"FROM ({ordered}) AS h LEFT JOIN ({documents}) AS d "
+        "ON d.company_id = h.company_id AND d.request_id = h.request_id"
+    )
+
+
 def approval_cycles_sql(ds: str) -> str:
     return (
         "SELECT r.document_type, r.company_id, r.company_name, r.request_id, r.document_number, r.request_status, "
@@ -247,6 +282,7 @@ def view_statements(ds: str, columns: Columns, dialect: str) -> list[tuple[str |
         bodies["approval_cycles"] = approval_cycles_sql(ds)
         bodies["governance_exceptions"] = governance_exceptions_sql(ds)
     bodies["deleted_requests"] = deleted_requests_sql(ds, columns)
+    bodies["request_history"] = request_history_sql(ds, columns)
     statements: list[tuple[str | None, str]] = []
     if dialect == "postgres":  # CREATE OR REPLACE cannot change a view's columns there
         statements += [(None, f"DROP VIEW IF EXISTS {ds}.{name} CASCADE") for name in reversed(VIEW_NAMES)]
@@ -281,13 +317,23 @@ def loaded_columns(pipeline: dlt.Pipeline) -> dict[str, dict[str, Any]]:
     }
 
 
-def create_views(pipeline: dlt.Pipeline) -> list[str]:
+@contextlib.contextmanager
+def sql_session(pipeline: dlt.Pipeline, sql: SqlClientBase[Any] | None = None) -> Iterator[SqlClientBase[Any]]:
+    """`sql` when the caller has one open (a connect costs more than these statements), else a new one."""
+    if sql is not None:
+        yield sql
+        return
+    with pipeline.sql_client() as opened:
+        yield opened
+
+
+def create_views(pipeline: dlt.Pipeline, sql: SqlClientBase[Any] | None = None) -> list[str]:
     """(Re)create the views in the pipeline's dataset; returns their names."""
     destination = pipeline.destination.destination_name if pipeline.destination else "duckdb"
     dialect = DIALECTS.get(destination, "duckdb")
     statements = view_statements(pipeline.dataset_name, loaded_columns(pipeline), dialect)
     try:
-        with pipeline.sql_client() as client:
+        with sql_session(pipeline, sql) as client:
             for _name, statement in statements:
                 client.execute_sql(statement)
     except Exception as exc:

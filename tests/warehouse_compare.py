@@ -7,6 +7,8 @@ from typing import Any
 import duckdb
 
 ROW_IDS = {"_dlt_id", "_dlt_load_id", "_dlt_parent_id", "_dlt_root_id"}
+# when a run saw a version: two warehouses loaded one after the other differ there by design
+RUN_TIMES = {("request_versions", "first_seen_at")}
 
 
 def columns(connection: duckdb.DuckDBPyConnection, dataset: str) -> dict[str, dict[str, str]]:
@@ -44,7 +46,7 @@ def table_rows(
             joins.append(f'join {dataset}."{parent}" {alias} on {alias}._dlt_parent_id = {aliases[i - 1]}._dlt_id')
         if i > 0:
             keys.append(f"{alias}._dlt_list_idx")
-    data = sorted(c for c in table_columns[table] if c not in ROW_IDS)
+    data = sorted(c for c in table_columns[table] if c not in ROW_IDS and (table, c) not in RUN_TIMES)
     select = ", ".join([*keys, *(f't."{c}"' for c in data)])
     if ancestors:
         joins.append(f'join {dataset}."{table}" t on t._dlt_parent_id = {aliases[len(ancestors) - 1]}._dlt_id')

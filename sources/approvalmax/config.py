@@ -90,6 +90,8 @@ class ApprovalMaxSettings(BaseConfiguration):
     # found gone get `deleted_at`, or are removed with their child rows when hard_deletes is true.
     reconcile_every_hours: float = 24.0
     hard_deletes: bool = False
+    # Keep every version seen in request_versions (README, "History"); false: the latest only.
+    keep_history: bool = True
 
 
 def env_name(field_path: str) -> str:

@@ -127,6 +127,7 @@ class Connector:
             document_types=self.document_types,
             reconcile_every=timedelta(hours=every) if every > 0 else None,
             reconcile=reconcile,
+            history=self.settings.keep_history,
         )
 
     def source(self, companies: Sequence[Mapping[str, Any]], options: ExtractOptions) -> DltSource:

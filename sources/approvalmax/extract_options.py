@@ -30,3 +30,5 @@ class ExtractOptions:
     # (None: only a first load, or `reconcile`); `reconcile` sweeps every company now.
     reconcile_every: timedelta | None = timedelta(hours=24)
     reconcile: bool = False
+    # Every loaded version also goes to request_versions (history.py).
+    history: bool = True

@@ -21,6 +21,7 @@ from .errors import ApiError, ApiUnavailable, ApprovalMaxError
 from .extract_options import ExtractOptions
 from .fan_in import Done, Failed, Item, fan_in
 from .hints import DOCUMENT_KEY, column_hints, root_columns
+from .history import history_hints
 from .records import prepare_row
 from .report import CompanyFailure, RunReport
 from .settings import COMPANIES_RESOURCE, MODIFIED_FILTER, USER_PROFILES_RESOURCE, DocumentType
@@ -111,7 +112,9 @@ def documents_resource(
 
     def extract() -> Iterator[Any]:
         cursors = open_cursors(client, document_type, options)
-        sink = open_sink(document_type, options.arrow, options.report, options.arrow_min_page_bytes)
+        sink = open_sink(
+            document_type, options.arrow, options.report, options.arrow_min_page_bytes, history=options.history
+        )
 
         def fetch(company_id: str, params: dict[str, str]) -> Callable[[], Iterator[Prepared[Any]]]:
             return lambda: map(sink.prepare, client.documents(company_id, document_type.path, params))
@@ -132,20 +135,17 @@ def documents_resource(
                 company_failed(cursors[event.key], event, document_type.resource, options)
         yield from sink.flush(final=True)
 
+    resource = dlt.resource(extract, name=document_type.resource, write_disposition="merge", primary_key=DOCUMENT_KEY)
+    if options.history:
+        # request_versions first: a table variant starts from a copy of the resource's hints as they are then
+        resource.apply_hints(create_table_variant=True, **history_hints())
     if options.arrow:
         # Hints go with each Arrow table (a table variant each); the resource only says how to write.
-        return dlt.resource(extract, name=document_type.resource, write_disposition="merge", primary_key=DOCUMENT_KEY)
+        return resource
     nested: dict[str | Sequence[str], TResourceNestedHints] = {
         path: dlt.mark.make_nested_hints(columns=column_hints(types)) for path, types in document_type.children.items()
     }
-    return dlt.resource(
-        extract,
-        name=document_type.resource,
-        write_disposition="merge",
-        primary_key=DOCUMENT_KEY,
-        columns=root_columns(document_type),
-        nested_hints=nested,
-    )
+    return resource.apply_hints(columns=root_columns(document_type), nested_hints=nested)
 
 
 def open_cursors(client: ApprovalMaxClient, document_type: DocumentType, options: ExtractOptions) -> ResourceCursors:

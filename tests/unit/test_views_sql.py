@@ -62,6 +62,17 @@ TABLES: dict[str, dict[str, str]] = {
         "is_system": "bool",
         "comment": "text",
     },
+    "request_versions": {
+        "document_type": "text",
+        "company_id": "text",
+        "request_id": "text",
+        "modified_at": "timestamp",
+        "request_status": "text",
+        "total": "double",
+        "currency_code": "text",
+        "line_items_digest": "text",
+        "first_seen_at": "timestamp",
+    },
     # a configured type without money fields or line items
     "standalone_documents": {
         "company_id": "text",
@@ -188,6 +199,42 @@ def test_a_document_found_deleted_leaves_every_view_and_is_listed_in_deleted_req
         db, f"SELECT document_type, request_id, total, CAST(deleted_at AS VARCHAR) FROM {DS}.deleted_requests"
     )
     assert deleted == [("xero_bills", "gone", 100.0, "2025-02-01 00:00:00+00")]
+
+
+def test_request_history_chains_versions_and_a_deletion_closes_the_last() -> None:
+    def version(request_id: str, at: str, status: str, seen: str = "2025-03-01 00:00:00+00") -> dict[str, Any]:
+        return {
+            "document_type": "xero_bills",
+            "company_id": "c1",
+            "request_id": request_id,
+            "modified_at": at,
+            "request_status": status,
+            "total": 100.0,
+            "currency_code": "NZD",
+            "first_seen_at": seen,
+        }
+
+    db = warehouse(
+        {
+            "xero_bills": [bill("kept"), bill("gone", deleted_at="2025-02-10 00:00:00+00")],
+            "request_versions": [
+                version("kept", "2025-01-01 00:00:00+00", "onApproval"),
+                version("kept", "2025-01-05 00:00:00+00", "approved"),
+                version("kept", "2025-01-05 00:00:00+00", "approved", seen="2025-03-02 00:00:00+00"),  # a copy
+                version("gone", "2025-01-02 00:00:00+00", "draft"),
+            ],
+        }
+    )
+    got = rows_of(
+        db,
+        "SELECT request_id, CAST(valid_from AS VARCHAR), CAST(valid_to AS VARCHAR), is_current, request_status "
+        f"FROM {DS}.request_history ORDER BY request_id, valid_from",
+    )
+    assert got == [
+        ("gone", "2025-01-02 00:00:00+00", "2025-02-10 00:00:00+00", False, "draft"),
+        ("kept", "2025-01-01 00:00:00+00", "2025-01-05 00:00:00+00", False, "onApproval"),
+        ("kept", "2025-01-05 00:00:00+00", None, True, "approved"),
+    ]
 
 
 def test_request_lines_number_from_one_and_join_tracking_in_category_order() -> None:

@@ -10,6 +10,7 @@ import dlt
 
 from ..company_cursor import CompanyCursor
 from ..hints import DOCUMENT_KEY, column_hints, declared_types, root_columns
+from ..history import VersionLog
 from ..pages import Page
 from ..records import versions
 from ..report import RunReport
@@ -49,7 +50,11 @@ class ArrowSink:
     so the next such page is read by Arrow."""
 
     def __init__(
-        self, document_type: DocumentType, report: RunReport, min_page_bytes: int = ARROW_MIN_PAGE_BYTES
+        self,
+        document_type: DocumentType,
+        report: RunReport,
+        min_page_bytes: int = ARROW_MIN_PAGE_BYTES,
+        versions: VersionLog | None = None,
     ) -> None:
         self._type = document_type
         self._min_page_bytes = min_page_bytes
@@ -60,6 +65,7 @@ class ArrowSink:
         existing = {name: t["columns"] for name, t in tables.items() if name == root or name.startswith(root + "__")}
         load_id = dlt.current.load_package_state()["load_id"]
         self._batch = ArrowDocuments(root, declared_types(document_type), existing, load_id)
+        self._versions = versions or VersionLog.off()
 
     def prepare(self, page: Page) -> Prepared[Parsed]:
         options = self._schema.explicit  # replaced by the extract thread, never changed in place
@@ -71,20 +77,23 @@ class ArrowSink:
     def add(self, company_id: str, page: Prepared[Parsed], cursor: CompanyCursor) -> None:
         content, counts = page.content, self._report.counter(company_id)
         if isinstance(content, ArrowPage):
-            arrow_versions = zip(content.request_ids(), content.modified_times(), strict=True)
-            keep = cursor.observe(arrow_versions, page.requested_at)
+            times = content.modified_times()
+            keep = cursor.observe(zip(content.request_ids(), times, strict=True), page.requested_at)
             admitted = content.admitted(keep)
             if self._batch.add_page(admitted, company_id, counts):
+                kept_times = [time for time, kept in zip(times, keep, strict=True) if kept]
+                self._versions.add_arrow(company_id, admitted.documents, kept_times, page.requested_at)
                 self._report.documents += len(admitted)
                 return
             documents, teaches = content.json_documents(), True  # a shape only the Python builder handles
         else:
             documents, teaches = content.documents, content.teaches
             keep = cursor.observe(versions(documents), page.requested_at)
-        for document, kept in zip(documents, keep, strict=True):
-            if kept:
-                self._batch.add(document, company_id, counts)
-                self._report.documents += 1
+        loaded = [document for document, kept in zip(documents, keep, strict=True) if kept]
+        for document in loaded:
+            self._batch.add(document, company_id, counts)
+        self._report.documents += len(loaded)
+        self._versions.add_documents(company_id, loaded, page.requested_at)
         if documents and teaches:
             self._schema.learn(documents)
 
@@ -111,3 +120,4 @@ class ArrowSink:
                     columns={**column_hints(declared.get(name, {})), **nested_hints()},
                 )
             yield dlt.mark.with_hints(arrow, hints, create_table_variant=True)
+        yield from self._versions.flush()
