@@ -12,7 +12,7 @@ PG_INITDB := $(wildcard /usr/lib/postgresql/*/bin/initdb)
 AIRFLOW_VENV := .venv-airflow
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install demo test coverage test-parallel test-bench test-airflow test-kill lint format bench clean postgresql
+.PHONY: install demo report test coverage test-parallel test-bench test-airflow test-kill lint format bench clean postgresql chromium
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version' 
@@ -32,12 +32,22 @@ ifeq ($(PG_INITDB),)
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 endif
 
+# The offline report's test opens it in Debian's headless Chromium.
+chromium:
+ifeq ($(wildcard /usr/bin/chromium),)
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+endif
+
+# The notebook as one HTML file that opens anywhere, offline (after `make demo`).
+report: $(STAMP)
+	APPROVALMAX_DUCKDB=approvalmax_demo.duckdb $(BIN)/python notebooks/approvals.py --html approvals.html
+
 # Three workers on two cores: many tests wait on the sandbox's latency, retries and rate limits.
-test: $(STAMP) postgresql
+test: $(STAMP) postgresql chromium
 	$(BIN)/python -m pytest -n 3 --dist worksteal
 
 # The same tests under coverage.py, subprocesses included (the CLI runs, the sandbox, kill -9 victims).
-coverage: $(STAMP) postgresql
+coverage: $(STAMP) postgresql chromium
 	$(BIN)/python -m pytest -n 3 --dist worksteal --cov --cov-report=term:skip-covered
 
 $(AIRFLOW_STAMP): pyproject.toml
@@ -76,4 +86,4 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) .approvalmax-demo approvalmax_demo.duckdb .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(AIRFLOW_VENV) .approvalmax-demo approvalmax_demo.duckdb approvals.html .pytest_cache .mypy_cache .ruff_cache

@@ -30,6 +30,7 @@ NEAR_DUPLICATE_SHARE = 0.01
 NEAR_DUPLICATE_SECONDS = 86_400
 
 VIEW_NAMES = (
+    "company_currencies",
     "requests",
     "request_lines",
     "request_line_tracking",
@@ -38,7 +39,20 @@ VIEW_NAMES = (
     "governance_exceptions",
     "deleted_requests",
     "request_history",
+    "spend_lines",
 )
+
+
+def spend_condition(r: str) -> str:
+    """What "spend" means in every view and the notebook: approved bills, and approved purchase
+    orders not yet billed (a billed one is counted by its bill); not deleted (the views' rule)."""
+    return (
+        f"(({r}.document_type = 'xero_bills' AND {r}.request_status = 'approved') OR "
+        f"({r}.document_type = 'xero_purchase_orders' AND {r}.request_status = 'approved' "
+        f"AND COALESCE({r}.billed, FALSE) = FALSE))"
+    )
+
+
 SQL_TYPES = {"text": "VARCHAR", "double": "DOUBLE", "bigint": "BIGINT", "bool": "BOOLEAN", "timestamp": "TIMESTAMPTZ"}
 DIALECTS = {"duckdb": "duckdb", "motherduck": "duckdb", "postgres": "postgres", "bigquery": "bigquery"}
 
@@ -73,6 +87,39 @@ def document_tables(columns: Columns) -> list[str]:
     return known + configured
 
 
+def in_base(amount: str, currency: str, rate: str, base: str) -> str:
+    """An amount in the company's base currency. `exchangeRate` is read as Xero's CurrencyRate:
+    units of the document's currency per one unit of the base currency, so base = amount / rate
+    (a guess the README's "What is guessed" lists; tests/unit/test_views_sql.py plants a known case)."""
+    return f"CASE WHEN {currency} = {base} THEN {amount} WHEN {rate} > 0 THEN {amount} / {rate} END"
+
+
+def company_currencies_sql(ds: str, columns: Columns) -> str:
+    """Each company's base currency, as the documents show it: the currency of most documents
+    whose exchange rate is 1 (Xero gives every base-currency document the rate 1)."""
+    parts = [
+        f"SELECT d.company_id, d.currency_code FROM {ds}.{t} AS d WHERE d.exchange_rate = 1 "
+        "AND d.currency_code IS NOT NULL"
+        for t in document_tables(columns)
+        if {"exchange_rate", "currency_code"} <= set(columns[t])
+    ]
+    if not parts:
+        return ""
+    return (
+        "SELECT company_id, currency_code AS base_currency, documents FROM ("
+        "SELECT company_id, currency_code, COUNT(*) AS documents, "
+        "ROW_NUMBER() OVER (PARTITION BY company_id ORDER BY COUNT(*) DESC, currency_code) AS pick "
+        f"FROM ({' UNION ALL '.join(parts)}) AS x GROUP BY company_id, currency_code) AS y WHERE pick = 1"
+    )
+
+
+def _base_join(ds: str, columns: Columns, alias: str, company: str) -> tuple[str, str]:
+    """(the base-currency expression, the join that gives it) for rows of `company`."""
+    if not company_currencies_sql(ds, columns):
+        return "CAST(NULL AS VARCHAR)", ""
+    return f"{alias}.base_currency", f"LEFT JOIN {ds}.company_currencies AS {alias} ON {alias}.company_id = {company}"
+
+
 def requests_sql(ds: str, columns: Columns) -> str:
     parts = []
     for t in document_tables(columns):
@@ -85,6 +132,7 @@ def requests_sql(ds: str, columns: Columns) -> str:
             f"COALESCE({c('document_number', 'text')}, {c('friendly_name', 'text')}) AS document_number, "
             f"{c('document_name', 'text')} AS document_name, {c('contact', 'text')} AS contact, "
             f"{c('total', 'double')} AS total, {c('currency_code', 'text')} AS currency_code, "
+            f"{c('exchange_rate', 'double')} AS exchange_rate, {c('billed', 'bool')} AS billed, "
             f"{c('request_status', 'text')} AS request_status, {c('date', 'timestamp')} AS document_date, "
             f"{c('created_at', 'timestamp')} AS created_at, {c('modified_at', 'timestamp')} AS modified_at, "
             f"{c('decision_date', 'timestamp')} AS decision_date FROM {ds}.{t} AS d{_live(columns, t, 'd')}"
@@ -94,7 +142,12 @@ def requests_sql(ds: str, columns: Columns) -> str:
     union = " UNION ALL ".join(parts)
     company = "co.name" if "companies" in columns and "name" in columns["companies"] else "CAST(NULL AS VARCHAR)"
     join = f"LEFT JOIN {ds}.companies AS co ON co.company_id = r.company_id" if "companies" in columns else ""
-    return f"SELECT r.*, {company} AS company_name FROM ({union}) AS r {join}"
+    base, base_join = _base_join(ds, columns, "cc", "r.company_id")
+    total_base = in_base("r.total", "r.currency_code", "r.exchange_rate", base)
+    return (
+        f"SELECT r.*, {company} AS company_name, {base} AS base_currency, {total_base} AS total_base "
+        f"FROM ({union}) AS r {join} {base_join}"
+    )
 
 
 def request_lines_sql(ds: str, columns: Columns) -> str:
@@ -120,10 +173,34 @@ def request_lines_sql(ds: str, columns: Columns) -> str:
             f"l._dlt_list_idx + 1 AS line_number, {c('description', 'text')} AS description, "
             f"{c('account_code', 'text')} AS account_code, {c('quantity', 'double')} AS quantity, "
             f"{c('item_price', 'double')} AS item_price, {c('amount', 'double')} AS amount, "
+            f"{_col(columns, t, 'd', 'currency_code', 'text')} AS currency_code, "
+            f"{_col(columns, t, 'd', 'exchange_rate', 'double')} AS exchange_rate, "
             f"{tracking_col} AS tracking FROM {ds}.{lines} AS l JOIN {ds}.{t} AS d ON l._dlt_root_id = d._dlt_id {tr}"
             f"{_live(columns, t, 'd')}"
         )
-    return " UNION ALL ".join(parts)
+    return _with_base_amount(ds, columns, parts)
+
+
+def _with_base_amount(ds: str, columns: Columns, parts: list[str]) -> str:
+    """The union of `parts` (rows with amount, currency_code, exchange_rate), plus base_currency and amount_base."""
+    if not parts:
+        return ""
+    base, base_join = _base_join(ds, columns, "cc", "x.company_id")
+    amount_base = in_base("x.amount", "x.currency_code", "x.exchange_rate", base)
+    return (
+        f"SELECT x.*, {base} AS base_currency, {amount_base} AS amount_base "
+        f"FROM ({' UNION ALL '.join(parts)}) AS x {base_join}"
+    )
+
+
+def spend_lines_sql(ds: str) -> str:
+    return (
+        "SELECT r.company_id, r.company_name, r.document_type, r.request_id, r.document_number, r.contact, "
+        "r.document_date, l.line_id, l.line_number, l.account_code, l.description, l.tracking, l.currency_code, "
+        "l.amount, l.base_currency, l.amount_base "
+        f"FROM {ds}.request_lines AS l JOIN {ds}.requests AS r "
+        f"ON r.company_id = l.company_id AND r.request_id = l.request_id WHERE {spend_condition('r')}"
+    )
 
 
 def request_line_tracking_sql(ds: str, columns: Columns) -> str:
@@ -138,11 +215,12 @@ def request_line_tracking_sql(ds: str, columns: Columns) -> str:
             f"{_col(columns, lines, 'l', 'amount', 'double')} AS amount, "
             f"{_col(columns, t, 'd', 'date', 'timestamp')} AS document_date, "
             f"{_col(columns, t, 'd', 'currency_code', 'text')} AS currency_code, "
+            f"{_col(columns, t, 'd', 'exchange_rate', 'double')} AS exchange_rate, "
             "k.category_name, k.option_name "
             f"FROM {ds}.{tracking} AS k JOIN {ds}.{lines} AS l ON k._dlt_parent_id = l._dlt_id "
             f"JOIN {ds}.{t} AS d ON l._dlt_root_id = d._dlt_id{_live(columns, t, 'd')}"
         )
-    return " UNION ALL ".join(parts)
+    return _with_base_amount(ds, columns, parts)
 
 
 def request_events_sql(ds: str, columns: Columns) -> str:
@@ -226,8 +304,9 @@ def approval_cycles_sql(ds: str) -> str:
         "SELECT r.document_type, r.company_id, r.company_name, r.request_id, r.document_number, r.request_status, "
         "c.submitted_at, c.decided_at, "
         "DATE_DIFF('second', c.submitted_at, c.decided_at) / 3600.0 AS cycle_hours, "
-        "COALESCE(c.rejections, 0) AS rejections, COALESCE(c.resets, 0) AS resets, "
-        "COALESCE(c.approvers, 0) AS approvers "
+        # counts as BIGINT: DuckDB's SUM of integers is a HUGEINT, which pandas reads as float64
+        "CAST(COALESCE(c.rejections, 0) AS BIGINT) AS rejections, CAST(COALESCE(c.resets, 0) AS BIGINT) AS resets, "
+        "CAST(COALESCE(c.approvers, 0) AS BIGINT) AS approvers "
         f"FROM {ds}.requests AS r LEFT JOIN ("
         "SELECT company_id, request_id, "
         f"MIN(CASE WHEN event_type = '{SUBMITTED}' THEN event_date END) AS submitted_at, "
@@ -273,6 +352,7 @@ def governance_exceptions_sql(ds: str) -> str:
 def view_statements(ds: str, columns: Columns, dialect: str) -> list[tuple[str | None, str]]:
     """(view name or None, statement) in dependency order, in the destination's dialect."""
     bodies = {
+        "company_currencies": company_currencies_sql(ds, columns),
         "requests": requests_sql(ds, columns),
         "request_lines": request_lines_sql(ds, columns),
         "request_line_tracking": request_line_tracking_sql(ds, columns),
@@ -283,6 +363,8 @@ def view_statements(ds: str, columns: Columns, dialect: str) -> list[tuple[str |
         bodies["governance_exceptions"] = governance_exceptions_sql(ds)
     bodies["deleted_requests"] = deleted_requests_sql(ds, columns)
     bodies["request_history"] = request_history_sql(ds, columns)
+    if bodies["requests"] and bodies["request_lines"]:
+        bodies["spend_lines"] = spend_lines_sql(ds)
     statements: list[tuple[str | None, str]] = []
     if dialect == "postgres":  # CREATE OR REPLACE cannot change a view's columns there
         statements += [(None, f"DROP VIEW IF EXISTS {ds}.{name} CASCADE") for name in reversed(VIEW_NAMES)]

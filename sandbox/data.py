@@ -40,6 +40,23 @@ TYPES_WITH_STATUS_OBJECT = frozenset({"xero/quotes"})
 STATUSES = ("draft", "onApproval", "approved", "rejected", "cancelled")
 STATUS_WEIGHTS = (5, 20, 55, 10, 10)
 CURRENCIES = ("NZD", "AUD", "USD", "GBP")
+# Units of each currency per NZD. A document's `exchangeRate` is Xero's CurrencyRate: units of the
+# document's currency per one unit of the organisation's base currency (1.0 in the base currency),
+# so its base amount is total / exchangeRate. Company i keeps its books in CURRENCIES[i % 4].
+PER_NZD = {"NZD": 1.0, "AUD": 0.92, "USD": 0.60, "GBP": 0.47}
+
+
+def base_currency(company_index: int) -> str:
+    return CURRENCIES[company_index % len(CURRENCIES)]
+
+
+def exchange_rate(base: str, currency: str, rng: random.Random) -> float:
+    """Units of `currency` per one `base`, within 2% of the mid rate (1.0 for the base itself)."""
+    if currency == base:
+        return 1.0
+    return round(PER_NZD[currency] / PER_NZD[base] * rng.uniform(0.98, 1.02), 6)
+
+
 ACCOUNTS = (
     ("200", "Sales"),
     ("400", "Advertising"),
@@ -186,6 +203,7 @@ class Dataset:
         self.seed = seed
         self.lock = threading.RLock()
         self.companies = [Company(stable_uuid(seed, "company", i), f"Sandbox Org {i + 1}", i) for i in range(companies)]
+        self.base_currencies = {company.company_id: base_currency(company.index) for company in self.companies}
         self.users: dict[str, list[dict[str, Any]]] = {}
         self.collections: dict[tuple[str, str], Collection] = {}
         total_weight = sum(TYPE_WEIGHTS.values())
@@ -297,6 +315,11 @@ class Dataset:
         sub_total = round(sum(line["amount"] for line in lines), 2)
         tax = round(sub_total * 0.15, 2)
         contact_index = header.contact
+        # most documents are in the company's own currency; the rest in the one drawn
+        drawn = "NZD" if planted == "near_duplicate" else rng.choice(CURRENCIES)
+        base = self.base_currencies[company_id]
+        money = stable_rng(self.seed, "currency", company_id, doc_type, header.index)
+        currency = drawn if planted == "near_duplicate" or money.random() < 0.3 else base
         doc = {
             "requestId": header.request_id,
             "companyId": company_id,
@@ -308,8 +331,8 @@ class Dataset:
             "subTotal": sub_total,
             "totalTax": tax,
             "total": round(sub_total + tax, 2),
-            "currencyCode": "NZD" if planted == "near_duplicate" else rng.choice(CURRENCIES),
-            "exchangeRate": 1.0,
+            "currencyCode": currency,
+            "exchangeRate": exchange_rate(base, currency, money),
             "taxType": "Exclusive",
             "date": from_ticks(created).strftime(DATE_FORMAT),
             "createdAt": format_ticks(created, offset),

@@ -31,6 +31,7 @@ TABLES: dict[str, dict[str, str]] = {
         "modified_at": "timestamp",
         "decision_date": "timestamp",
         "deleted_at": "timestamp",
+        "exchange_rate": "double",
     },
     "xero_bills__line_items": {
         "_dlt_id": "text",
@@ -86,6 +87,11 @@ TABLES: dict[str, dict[str, str]] = {
         "decision_date": "timestamp",
     },
 }
+# purchase orders and sales invoices: the bills' columns (POs also `billed`), and line items
+TABLES["xero_purchase_orders"] = {**TABLES["xero_bills"], "billed": "bool"}
+TABLES["xero_sales_invoices"] = dict(TABLES["xero_bills"])
+for _type in ("xero_purchase_orders", "xero_sales_invoices"):
+    TABLES[f"{_type}__line_items"] = dict(TABLES["xero_bills__line_items"])
 SQL = {"text": "VARCHAR", "double": "DOUBLE", "bigint": "BIGINT", "bool": "BOOLEAN", "timestamp": "TIMESTAMPTZ"}
 
 
@@ -235,6 +241,83 @@ def test_request_history_chains_versions_and_a_deletion_closes_the_last() -> Non
         ("kept", "2025-01-01 00:00:00+00", "2025-01-05 00:00:00+00", False, "onApproval"),
         ("kept", "2025-01-05 00:00:00+00", None, True, "approved"),
     ]
+
+
+def line(request_id: str, amount: float) -> dict[str, Any]:
+    return {
+        "_dlt_id": f"l-{request_id}",
+        "_dlt_root_id": f"d-{request_id}",
+        "_dlt_parent_id": f"d-{request_id}",
+        "_dlt_list_idx": 0,
+        "amount": amount,
+        "account_code": "400",
+    }
+
+
+def test_spend_is_approved_bills_and_approved_purchase_orders_not_yet_billed() -> None:
+    db = warehouse(
+        {
+            "xero_bills": [
+                bill("bill-approved"),
+                bill("bill-rejected", request_status="rejected"),
+                bill("bill-draft", request_status="draft"),
+                bill("bill-deleted", deleted_at="2025-02-01 00:00:00+00"),
+            ],
+            "xero_bills__line_items": [
+                line(r, 10.0) for r in ("bill-approved", "bill-rejected", "bill-draft", "bill-deleted")
+            ],
+            "xero_purchase_orders": [
+                bill("po-open", billed=False),
+                bill("po-billed", billed=True),  # counted by its bill
+                bill("po-pending", request_status="onApproval", billed=False),
+            ],
+            "xero_purchase_orders__line_items": [line(r, 20.0) for r in ("po-open", "po-billed", "po-pending")],
+            "xero_sales_invoices": [bill("invoice")],
+            "xero_sales_invoices__line_items": [line("invoice", 30.0)],
+        }
+    )
+    got = rows_of(db, f"SELECT request_id, amount, currency_code FROM {DS}.spend_lines ORDER BY request_id")
+    assert got == [("bill-approved", 10.0, "NZD"), ("po-open", 20.0, "NZD")]
+
+
+def test_amounts_in_base_currency_divide_by_xeros_rate_of_units_per_base_unit() -> None:
+    # A company keeping its books in NZD; a USD bill of 60 at 0.6 USD per NZD is 100 NZD.
+    db = warehouse(
+        {
+            **BASE,
+            "xero_bills": [
+                bill("nzd-1", exchange_rate=1.0),
+                bill("nzd-2", exchange_rate=1.0),
+                bill("usd", currency_code="USD", total=60.0, exchange_rate=0.6),
+                bill("aud-1", currency_code="AUD", exchange_rate=1.0, company_id="c2"),  # c2 keeps AUD
+                bill("no-rate", currency_code="GBP", total=5.0, exchange_rate=None),
+            ],
+            "xero_bills__line_items": [line("usd", 30.0), line("nzd-1", 7.0)],
+        }
+    )
+    assert rows_of(db, f"SELECT company_id, base_currency FROM {DS}.company_currencies ORDER BY 1") == [
+        ("c1", "NZD"),
+        ("c2", "AUD"),
+    ]
+    totals = dict(
+        (r[0], (r[1], r[2], r[3]))
+        for r in rows_of(db, f"SELECT request_id, currency_code, base_currency, total_base FROM {DS}.requests")
+    )
+    assert totals["usd"] == ("USD", "NZD", pytest.approx(100.0))
+    assert totals["nzd-1"] == ("NZD", "NZD", 100.0)
+    assert totals["no-rate"] == ("GBP", "NZD", None)  # no rate: no base amount, never a guess
+    lines = dict(rows_of(db, f"SELECT request_id, amount_base FROM {DS}.request_lines"))
+    assert lines == {"usd": pytest.approx(50.0), "nzd-1": 7.0}
+
+
+def test_counts_are_bigint_not_hugeint() -> None:
+    events = [event("b1", 0, SUBMITTED, "u1", "2025-01-01 00:00:00+00"), event("b1", 1, REJECTED, "u2", "2025-01-02")]
+    db = warehouse(
+        {**BASE, "xero_bills": [bill("b1")], "xero_bills__events": events, "xero_bills__line_items": [line("b1", 1.0)]}
+    )
+    kinds = rows_of(db, f"SELECT typeof(rejections), typeof(resets), typeof(approvers) FROM {DS}.approval_cycles")
+    assert kinds == [("BIGINT", "BIGINT", "BIGINT")]
+    assert rows_of(db, f"SELECT typeof(line_number) FROM {DS}.request_lines") == [("BIGINT",)]
 
 
 def test_request_lines_number_from_one_and_join_tracking_in_category_order() -> None:
