@@ -323,6 +323,65 @@ def many_companies(companies: int, documents: int, seconds: float, rows: list[Ro
             rows.append(ours_row(scenario, m, target, span <= 1.3 * ideal))
 
 
+def webhook_latency(companies: int, documents: int, per_second: float, seconds: float, rows: list[Row]) -> None:
+    """From a webhook POST to the version committed in the warehouse, at a steady event rate."""
+    from approvalmax_pipeline.pipelines.webhook_queue import EventQueue
+
+    with sandbox_process(companies, documents) as sandbox, tempfile.TemporaryDirectory() as tmp:
+        env = ours_env(sandbox, Path(tmp), webhook_secret="bench-secret-0123456789")
+        measure(OURS, env, sandbox)  # the full load a listener starts from
+        queue = Path(tmp) / "webhooks.sqlite"
+        port = free_port()
+        listen = [*OURS[:3], "listen", "--port", str(port), "--queue", str(queue), "--batch-seconds", "1"]
+        process = subprocess.Popen(
+            listen, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            assert process.stderr is not None
+            process.stderr.readline()  # listening on ...
+            sandbox.admin(
+                "POST", "config", webhook_url=f"http://127.0.0.1:{port}/webhooks/approvalmax/bench-secret-0123456789"
+            )
+            sandbox.admin("POST", "reset-stats")
+            started, sent = time.monotonic(), 0
+            while time.monotonic() - started < seconds:  # one changed document per company, `per_second` a second
+                sandbox.admin("POST", "mutate", modify=1)
+                sent += companies
+                time.sleep(max(0.0, sent / per_second - (time.monotonic() - started)))
+            wall_sent = time.monotonic() - started
+            deadline = time.monotonic() + 120
+            latencies: list[float] = []
+            while time.monotonic() < deadline:
+                q = EventQueue(queue)
+                latencies = q.latencies()
+                q.close()
+                if len(latencies) >= sent:
+                    break
+                time.sleep(0.5)
+            requests = sandbox.counts()[0]  # the documents asked for by id
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+    ordered = sorted(latencies)
+    p95 = ordered[int(0.95 * (len(ordered) - 1))] if ordered else float("inf")
+    met = len(ordered) >= sent and p95 <= 10
+    longest = ordered[-1] if ordered else 0.0
+    target = f"p95 <= 10 s at {per_second:.0f} events/s (p95 {p95:.1f} s, max {longest:.1f} s, {len(ordered)}/{sent})"
+    rows.append(
+        Row(
+            f"webhooks, {sent} events in {wall_sent:.0f} s",
+            "ours (listen)",
+            wall_sent,
+            len(ordered),
+            requests,
+            0,
+            0.0,
+            target,
+            "yes" if met else "no",
+        )
+    )
+
+
 def table(rows: list[Row]) -> str:
     lines = [
         "| scenario | contender | wall s | documents | docs/s | requests | 429s | peak RSS MB | target | met |",
@@ -366,6 +425,7 @@ def main() -> None:
     rate_limited(2, 200 if q else 2_000, 10, 3.0 if q else 10.0, rows)
     incremental_nothing_changed(10, 50 if q else 500, rows)
     many_companies(20 if q else 200, 5, 0.05, rows)
+    webhook_latency(2, 50 if q else 500, 20.0, 3.0 if q else 30.0, rows)
     report = f"# Benchmarks\n\n{machine()}; `make bench` took {time.monotonic() - started:.0f} s.\n\n{table(rows)}\n"
     print(report)
     args.out.write_text(report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -435,14 +436,66 @@ def demo(
         elif step == "changes":
             out.section("2. the sandbox changes documents")
             out.print(f"changed {len(set(value['modified']))} and added {len(value['added'])} documents")
-        else:
+        elif step == "second":
             out.section("3. incremental load: only what changed")
             out.print(run_summary(value))
+        else:
+            out.section("4. near real time: a change arrives by webhook (`approvalmax listen`)")
+            seconds = ", ".join(f"{s:.1f} s" for s in value["seconds"]) or "none"
+            out.print(f"{value['events']} webhook events loaded; from receipt to warehouse commit: {seconds}")
 
     counts = run_demo(paths, companies, documents, on_step)
-    out.section(f"4. what is in {paths.duckdb_file}")
+    out.section(f"5. what is in {paths.duckdb_file}")
     out.print(row_count_table(counts, f"tables in dataset approvalmax ({len(counts)})"))
     out.print(f'query it: duckdb {paths.duckdb_file} "select * from approvalmax.xero_bills limit 5"', soft_wrap=True)
+
+
+@app.command()
+@handle_errors
+def listen(
+    host: Annotated[str, typer.Option(help="Address to listen on (put a TLS reverse proxy in front).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0 picks a free one).")] = 8787,
+    destination: DestinationOption = "duckdb",
+    dataset: DatasetOption = "approvalmax",
+    pipeline_name: PipelineOption = "approvalmax",
+    queue: Annotated[Path, typer.Option(help="The durable event queue (SQLite), kept across restarts.")] = Path(
+        ".approvalmax/webhooks.sqlite"
+    ),
+    batch_seconds: Annotated[float, typer.Option(min=0.1, help="Seconds between loads of queued events.")] = 2.0,
+    max_rate: Annotated[float, typer.Option(min=1, help="Webhook calls per second accepted (429 beyond).")] = 50.0,
+) -> None:
+    """Load ApprovalMax's webhook events seconds after they happen, until SIGTERM or Ctrl-C."""
+    from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
+
+    from .factory import check_destination
+    from .listen import ListenRequest, listen
+
+    check_destination(destination)
+    request = ListenRequest(
+        host=host,
+        port=port,
+        destination=destination,
+        dataset=dataset,
+        pipeline_name=pipeline_name,
+        queue_path=queue,
+        batch_seconds=batch_seconds,
+        max_requests_per_second=max_rate,
+    )
+
+    def ready(url: str) -> None:
+        err.print(f"listening on {url}/webhooks/approvalmax/<webhook_secret>; health: {url}/healthz", markup=False)
+
+    try:
+        status = listen(current_settings(), request, on_ready=ready)
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port or --host") from exc
+    out.print(
+        f"stopped: {status.batches} batches, {status.events} events, {status.documents} documents loaded, "
+        f"{status.deleted} marked deleted",
+        markup=False,
+    )
 
 
 @app.command()

@@ -155,6 +155,21 @@ def _check_table(
             )
 
 
+def apply_deletions(
+    pipeline: dlt.Pipeline, types: dict[str, DocumentType], gone: dict[str, dict[str, list[str]]], hard: bool
+) -> None:
+    """Mark documents the API answered 404 for by id (resource -> company -> request ids), by the
+    sweeps' rule: `deleted_at`, or removed with their child rows; a table not loaded yet is skipped."""
+    tables = pipeline.default_schema.tables
+    with pipeline.sql_client() as sql, sql.begin_transaction():
+        for resource, companies in gone.items():
+            if resource not in types or DELETED_AT not in tables.get(resource, {}).get("columns", {}):
+                continue
+            children = [name for name in tables if name.startswith(resource + "__")]
+            for company, ids in companies.items():
+                _apply(sql, resource, children, company, ids, hard)
+
+
 def _confirm(
     client: ApprovalMaxClient, company: str, doc: DocumentType, candidates: list[str], result: Deletions
 ) -> tuple[list[str], bool]:

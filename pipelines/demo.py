@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import dlt
 import duckdb
 
 from approvalmax_pipeline.sandbox import Sandbox, start_sandbox
+from approvalmax_pipeline.sandbox.server import send_webhooks
 from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxCredentials, ApprovalMaxSettings
 
-from .run import RunRequest, RunResult, run_pipeline
+from .listen import ListenRequest, listen
+from .run import RunRequest, run_pipeline
+from .webhook_queue import EventQueue
 
 DEMO_PIPELINE = "approvalmax_demo"
 DEMO_DATASET = "approvalmax"
@@ -46,6 +53,7 @@ def demo_settings(sandbox: Sandbox, paths: DemoPaths) -> ApprovalMaxSettings:
         identity_base_url=sandbox.url,
         credentials=credentials,
         token_store=str(paths.token_file),
+        webhook_secret=secrets.token_urlsafe(24),
     )
 
 
@@ -78,7 +86,7 @@ def run_demo(
     paths: DemoPaths,
     companies: int,
     documents: int,
-    on_step: Callable[[str, RunResult | dict[str, list[str]]], None],
+    on_step: Callable[[str, Any], None],
 ) -> dict[str, int]:
     """Full load, change the sandbox, incremental load; `on_step` sees each result as it comes."""
     reset_demo(paths)
@@ -93,4 +101,41 @@ def run_demo(
         on_step("first", run_pipeline(settings, request))
         on_step("changes", sandbox.dataset.mutate(modify=5, add=3, now=datetime.now(UTC)))
         on_step("second", run_pipeline(settings, request))
+        on_step("webhook", webhook_step(sandbox, settings, request, paths))
     return table_counts(paths.duckdb_file, DEMO_DATASET)
+
+
+def webhook_step(sandbox: Sandbox, settings: ApprovalMaxSettings, run: RunRequest, paths: DemoPaths) -> dict[str, Any]:
+    """`approvalmax listen` in a thread: the sandbox changes two documents and sends their webhooks;
+    returns how long each took from the POST's receipt to the warehouse commit."""
+    request = ListenRequest(
+        port=0,
+        destination=run.destination,
+        dataset=run.dataset,
+        pipeline_name=run.pipeline_name,
+        pipelines_dir=run.pipelines_dir,
+        queue_path=paths.workdir / "webhooks.sqlite",
+        batch_seconds=0.5,
+    )
+    ready: list[str] = []
+    stop = threading.Event()
+    listener = threading.Thread(target=listen, args=(settings, request, ready.append, stop), daemon=True)
+    listener.start()
+    deadline = time.monotonic() + 60
+    while not ready and listener.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    latencies: list[float] = []
+    try:
+        if ready:
+            sandbox.dataset.mutate(modify=1, add=0, now=datetime.now(UTC))
+            touched = list(sandbox.dataset.touched)
+            send_webhooks(f"{ready[0]}/webhooks/approvalmax/{settings.webhook_secret}", touched)
+            while len(latencies) < len(touched) and time.monotonic() < deadline:
+                time.sleep(0.2)
+                queue = EventQueue(request.queue_path)
+                latencies = queue.latencies()
+                queue.close()
+    finally:
+        stop.set()
+        listener.join(timeout=60)
+    return {"events": len(latencies), "seconds": latencies}

@@ -222,6 +222,7 @@ class Dataset:
                 collection.by_id = {h.request_id: h for h in headers}
                 self.collections[(company.company_id, doc_type)] = collection
         self._mutations = 0
+        self.touched: list[tuple[str, str, str]] = []  # the last mutate's documents, for its webhooks
 
     # --- generation ---------------------------------------------------------------------
 
@@ -559,15 +560,19 @@ class Dataset:
         added: list[str] = []
         deleted: list[str] = []
         silently: list[str] = []
+        touched: list[tuple[str, str, str]] = []  # (company, type, request id) a webhook would name
         with self.lock:
             self._mutations += 1
             round_no = self._mutations
             for company in self.companies:
                 rng = stable_rng(self.seed, "delete", round_no, company.company_id)
                 for _ in range(delete):
-                    collection = self.collections[(company.company_id, rng.choice(list(TYPE_WEIGHTS)))]
+                    doc_type = rng.choice(list(TYPE_WEIGHTS))
+                    collection = self.collections[(company.company_id, doc_type)]
                     if len(collection.headers) > 1:
-                        deleted.append(collection.remove(rng.choice(collection.headers).request_id))
+                        gone = collection.remove(rng.choice(collection.headers).request_id)
+                        deleted.append(gone)
+                        touched.append((company.company_id, doc_type, gone))
                 for _ in range(silent):
                     doc_type = rng.choice(list(TYPE_WEIGHTS))
                     collection = self.collections[(company.company_id, doc_type)]
@@ -613,6 +618,7 @@ class Dataset:
                     ]
                     collection.overrides[header.request_id] = doc
                     changed.append(header.request_id)
+                    touched.append((company.company_id, doc_type, header.request_id))
                 for n in range(add):
                     doc_type = rng.choice(types)
                     collection = self.collections[(company.company_id, doc_type)]
@@ -625,6 +631,8 @@ class Dataset:
                     collection.insert(header)
                     collection.overrides[header.request_id] = doc
                     added.append(header.request_id)
+                    touched.append((company.company_id, doc_type, header.request_id))
+            self.touched = touched
         return {"modified": changed, "added": added, "deleted": deleted, "silent": silently}
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
 import functools
 import hashlib
 import json
 import random
 import re
+import secrets
 import socket
 import struct
 import threading
@@ -18,6 +20,8 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+import httpx
 
 from .data import TYPE_WEIGHTS, Dataset, parse_filter_time
 from .identity import Identity, IdentityKnobs
@@ -71,6 +75,9 @@ class SandboxKnobs:
     # Request ids the lists leave out while `/{requestId}` still serves them (a list that hides, say,
     # archived documents: unverified): a sweep must not mark them deleted.
     hidden_from_lists: list[str] = field(default_factory=list)
+    # Where `mutate` POSTs ApprovalMax-shaped webhooks for the documents it changed, added or
+    # deleted ("": none). RequestType names follow `XeroBill`, the documented one.
+    webhook_url: str = ""
 
 
 @dataclass
@@ -590,6 +597,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 counts["modify"], counts["add"], stamp, delete=counts["delete"], silent=counts["silent"]
             )
             sandbox.page_cache.clear()
+            if sandbox.knobs.webhook_url:
+                send_webhooks(sandbox.knobs.webhook_url, list(sandbox.dataset.touched))
             self.send_json(200, result)
         elif path == "/_sandbox/refresh-token":
             self.send_json(200, {"refresh_token": sandbox.identity.issue_refresh_token()})
@@ -604,6 +613,47 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.send_json(200, {"reset": True})
         else:
             self.send_problem(404, "Not Found", f"no admin endpoint {path}")
+
+
+WEBHOOK_TYPES = {
+    "xero/bills": "XeroBill",
+    "xero/purchase-orders": "XeroPurchaseOrder",
+    "xero/credit-notes": "XeroCreditNote",
+    "xero/sales-invoices": "XeroSalesInvoice",
+    "xero/batch-payments": "XeroBatchPayment",
+    "xero/quotes": "XeroQuote",
+    "standalone/documents": "StandaloneRequest",
+}
+
+
+def webhook_payload(touched: list[tuple[str, str, str]]) -> dict[str, Any]:
+    """The documented shape: {"Events": [...], "Entropy": "..."}."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0+00:00"
+    events = [
+        {
+            "EventType": "Approved",
+            "EventSubType": "ApprovedByApprover",
+            "RequestType": WEBHOOK_TYPES[doc_type],
+            "RequestId": request_id,
+            "CompanyId": company,
+            "TimeStamp": stamp,
+        }
+        for company, doc_type, request_id in touched
+    ]
+    return {"Events": events, "Entropy": secrets.token_hex(16)}
+
+
+def send_webhooks(url: str, touched: list[tuple[str, str, str]]) -> None:
+    """POST the events in the background, one call per 50, as a webhook sender would (no retries)."""
+
+    def post() -> None:
+        with httpx.Client(timeout=10) as client:
+            for start in range(0, len(touched), 50):
+                # a lost webhook is lost: the receiver's next sweep is the safety net
+                with contextlib.suppress(httpx.HTTPError):
+                    client.post(url, json=webhook_payload(touched[start : start + 50]))
+
+    threading.Thread(target=post, name="sandbox-webhooks", daemon=True).start()
 
 
 def start_sandbox(

@@ -92,6 +92,8 @@ class ApprovalMaxSettings(BaseConfiguration):
     hard_deletes: bool = False
     # Keep every version seen in request_versions (README, "History"); false: the latest only.
     keep_history: bool = True
+    # `approvalmax listen`: the last part of the webhook URL, /webhooks/approvalmax/<secret> (a secret).
+    webhook_secret: TSecretStrValue | None = None
 
 
 def env_name(field_path: str) -> str:

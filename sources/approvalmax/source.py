@@ -17,11 +17,13 @@ from .client import ApprovalMaxClient
 from .companies import select_companies
 from .company_cursor import CompanyCursor, ResourceCursors
 from .config import ApprovalMaxSettings
+from .cursors import Window
 from .errors import ApiError, ApiUnavailable, ApprovalMaxError
 from .extract_options import ExtractOptions
 from .fan_in import Done, Failed, Item, fan_in
 from .hints import DOCUMENT_KEY, column_hints, root_columns
 from .history import history_hints
+from .pages import Page
 from .records import prepare_row
 from .report import CompanyFailure, RunReport
 from .settings import COMPANIES_RESOURCE, MODIFIED_FILTER, USER_PROFILES_RESOURCE, DocumentType
@@ -135,7 +137,48 @@ def documents_resource(
                 company_failed(cursors[event.key], event, document_type.resource, options)
         yield from sink.flush(final=True)
 
-    resource = dlt.resource(extract, name=document_type.resource, write_disposition="merge", primary_key=DOCUMENT_KEY)
+    return with_document_hints(dlt.resource(extract, name=document_type.resource), document_type, options)
+
+
+def fetched_documents_source(
+    document_types: Sequence[DocumentType],
+    documents: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]],
+    fetched_at: datetime,
+    options: ExtractOptions,
+) -> DltSource:
+    """Documents already fetched (by id, for the webhook listener): resource -> company -> documents,
+    through the same sinks, tables and hints as a run; no cursor is read or moved."""
+
+    @dlt.source(name="approvalmax", section="approvalmax")
+    def fetched() -> Iterator[DltResource]:
+        for document_type in document_types:
+            yield fetched_resource(document_type, documents.get(document_type.resource, {}), fetched_at, options)
+
+    return fetched()
+
+
+def fetched_resource(
+    document_type: DocumentType,
+    documents: Mapping[str, Sequence[dict[str, Any]]],
+    fetched_at: datetime,
+    options: ExtractOptions,
+) -> DltResource:
+    def extract() -> Iterator[Any]:
+        cursors = ResourceCursors(None, options.lookback, Window(None, None))
+        sink = open_sink(
+            document_type, options.arrow, options.report, options.arrow_min_page_bytes, history=options.history
+        )
+        for company_id, found in documents.items():
+            page = Page(b"", None, fetched_at, parsed=list(found))
+            sink.add(company_id, sink.prepare(page), cursors[company_id])
+        yield from sink.flush(final=True)
+
+    return with_document_hints(dlt.resource(extract, name=document_type.resource), document_type, options)
+
+
+def with_document_hints(resource: DltResource, document_type: DocumentType, options: ExtractOptions) -> DltResource:
+    """A document table's hints, the same for a run's resource and the listener's."""
+    resource.apply_hints(write_disposition="merge", primary_key=DOCUMENT_KEY)
     if options.history:
         # request_versions first: a table variant starts from a copy of the resource's hints as they are then
         resource.apply_hints(create_table_variant=True, **history_hints())

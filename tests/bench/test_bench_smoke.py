@@ -30,9 +30,12 @@ def test_bench_harness_prints_every_row(tmp_path: Path) -> None:
         "rate limit",
         "incremental, nothing changed",
         "companies, 50 ms latency, quiet incremental",
+        "history's cost",
+        "webhooks, ",
     ):
         assert scenario in report
     rows = [line for line in report.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    # four contenders at full load, the floor under latency, ours in four more, and in two for many companies
-    assert len(rows) == 11
+    # four contenders at full load, ours with history off and history's cost, the floor under latency, ours
+    # in four more, in two for many companies, and the listener
+    assert len(rows) == 14
     assert all(int(row.split("|")[6]) > 0 for row in rows)  # every row made requests to the sandbox

@@ -157,3 +157,13 @@ def test_a_duckdb_path_in_no_folder_exit_2_naming_it_and_creates_nothing(workspa
 def test_the_sandbox_on_a_busy_port_exit_2(workspace: Workspace) -> None:
     busy = workspace.sandbox.url.rsplit(":", 1)[1]
     assert_one_line(workspace.cli("sandbox", "--port", busy), 2, f"cannot serve on 127.0.0.1:{busy}", "--port")
+
+
+def test_listen_without_a_webhook_secret_or_on_a_busy_port_exit_2(workspace: Workspace) -> None:
+    assert_one_line(workspace.cli("listen", "--port", "0"), 2, "SOURCES__APPROVALMAX__WEBHOOK_SECRET", "secrets")
+    short = {"SOURCES__APPROVALMAX__WEBHOOK_SECRET": "short"}
+    assert_one_line(workspace.cli("listen", "--port", "0", env=short), 2, "WEBHOOK_SECRET must be set to 16")
+    busy = workspace.sandbox.url.rsplit(":", 1)[1]
+    secret = {"SOURCES__APPROVALMAX__WEBHOOK_SECRET": "a-long-enough-secret-1234"}
+    result = workspace.cli("listen", "--port", busy, "--queue", str(workspace.root / "q.sqlite"), env=secret)
+    assert_one_line(result, 2, f"cannot listen on 127.0.0.1:{busy}", "--port")

@@ -1,0 +1,117 @@
+"""`approvalmax listen`: the webhook receiver and its loader in one process, stopped cleanly by SIGTERM.
+
+The receiver answers as soon as events are on disk; the loader drains the queue in micro-batches.
+SIGTERM or SIGINT stops the receiver from taking new calls, lets the batch under way commit, and
+leaves whatever is still queued on disk for the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from dlt.common.destination import Destination
+
+from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxSettings, env_name
+from approvalmax_pipeline.sources.approvalmax.connector import Connector
+from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
+
+from .factory import resolve_destination
+from .webhook_loader import LoaderStatus, WebhookLoader
+from .webhook_queue import EventQueue
+from .webhook_server import RateLimit, WebhookServer
+from .working_folder import run_lock
+
+log = logging.getLogger(__name__)
+
+MIN_SECRET_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class ListenRequest:
+    host: str = "127.0.0.1"
+    port: int = 8787
+    destination: str | Destination[Any, Any] = "duckdb"
+    dataset: str = "approvalmax"
+    pipeline_name: str = "approvalmax"
+    pipelines_dir: str | None = None
+    queue_path: Path = Path(".approvalmax/webhooks.sqlite")
+    batch_seconds: float = 2.0
+    max_requests_per_second: float = 50.0
+
+
+def check_secret(settings: ApprovalMaxSettings) -> str:
+    secret = settings.webhook_secret or ""
+    if len(secret) < MIN_SECRET_LENGTH or not secret.replace("-", "").replace("_", "").isalnum():
+        raise ConfigError(
+            f"{env_name('webhook_secret')} must be set to {MIN_SECRET_LENGTH} or more letters, digits, - or _ "
+            '(e.g. python -c "import secrets; print(secrets.token_urlsafe(32))"); it is the webhook URL\'s last part'
+        )
+    return secret
+
+
+def listen(
+    settings: ApprovalMaxSettings,
+    request: ListenRequest,
+    on_ready: Callable[[str], None] = lambda url: None,
+    stop: threading.Event | None = None,
+) -> LoaderStatus:
+    """Serve until SIGTERM/SIGINT (or `stop`); returns what the loader did."""
+    secret = check_secret(settings)
+    destination = resolve_destination(request.destination)
+    listener = request.pipeline_name + "_listener"
+    stop = stop or threading.Event()
+    with run_lock(listener, request.pipelines_dir, 0.0), Connector(settings) as connector:
+        queue = EventQueue(request.queue_path)
+        loader = WebhookLoader(
+            connector, queue, destination, request.dataset, listener, request.pipelines_dir, request.batch_seconds
+        )
+        burst = max(1, int(request.max_requests_per_second * 2))
+        ready = threading.Event()
+        server = WebhookServer(
+            (request.host, request.port),
+            secret,
+            queue,
+            RateLimit(request.max_requests_per_second, burst),
+            ready=lambda: ready.is_set() and loader.status.last_error is None,
+        )
+        previous = _on_signals(lambda: stop.set())
+        serving = threading.Thread(target=server.serve_forever, name="webhook-server", daemon=True)
+        serving.start()
+        loading = threading.Thread(target=loader.run, args=(stop,), name="webhook-loader", daemon=True)
+        try:
+            loading.start()
+            ready.set()
+            on_ready(server.url)
+            log.info("listening on %s%s<secret>", server.url, "/webhooks/approvalmax/")
+            stop.wait()
+        finally:
+            server.shutdown()  # no new calls; the batch under way commits, the rest stays queued
+            server.server_close()
+            stop.set()
+            loading.join()
+            queue.close()
+            _restore_signals(previous)
+        return loader.status
+
+
+def _on_signals(handler: Callable[[], None]) -> dict[int, Any]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping after the batch under way", signum)
+        handler()
+
+    return {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _restore_signals(previous: dict[int, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)

@@ -1,0 +1,193 @@
+"""`approvalmax listen` as a real process against the sandbox: webhooks in, versions in the warehouse."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from approvalmax_pipeline.pipelines.webhook_queue import EventQueue
+
+from ..conftest import Workspace
+from .test_reconcile import marked
+from .truth import assert_equals_sandbox
+
+SECRET = "test-secret-0123456789abcdef"
+READY = re.compile(r"listening on (http://127\.0\.0\.1:\d+)/")
+
+
+class Listener:
+    def __init__(self, process: subprocess.Popen[str], url: str, queue: Path) -> None:
+        self.process, self.url, self.queue = process, url, queue
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.url}/webhooks/approvalmax/{SECRET}"
+
+    def post(self, body: Any, path: str | None = None, **kwargs: Any) -> httpx.Response:
+        content = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return httpx.post(path or self.endpoint, content=content, timeout=10, **kwargs)
+
+    def loaded(self) -> list[float]:
+        queue = EventQueue(self.queue)
+        try:
+            return queue.latencies()
+        finally:
+            queue.close()
+
+    def wait_loaded(self, count: int, timeout: float = 60) -> list[float]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            latencies = self.loaded()
+            if len(latencies) >= count:
+                return latencies
+            assert self.process.poll() is None, self.process.stderr.read() if self.process.stderr else ""
+            time.sleep(0.2)
+        raise AssertionError(f"{count} events not loaded in {timeout} s: {len(self.loaded())}")
+
+
+@contextlib.contextmanager
+def listening(workspace: Workspace, *args: str, env: dict[str, str] | None = None) -> Iterator[Listener]:
+    queue = workspace.root / "queue" / "webhooks.sqlite"
+    environment = {**workspace.env, "SOURCES__APPROVALMAX__WEBHOOK_SECRET": SECRET, **(env or {})}
+    command = [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", "listen", "--port", "0"]
+    command += ["--queue", str(queue), "--batch-seconds", "0.5", *args]
+    workspace.release()
+    process = subprocess.Popen(
+        command, cwd=workspace.root, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        found = READY.search(line)
+        assert found, line + process.stderr.read()
+        yield Listener(process, found.group(1), queue)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def event(company: str, request_id: str, request_type: str = "XeroBill") -> dict[str, str]:
+    return {
+        "EventType": "Approved",
+        "EventSubType": "ApprovedByApprover",
+        "RequestType": request_type,
+        "RequestId": request_id,
+        "CompanyId": company,
+        "TimeStamp": "2025-03-07T11:34:59.6353651+00:00",
+    }
+
+
+def test_a_webhook_makes_the_new_version_queryable_and_sigterm_stops_cleanly(ws: Workspace) -> None:
+    assert ws.cli("run", "--no-progress").returncode == 0
+    with listening(ws) as listener:
+        assert httpx.get(f"{listener.url}/healthz", timeout=5).status_code == 200
+        ws.admin("POST", "config", webhook_url=listener.endpoint)
+        changes = ws.admin("POST", "mutate", modify=3, add=2)
+        expected = len(changes["modified"]) + len(changes["added"])
+        latencies = listener.wait_loaded(expected)
+        assert max(latencies) < 10
+        listener.process.send_signal(signal.SIGTERM)
+        out, _err = listener.process.communicate(timeout=60)
+        assert listener.process.returncode == 0 and f"{expected} events" in out
+    assert_equals_sandbox(ws)  # the changes arrived by webhook alone: no run since
+    history = ws.query("select count(*) from approvalmax.run_history where pipeline = 'approvalmax_listener'")
+    assert history[0][0] > 0
+
+
+def test_refused_calls_change_nothing(ws: Workspace) -> None:
+    company = ws.sandbox.dataset.company_ids()[0]
+    good = {"Events": [event(company, "00000000-0000-4000-8000-000000000001")], "Entropy": "x"}
+    with listening(ws) as listener:
+        assert (
+            listener.post(good, path=f"{listener.url}/webhooks/approvalmax/wrong-secret-0123456789").status_code == 404
+        )
+        assert listener.post(good, path=f"{listener.url}/webhooks/other/{SECRET}").status_code == 404
+        assert listener.post(b"{not json").status_code == 400
+        assert listener.post({"Events": [{"RequestId": "x"}]}).status_code == 400
+        assert listener.post({"events": []}).status_code == 400
+        assert listener.post(b"x" * 1_100_000).status_code == 413
+        assert listener.post({"Events": [], "Entropy": "validation"}).status_code == 200  # the portal's check
+        queue = EventQueue(listener.queue)
+        assert queue.depth() == 0
+        queue.close()
+        assert httpx.get(f"{listener.url}/webhooks/approvalmax/{SECRET}", timeout=5).status_code == 404
+    assert "company_id" not in (listener.process.stderr.read() if listener.process.stderr else "")
+
+
+def test_kill_9_after_the_answer_then_a_restart_still_loads_the_event(ws: Workspace) -> None:
+    assert ws.cli("run", "--no-progress").returncode == 0
+    ws.admin("POST", "mutate", modify=1)
+    from approvalmax_pipeline.sandbox.server import WEBHOOK_TYPES
+
+    touched = list(ws.sandbox.dataset.touched)
+    payload = {"Events": [event(c, rid, WEBHOOK_TYPES[t]) for c, t, rid in touched], "Entropy": "e"}
+    # a batch interval long enough that the kill comes before any load
+    with listening(ws, "--batch-seconds", "60") as listener:
+        time.sleep(1.0)  # the loader's first look at the empty queue has passed
+        assert listener.post(payload).status_code == 200
+        os.kill(listener.process.pid, signal.SIGKILL)
+        listener.process.wait(timeout=30)
+    with listening(ws) as listener:
+        listener.wait_loaded(len(touched))
+    assert_equals_sandbox(ws)
+
+
+def test_a_404_marks_the_document_deleted_and_duplicates_and_old_events_leave_it_exact(ws: Workspace) -> None:
+    assert ws.cli("run", "--no-progress").returncode == 0
+    with listening(ws) as listener:
+        ws.admin("POST", "config", webhook_url=listener.endpoint)
+        changes = ws.admin("POST", "mutate", delete=1, modify=2)
+        touched = list(ws.sandbox.dataset.touched)
+        from approvalmax_pipeline.sandbox.server import WEBHOOK_TYPES
+
+        # the same events again, oldest last, and one of a type nobody knows
+        again = [event(c, rid, WEBHOOK_TYPES[t]) for c, t, rid in reversed(touched)]
+        unknown = event(touched[0][0], touched[0][2], "QBooksExpense")
+        assert listener.post({"Events": [*again, *again, unknown], "Entropy": "e"}).status_code == 200
+        listener.wait_loaded(2 * len(touched) + len(touched) + 1)
+    assert marked(ws) == set(changes["deleted"])
+    assert_equals_sandbox(ws)
+
+
+@pytest.mark.parametrize("rounds", [3])
+def test_the_listener_and_scheduled_runs_at_once_keep_the_warehouse_exact(
+    ws: Workspace, postgres_db: str, rounds: int
+) -> None:
+    pg = ws.on_postgres(postgres_db)
+    assert pg.cli("run", "--no-progress").returncode == 0
+    with listening(pg, "--destination", "postgres") as listener:
+        pg.admin("POST", "config", webhook_url=listener.endpoint)
+        sent, deleted = 0, set()
+        for _ in range(rounds):
+            changes = pg.admin("POST", "mutate", modify=4, add=2, delete=1)
+            sent += sum(len(changes[k]) for k in ("modified", "added", "deleted"))
+            deleted |= set(changes["deleted"])
+            run = subprocess.Popen(
+                [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", "run", "--no-progress", "--reconcile"],
+                cwd=pg.root,
+                env=pg.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            out, err = run.communicate(timeout=300)
+            assert run.returncode == 0, err + out
+        listener.wait_loaded(sent)
+    assert_equals_sandbox(pg)
+    assert marked(pg) == deleted  # by the webhooks' 404s or the sweeps, whichever came first

@@ -1,0 +1,77 @@
+"""Webhook payloads, the receiver's rate limit, and the durable queue, without a network."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from approvalmax_pipeline.pipelines.webhook_queue import EventQueue
+from approvalmax_pipeline.pipelines.webhook_server import RateLimit
+from approvalmax_pipeline.sources.approvalmax.webhooks import PayloadError, WebhookEvent, parse_payload
+
+COMPANY, REQUEST = "5df4a571-a352-4955-8a43-004d862dbda5", "76d90f2d-0c06-4c97-8ebc-665168ca7b02"
+DOCUMENTED = {
+    "Events": [
+        {
+            "EventType": "Approved",
+            "EventSubType": "ApprovedByApprover",
+            "RequestType": "XeroBill",
+            "RequestId": REQUEST,
+            "CompanyId": COMPANY,
+            "TimeStamp": "2025-03-07T11:34:59.6353651+00:00",
+        }
+    ],
+    "Entropy": "random",
+}
+
+
+def test_the_documented_example_is_one_event_for_xero_bills() -> None:
+    (event,) = parse_payload(json.dumps(DOCUMENTED).encode())
+    assert (event.company_id, event.request_id, event.resource) == (COMPANY, REQUEST, "xero_bills")
+    assert event.event_type == "Approved" and event.timestamp.startswith("2025-03-07")
+
+
+def test_an_unknown_request_type_parses_and_maps_to_no_table() -> None:
+    body = {"Events": [{**DOCUMENTED["Events"][0], "RequestType": "QBooksExpense"}]}
+    (event,) = parse_payload(json.dumps(body).encode())
+    assert event.resource is None
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"{", "not JSON"),
+        (b"[]", "`Events` list"),
+        (json.dumps({"Events": [1]}).encode(), "not an object"),
+        (json.dumps({"Events": [{**DOCUMENTED["Events"][0], "RequestId": ""}]}).encode(), "RequestId"),
+        (json.dumps({"Events": [{**DOCUMENTED["Events"][0], "CompanyId": "not-a-uuid"}]}).encode(), "UUID"),
+    ],
+)
+def test_a_wrong_shape_names_what_is_wrong(body: bytes, problem: str) -> None:
+    with pytest.raises(PayloadError, match=problem):
+        parse_payload(body)
+
+
+def test_the_rate_limit_allows_a_burst_then_the_rate() -> None:
+    now = [0.0]
+    limit = RateLimit(rate=2, burst=3, clock=lambda: now[0])
+    assert [limit.allow() for _ in range(4)] == [True, True, True, False]
+    now[0] = 0.5  # one token back
+    assert [limit.allow() for _ in range(2)] == [True, False]
+
+
+def test_queued_events_are_on_disk_for_another_connection_until_done(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite"
+    first = EventQueue(path)
+    first.append([WebhookEvent(COMPANY, REQUEST, "XeroBill", "Approved", "t")])
+    other = EventQueue(path)  # as a restarted process would open it
+    (queued,) = other.take(10)
+    assert queued.event.request_id == REQUEST and other.depth() == 1
+    other.failed([queued], "the API did not answer")
+    assert other.take(10)[0].attempts == 1
+    other.done([queued], {queued.id: "loaded"})
+    assert first.depth() == 0 and len(first.latencies()) == 1
+    first.close()
+    other.close()
