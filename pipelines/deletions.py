@@ -40,7 +40,7 @@ class Deletions:
     checked: int = 0  # (company, resource) sweeps checked this run
     candidates: int = 0  # rows the sweeps did not list
     marked: dict[str, dict[str, int]] = field(default_factory=dict)  # company -> resource -> documents
-    still_there: int = 0  # not listed, yet served by id: left live
+    still_served: int = 0  # not listed, yet served by id: left live
     unanswered: int = 0  # the API failed to answer: checked again next run
     hard: bool = False
 
@@ -189,7 +189,7 @@ def _confirm(
         if document is None:
             gone.append(request_id)
         else:
-            result.still_there += 1  # missed by the listing: the next sweep loads it
+            result.still_served += 1  # missed by the listing: the next sweep loads it
     return gone, answered
 
 

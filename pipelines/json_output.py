@@ -63,7 +63,7 @@ def sweep_document(result: RunResult) -> dict[str, Any]:
             for company, by_resource in sorted(deletions.marked.items())
             for resource, count in sorted(by_resource.items())
         ],
-        "still_served": deletions.still_there,
+        "still_served": deletions.still_served,
         "unanswered": deletions.unanswered,
         "mode": "hard" if deletions.hard else "soft",
     }

@@ -100,8 +100,8 @@ def sweep_line(result: RunResult) -> str:
         f"sweep: {len(result.swept)} lists of {companies} companies read whole ({result.sweep_requests} requests) "
         f"· {deletions.candidates} not listed · {deletions.total} {mark}"
     )
-    if deletions.still_there:
-        line += f" · {deletions.still_there} still served by id, left live"
+    if deletions.still_served:
+        line += f" · {deletions.still_served} still served by id, left live"
     if deletions.unanswered:
         line += f" · {deletions.unanswered} unanswered, checked again next run"
     return line

@@ -50,11 +50,12 @@ def base_currency(company_index: int) -> str:
     return CURRENCIES[company_index % len(CURRENCIES)]
 
 
-def exchange_rate(base: str, currency: str, rng: random.Random) -> float:
-    """Units of `currency` per one `base`, within 2% of the mid rate (1.0 for the base itself)."""
+def exchange_rate(base: str, currency: str, jitter: float) -> float:
+    """Units of `currency` per one `base`, within 2% of the mid rate (1.0 for the base itself);
+    `jitter` in [0, 1) places it in that range."""
     if currency == base:
         return 1.0
-    return round(PER_NZD[currency] / PER_NZD[base] * rng.uniform(0.98, 1.02), 6)
+    return round(PER_NZD[currency] / PER_NZD[base] * (0.98 + 0.04 * jitter), 6)
 
 
 ACCOUNTS = (
@@ -319,8 +320,9 @@ class Dataset:
         # most documents are in the company's own currency; the rest in the one drawn
         drawn = "NZD" if planted == "near_duplicate" else rng.choice(CURRENCIES)
         base = self.base_currencies[company_id]
-        money = stable_rng(self.seed, "currency", company_id, doc_type, header.index)
-        currency = drawn if planted == "near_duplicate" or money.random() < 0.3 else base
+        # drawn from the request id (a uuid already random), not a generator of its own: cheap per document
+        share, jitter = int(header.request_id[:8], 16) / 2**32, int(header.request_id[9:13], 16) / 2**16
+        currency = drawn if planted == "near_duplicate" or share < 0.3 else base
         doc = {
             "requestId": header.request_id,
             "companyId": company_id,
@@ -333,7 +335,7 @@ class Dataset:
             "totalTax": tax,
             "total": round(sub_total + tax, 2),
             "currencyCode": currency,
-            "exchangeRate": exchange_rate(base, currency, money),
+            "exchangeRate": exchange_rate(base, currency, jitter),
             "taxType": "Exclusive",
             "date": from_ticks(created).strftime(DATE_FORMAT),
             "createdAt": format_ticks(created, offset),

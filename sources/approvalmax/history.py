@@ -26,7 +26,7 @@ from dlt.common.schema.typing import TTableSchemaColumns
 
 from .records import flatten_status, modified_at
 from .report import RunReport
-from .settings import DocumentType
+from .settings import DocumentType, TDataType
 
 HISTORY_TABLE = "request_versions"
 HISTORY_KEY = ("company_id", "request_id", "modified_at")
@@ -51,14 +51,14 @@ SCHEMA = pa.schema(
         ("first_seen_at", pa.timestamp("us", tz="UTC")),
     ]
 )
-DLT_TYPES = {"string": "text", "double": "double"}
+DLT_TYPES: dict[str, TDataType] = {"string": "text", "double": "double"}
 
 
 def history_columns() -> TTableSchemaColumns:
     columns: TTableSchemaColumns = {}
     for field in SCHEMA:
-        kind = "timestamp" if pa.types.is_timestamp(field.type) else DLT_TYPES[str(field.type)]
-        columns[field.name] = {"name": field.name, "data_type": kind, "nullable": field.name not in HISTORY_KEY}  # type: ignore[typeddict-item]
+        kind: TDataType = "timestamp" if pa.types.is_timestamp(field.type) else DLT_TYPES[str(field.type)]
+        columns[field.name] = {"name": field.name, "data_type": kind, "nullable": field.name not in HISTORY_KEY}
     return columns
 
 
