@@ -137,14 +137,15 @@ class WebhookLoader:
         except Exception as exc:  # nothing of this batch counts; its events stay queued
             self.status.last_error = first_line(exc)
             log.error("webhook batch of %d events not loaded: %s", len(batch), self.status.last_error)
-            self.queue.failed(batch, self.status.last_error)
+            self._gave_up(self.queue.failed(batch, self.status.last_error))
             return
         for key, document in fetched.items():
             for queued in wanted[key]:
                 outcomes[queued.id] = "loaded" if document is not None else "deleted"
         self.queue.done([*ok, *skipped], outcomes)
         if failed:
-            self.queue.failed([q for key in failed for q in wanted[key]], "; ".join(sorted(set(failed.values())))[:500])
+            reason = "; ".join(sorted(set(failed.values())))[:500]
+            self._gave_up(self.queue.failed([q for key in failed for q in wanted[key]], reason))
         self.status.last_error = next(iter(failed.values()), None)
         self.status.batches += 1
         self.status.events += len(ok) + len(skipped)
@@ -154,6 +155,16 @@ class WebhookLoader:
         log.info(
             "webhook batch: %d events, %d documents in %.2f s", len(batch), len(fetched), time.monotonic() - started
         )
+
+    def _gave_up(self, events: list[QueuedEvent]) -> None:
+        for queued in events:
+            log.warning(
+                "webhook %s %s %s given up after %d attempts: the next sweep covers it",
+                queued.event.company_id,
+                queued.event.request_type,
+                queued.event.request_id,
+                queued.attempts + 1,
+            )
 
     def _fetch(self, keys: list[Key]) -> tuple[dict[Key, dict[str, Any] | None], dict[Key, str]]:
         """Each document by id (None: the API answered 404), and the keys whose request failed."""

@@ -39,6 +39,9 @@ CREATE TABLE IF NOT EXISTS loaded (
 );
 """
 KEEP_LOADED = 100_000  # rows of `loaded` kept for the latency figures
+# An event whose document could not be fetched this many times is given up (logged; the next
+# sweep covers its document), so a company that keeps failing cannot fill the queue.
+MAX_ATTEMPTS = 20
 
 
 @dataclass(frozen=True)
@@ -83,11 +86,12 @@ class EventQueue:
             self._db.execute("COMMIT")
 
     def take(self, limit: int) -> list[QueuedEvent]:
-        """The oldest events, left in the queue until `done`."""
+        """The oldest events, fewest attempts first (so events that keep failing never hold back
+        new ones), left in the queue until `done`."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, company_id, request_id, request_type, event_type, event_time, received_at, attempts "
-                "FROM events ORDER BY id LIMIT ?",
+                "FROM events ORDER BY attempts, id LIMIT ?",
                 (limit,),
             ).fetchall()
         return [
@@ -110,13 +114,19 @@ class EventQueue:
             self._db.execute("DELETE FROM loaded WHERE id <= (SELECT MAX(id) FROM loaded) - ?", (KEEP_LOADED,))
             self._db.execute("COMMIT")
 
-    def failed(self, events: Sequence[QueuedEvent], error: str) -> None:
-        """The batch did not load: the events stay, with the reason, for the next batch."""
+    def failed(self, events: Sequence[QueuedEvent], error: str) -> list[QueuedEvent]:
+        """The events did not load: they stay, with the reason, for the next batch, except those
+        at MAX_ATTEMPTS, which are given up and returned."""
+        spent = [q for q in events if q.attempts + 1 >= MAX_ATTEMPTS]
         with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany(
                 "UPDATE events SET attempts = attempts + 1, last_error = ? WHERE id = ?",
                 [(error[:500], q.id) for q in events],
             )
+            self._db.executemany("DELETE FROM events WHERE id = ?", [(q.id,) for q in spent])
+            self._db.execute("COMMIT")
+        return spent
 
     def depth(self) -> int:
         with self._lock:

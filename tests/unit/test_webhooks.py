@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from approvalmax_pipeline.pipelines.webhook_queue import EventQueue
+from approvalmax_pipeline.pipelines.webhook_queue import MAX_ATTEMPTS, EventQueue
 from approvalmax_pipeline.pipelines.webhook_server import RateLimit
 from approvalmax_pipeline.sources.approvalmax.webhooks import PayloadError, WebhookEvent, parse_payload
 
@@ -60,6 +60,21 @@ def test_the_rate_limit_allows_a_burst_then_the_rate() -> None:
     assert [limit.allow() for _ in range(4)] == [True, True, True, False]
     now[0] = 0.5  # one token back
     assert [limit.allow() for _ in range(2)] == [True, False]
+
+
+def test_events_that_keep_failing_go_last_and_are_given_up_at_max_attempts(tmp_path: Path) -> None:
+    queue = EventQueue(tmp_path / "q.sqlite")
+    queue.append([WebhookEvent(COMPANY, "stuck", "XeroBill", "Approved", "t")])
+    (stuck,) = queue.take(10)
+    queue.failed([stuck], "403")
+    queue.append([WebhookEvent(COMPANY, "fresh", "XeroBill", "Approved", "t")])
+    assert [q.event.request_id for q in queue.take(1)] == ["fresh"]  # new events are not held back
+    for _ in range(MAX_ATTEMPTS - 2):
+        assert queue.failed([queue.take(10)[-1]], "403") == []
+    given_up = queue.failed([queue.take(10)[-1]], "403")
+    assert [q.event.request_id for q in given_up] == ["stuck"]
+    assert [q.event.request_id for q in queue.take(10)] == ["fresh"]
+    queue.close()
 
 
 def test_queued_events_are_on_disk_for_another_connection_until_done(tmp_path: Path) -> None:
