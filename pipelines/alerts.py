@@ -21,6 +21,7 @@ from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxSettings
 from approvalmax_pipeline.sources.approvalmax.connector import settings_store
 from approvalmax_pipeline.sources.errors import first_line
 
+from .errors import interrupted
 from .refresh_deadline import refresh_deadlines
 from .run import RunResult
 
@@ -72,6 +73,8 @@ def stale_alerts(destination: str, dataset: str, max_age_hours: float | None) ->
     try:
         freshness, _failures = read_status(destination, dataset, max_age_hours * 3600)
     except Exception as exc:  # no history yet, or the warehouse busy: nothing to say about freshness
+        if interrupted(exc):
+            raise
         log.info("freshness not checked: %s", first_line(exc))
         return []
     stale = [f for f in freshness if f.stale]

@@ -50,10 +50,13 @@ def find_cause(exc: BaseException) -> BaseException:
 
 
 def interrupted(exc: BaseException) -> bool:
-    """Ctrl-C, however dlt wrapped it (`PipelineStepFailed`, its own `SignalReceivedException`)."""
+    """Ctrl-C, however dlt wrapped it (`PipelineStepFailed`, its own `SignalReceivedException`), or
+    as DuckDB reports it when the signal lands inside a query (`InterruptException`)."""
     from dlt.common.exceptions import SignalReceivedException
+    from duckdb import InterruptException
 
-    return any(isinstance(link, KeyboardInterrupt | SignalReceivedException) for link in exception_chain(exc))
+    kinds = (KeyboardInterrupt, SignalReceivedException, InterruptException)
+    return any(isinstance(link, kinds) for link in exception_chain(exc))
 
 
 def exit_code(exc: BaseException) -> int:

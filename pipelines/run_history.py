@@ -24,6 +24,7 @@ from approvalmax_pipeline.sources.approvalmax.settings import USER_PROFILES_PATH
 from approvalmax_pipeline.sources.errors import first_line
 
 from .dataset_lock import dataset_lock
+from .errors import interrupted
 from .factory import loader_file_format, make_pipeline
 from .views import DIALECTS, translate
 
@@ -164,8 +165,11 @@ def record_history(
     token_store: str | None,
     rows: list[dict[str, Any]],
 ) -> None:
-    """write_history whose own failure is logged, never raised over the run's result or error."""
+    """write_history whose own failure is logged, never raised over the run's result or error;
+    Ctrl-C while it writes still stops the run with 130."""
     try:
         write_history(destination, dataset, str(rows[0]["pipeline"]), pipelines_dir, rows, token_store)
     except Exception as exc:
+        if interrupted(exc):
+            raise
         log.warning("could not write run_history for this run: %s", first_line(exc))

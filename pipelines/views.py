@@ -120,23 +120,27 @@ def _base_join(ds: str, columns: Columns, alias: str, company: str) -> tuple[str
     return f"{alias}.base_currency", f"LEFT JOIN {ds}.company_currencies AS {alias} ON {alias}.company_id = {company}"
 
 
+def document_select(ds: str, columns: Columns, t: str, where: str) -> str:
+    """One document table's rows in the columns `requests` and `deleted_requests` share."""
+
+    def c(name: str, kind: str) -> str:
+        return _col(columns, t, "d", name, kind)
+
+    return (
+        f"SELECT '{t}' AS document_type, d.company_id, d.request_id, d._dlt_id AS row_id, "
+        f"COALESCE({c('document_number', 'text')}, {c('friendly_name', 'text')}) AS document_number, "
+        f"{c('document_name', 'text')} AS document_name, {c('contact', 'text')} AS contact, "
+        f"{c('total', 'double')} AS total, {c('currency_code', 'text')} AS currency_code, "
+        f"{c('exchange_rate', 'double')} AS exchange_rate, {c('billed', 'bool')} AS billed, "
+        f"{c('request_status', 'text')} AS request_status, {c('date', 'timestamp')} AS document_date, "
+        f"{c('created_at', 'timestamp')} AS created_at, {c('modified_at', 'timestamp')} AS modified_at, "
+        f"{c('decision_date', 'timestamp')} AS decision_date, {c(DELETED_AT, 'timestamp')} AS {DELETED_AT} "
+        f"FROM {ds}.{t} AS d{where}"
+    )
+
+
 def requests_sql(ds: str, columns: Columns) -> str:
-    parts = []
-    for t in document_tables(columns):
-
-        def c(name: str, kind: str, t: str = t) -> str:
-            return _col(columns, t, "d", name, kind)
-
-        parts.append(
-            f"SELECT '{t}' AS document_type, d.company_id, d.request_id, d._dlt_id AS row_id, "
-            f"COALESCE({c('document_number', 'text')}, {c('friendly_name', 'text')}) AS document_number, "
-            f"{c('document_name', 'text')} AS document_name, {c('contact', 'text')} AS contact, "
-            f"{c('total', 'double')} AS total, {c('currency_code', 'text')} AS currency_code, "
-            f"{c('exchange_rate', 'double')} AS exchange_rate, {c('billed', 'bool')} AS billed, "
-            f"{c('request_status', 'text')} AS request_status, {c('date', 'timestamp')} AS document_date, "
-            f"{c('created_at', 'timestamp')} AS created_at, {c('modified_at', 'timestamp')} AS modified_at, "
-            f"{c('decision_date', 'timestamp')} AS decision_date FROM {ds}.{t} AS d{_live(columns, t, 'd')}"
-        )
+    parts = [document_select(ds, columns, t, _live(columns, t, "d")) for t in document_tables(columns)]
     if not parts:
         return ""
     union = " UNION ALL ".join(parts)
@@ -251,22 +255,12 @@ def request_events_sql(ds: str, columns: Columns) -> str:
 
 
 def deleted_requests_sql(ds: str, columns: Columns) -> str:
-    """Documents a sweep found gone (soft deletes; hard deletes leave no row)."""
-    parts = []
-    for t in document_tables(columns):
-        if DELETED_AT not in columns[t]:
-            continue
-
-        def c(name: str, kind: str, t: str = t) -> str:
-            return _col(columns, t, "d", name, kind)
-
-        parts.append(
-            f"SELECT '{t}' AS document_type, d.company_id, d.request_id, "
-            f"COALESCE({c('document_number', 'text')}, {c('friendly_name', 'text')}) AS document_number, "
-            f"{c('total', 'double')} AS total, {c('currency_code', 'text')} AS currency_code, "
-            f"{c('request_status', 'text')} AS request_status, {c('modified_at', 'timestamp')} AS modified_at, "
-            f"d.{DELETED_AT} FROM {ds}.{t} AS d WHERE d.{DELETED_AT} IS NOT NULL"
-        )
+    """Documents a sweep found gone, in `requests`' columns (soft deletes; hard deletes leave no row)."""
+    parts = [
+        document_select(ds, columns, t, f" WHERE d.{DELETED_AT} IS NOT NULL")
+        for t in document_tables(columns)
+        if DELETED_AT in columns[t]
+    ]
     return " UNION ALL ".join(parts)
 
 
