@@ -325,7 +325,7 @@ def many_companies(companies: int, documents: int, seconds: float, rows: list[Ro
 
 def webhook_latency(companies: int, documents: int, per_second: float, seconds: float, rows: list[Row]) -> None:
     """From a webhook POST to the version committed in the warehouse, at a steady event rate."""
-    from approvalmax_pipeline.pipelines.webhook_queue import EventQueue
+    from approvalmax_pipeline.pipelines.webhooks.queue import EventQueue
 
     with sandbox_process(companies, documents) as sandbox, tempfile.TemporaryDirectory() as tmp:
         env = ours_env(sandbox, Path(tmp), webhook_secret="bench-secret-0123456789")

@@ -1,1 +1,1 @@
-"""Pipelines: the dlt pipeline factory, the run orchestration, the CLI and the Airflow DAG."""
+"""Pipelines: the run path, and the CLI, warehouse, webhook and operations layers around it."""

@@ -35,13 +35,12 @@ import pendulum
 from airflow.sdk import DAG, task
 from rich.console import Console
 
+from approvalmax_pipeline.pipelines.cli.summary import run_summary
+from approvalmax_pipeline.pipelines.run import RunRequest, run_pipeline
 from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxSettings, env_name, load_settings
 from approvalmax_pipeline.sources.approvalmax.connector import Connector
 from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
 from approvalmax_pipeline.sources.oauth_tokens.postgres_store import is_postgres_url
-
-from .run import RunRequest, run_pipeline
-from .summary import run_summary
 
 DAG_ID = "approvalmax"
 

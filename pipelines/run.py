@@ -13,6 +13,24 @@ from typing import Any
 import dlt
 from dlt.common.destination import Destination
 
+from approvalmax_pipeline.pipelines.options import check_window, select_companies, select_resources
+from approvalmax_pipeline.pipelines.warehouse.dataset_lock import dataset_lock
+from approvalmax_pipeline.pipelines.warehouse.deletions import Deletions, mark_deleted
+from approvalmax_pipeline.pipelines.warehouse.factory import (
+    DATASET_NAME,
+    PIPELINE_NAME,
+    loader_file_format,
+    resolve_destination,
+)
+from approvalmax_pipeline.pipelines.warehouse.run_history import RunRecord, history_rows, record_history
+from approvalmax_pipeline.pipelines.warehouse.state import resource_cursors
+from approvalmax_pipeline.pipelines.warehouse.views import create_views
+from approvalmax_pipeline.pipelines.warehouse.working_folder import (
+    busy_error,
+    duckdb_lock_error,
+    restored_pipeline,
+    run_lock,
+)
 from approvalmax_pipeline.sources.approvalmax.client import RequestStats
 from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxSettings, document_types
 from approvalmax_pipeline.sources.approvalmax.connector import Connector
@@ -20,15 +38,6 @@ from approvalmax_pipeline.sources.approvalmax.cursors import Window
 from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
 from approvalmax_pipeline.sources.approvalmax.report import RunReport
 from approvalmax_pipeline.sources.approvalmax.settings import RESOURCE_NAMES, DocumentType
-
-from .dataset_lock import dataset_lock
-from .deletions import Deletions, mark_deleted
-from .factory import DATASET_NAME, PIPELINE_NAME, loader_file_format, resolve_destination
-from .options import check_window, select_companies, select_resources
-from .run_history import RunRecord, history_rows, record_history
-from .state import resource_cursors
-from .views import create_views
-from .working_folder import busy_error, duckdb_lock_error, restored_pipeline, run_lock
 
 
 @dataclass(frozen=True)

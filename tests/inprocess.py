@@ -17,8 +17,8 @@ from dlt.common.configuration.container import Container
 from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
 from typer.testing import CliRunner
 
-from approvalmax_pipeline.pipelines import cli_common
 from approvalmax_pipeline.pipelines.cli import app
+from approvalmax_pipeline.pipelines.cli import common as cli_common
 
 
 @contextlib.contextmanager

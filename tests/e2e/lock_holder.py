@@ -8,8 +8,8 @@ import time
 
 import dlt
 
-from approvalmax_pipeline.pipelines.dataset_lock import dataset_lock
-from approvalmax_pipeline.pipelines.factory import resolve_destination
+from approvalmax_pipeline.pipelines.warehouse.dataset_lock import dataset_lock
+from approvalmax_pipeline.pipelines.warehouse.factory import resolve_destination
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import dlt
 import pytest
 
-from approvalmax_pipeline.pipelines.factory import loader_file_format, resolve_destination
+from approvalmax_pipeline.pipelines.warehouse.factory import loader_file_format, resolve_destination
 from approvalmax_pipeline.sandbox import Sandbox
 from approvalmax_pipeline.sources.approvalmax import ExtractOptions, approvalmax_source
 from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxCredentials, ApprovalMaxSettings

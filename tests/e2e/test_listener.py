@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from approvalmax_pipeline.pipelines.webhook_queue import EventQueue
+from approvalmax_pipeline.pipelines.webhooks.queue import EventQueue
 
 from ..conftest import Workspace
 from .test_reconcile import marked

@@ -6,7 +6,7 @@ from collections import defaultdict
 
 import sqlglot
 
-from approvalmax_pipeline.pipelines.views import view_statements
+from approvalmax_pipeline.pipelines.warehouse.views import view_statements
 
 from ..conftest import Workspace
 from .truth import export

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from approvalmax_pipeline.pipelines.factory import DUCKDB_MEMORY_LIMIT, bound_duckdb_memory
+from approvalmax_pipeline.pipelines.warehouse.factory import DUCKDB_MEMORY_LIMIT, bound_duckdb_memory
 
 ENV = "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG"
 
@@ -27,7 +27,7 @@ def test_configured_duckdb_settings_are_left_alone(monkeypatch: pytest.MonkeyPat
 def test_a_read_only_duckdb_folder_is_refused_naming_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Root may write anywhere, so the tests (which run as root) cannot make a folder read-only:
     os.access stands in for what an ordinary user's would answer."""
-    from approvalmax_pipeline.pipelines.factory import check_duckdb_folder
+    from approvalmax_pipeline.pipelines.warehouse.factory import check_duckdb_folder
     from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
 
     database = tmp_path / "warehouse.duckdb"

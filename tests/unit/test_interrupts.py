@@ -8,8 +8,8 @@ import duckdb
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from approvalmax_pipeline.pipelines import run_history
 from approvalmax_pipeline.pipelines.errors import interrupted
+from approvalmax_pipeline.pipelines.warehouse import run_history
 
 ROWS = [{"pipeline": "p"}]
 

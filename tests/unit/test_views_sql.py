@@ -7,7 +7,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from approvalmax_pipeline.pipelines.views import SYSTEM_USER, VIEW_NAMES, view_statements
+from approvalmax_pipeline.pipelines.warehouse.views import SYSTEM_USER, VIEW_NAMES, view_statements
 
 DS = "approvalmax"
 SUBMITTED, APPROVED, REJECTED = "requesterSubmitted", "approverApprovedRequestApproved", "approverRejected"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from approvalmax_pipeline.pipelines.webhook_queue import MAX_ATTEMPTS, EventQueue
-from approvalmax_pipeline.pipelines.webhook_server import RateLimit
+from approvalmax_pipeline.pipelines.webhooks.queue import MAX_ATTEMPTS, EventQueue
+from approvalmax_pipeline.pipelines.webhooks.server import RateLimit
 from approvalmax_pipeline.sources.approvalmax.webhooks import PayloadError, WebhookEvent, parse_payload
 
 COMPANY, REQUEST = "5df4a571-a352-4955-8a43-004d862dbda5", "76d90f2d-0c06-4c97-8ebc-665168ca7b02"

@@ -17,9 +17,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from approvalmax_pipeline.pipelines.webhooks.queue import EventQueue
 from approvalmax_pipeline.sources.approvalmax.webhooks import PayloadError, parse_payload
-
-from .webhook_queue import EventQueue
 
 log = logging.getLogger(__name__)
 

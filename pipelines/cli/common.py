@@ -10,9 +10,8 @@ from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
+from approvalmax_pipeline.pipelines.errors import EXIT_INTERRUPTED, OUR_ERRORS, exit_code, find_cause, interrupted
 from approvalmax_pipeline.sources.errors import first_line
-
-from .errors import EXIT_INTERRUPTED, OUR_ERRORS, exit_code, find_cause, interrupted
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -77,7 +76,7 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
 
 def _fail(command: str, as_json: bool, code: int, message: str) -> NoReturn:
     if as_json:
-        from .json_output import emit, error_document
+        from approvalmax_pipeline.pipelines.cli.json_output import emit, error_document
 
         emit(error_document(command, code, message))
     raise typer.Exit(code) from None

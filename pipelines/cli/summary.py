@@ -10,8 +10,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from .doctor import DIFFERS, VERIFIED, Check
-from .run import RunResult
+from approvalmax_pipeline.pipelines.operations.doctor import DIFFERS, VERIFIED, Check
+from approvalmax_pipeline.pipelines.run import RunResult
 
 WIDE_LIMIT = 6  # up to this many companies, one column each
 

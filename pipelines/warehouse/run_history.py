@@ -17,16 +17,15 @@ from typing import Any
 import dlt
 from dlt.common.destination import Destination
 
+from approvalmax_pipeline.pipelines.errors import interrupted
+from approvalmax_pipeline.pipelines.warehouse.dataset_lock import dataset_lock
+from approvalmax_pipeline.pipelines.warehouse.factory import loader_file_format, make_pipeline
+from approvalmax_pipeline.pipelines.warehouse.views import DIALECTS, translate
 from approvalmax_pipeline.sources.approvalmax.client import RequestStats
 from approvalmax_pipeline.sources.approvalmax.cursors import load_cursor
 from approvalmax_pipeline.sources.approvalmax.report import RunReport
 from approvalmax_pipeline.sources.approvalmax.settings import USER_PROFILES_PATH, USER_PROFILES_RESOURCE, DocumentType
 from approvalmax_pipeline.sources.errors import first_line
-
-from .dataset_lock import dataset_lock
-from .errors import interrupted
-from .factory import loader_file_format, make_pipeline
-from .views import DIALECTS, translate
 
 log = logging.getLogger(__name__)
 

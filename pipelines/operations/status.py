@@ -9,11 +9,10 @@ from typing import Any
 
 from dlt.common.destination import Destination
 
+from approvalmax_pipeline.pipelines.warehouse.factory import duckdb_path, make_pipeline, resolve_destination
+from approvalmax_pipeline.pipelines.warehouse.run_history import FRESHNESS_VIEW, TABLE
 from approvalmax_pipeline.sources.approvalmax.errors import ApprovalMaxError
 from approvalmax_pipeline.sources.errors import first_line
-
-from .factory import duckdb_path, make_pipeline, resolve_destination
-from .run_history import FRESHNESS_VIEW, TABLE
 
 STATUS_PIPELINE = "approvalmax_status"  # a name for dlt's client only: no state is read or written
 

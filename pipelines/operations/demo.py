@@ -15,13 +15,12 @@ from typing import Any
 import dlt
 import duckdb
 
+from approvalmax_pipeline.pipelines.run import RunRequest, run_pipeline
+from approvalmax_pipeline.pipelines.webhooks.listen import ListenRequest, listen
+from approvalmax_pipeline.pipelines.webhooks.queue import EventQueue
 from approvalmax_pipeline.sandbox import Sandbox, start_sandbox
 from approvalmax_pipeline.sandbox.server import send_webhooks
 from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxCredentials, ApprovalMaxSettings
-
-from .listen import ListenRequest, listen
-from .run import RunRequest, run_pipeline
-from .webhook_queue import EventQueue
 
 DEMO_PIPELINE = "approvalmax_demo"
 DEMO_DATASET = "approvalmax"

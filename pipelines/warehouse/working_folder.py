@@ -20,9 +20,9 @@ from dlt.common.destination import Destination
 from dlt.common.pipeline import get_dlt_pipelines_dir
 from filelock import FileLock, Timeout
 
-from .dataset_lock import dataset_lock
-from .errors import BusyError, exception_chain
-from .factory import make_pipeline
+from approvalmax_pipeline.pipelines.errors import BusyError, exception_chain
+from approvalmax_pipeline.pipelines.warehouse.dataset_lock import dataset_lock
+from approvalmax_pipeline.pipelines.warehouse.factory import make_pipeline
 
 BUSY_POLL_SECONDS = 1.0
 

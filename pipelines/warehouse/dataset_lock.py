@@ -27,10 +27,9 @@ from typing import Any
 import dlt
 from filelock import FileLock, Timeout
 
+from approvalmax_pipeline.pipelines.errors import BusyError
+from approvalmax_pipeline.pipelines.warehouse.factory import duckdb_path
 from approvalmax_pipeline.sources.oauth_tokens.postgres_store import is_postgres_url
-
-from .errors import BusyError
-from .factory import duckdb_path
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from .cli_common import err, handle_errors, out
+from approvalmax_pipeline.pipelines.cli.common import err, handle_errors, out
 
 auth_app = typer.Typer(help="Authorise the connection and inspect the stored tokens.", no_args_is_help=True)
 
@@ -28,6 +28,7 @@ def login(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the browser redirect.")] = 300.0,
 ) -> None:
     """Run the authorization-code flow and store the tokens it grants."""
+    from approvalmax_pipeline.pipelines.cli.common import current_settings
     from approvalmax_pipeline.sources.approvalmax.connector import open_tokens
     from approvalmax_pipeline.sources.approvalmax.settings import AUTHORIZE_PATH
     from approvalmax_pipeline.sources.oauth_tokens.authorization_code import (
@@ -36,8 +37,6 @@ def login(
         new_request,
         wait_for_redirect,
     )
-
-    from .cli_common import current_settings
 
     settings = current_settings()
     uri = redirect_uri or settings.redirect_uri
@@ -75,9 +74,8 @@ def login(
 @handle_errors
 def import_token() -> None:
     """Seed the store from an existing refresh token, read from standard input (never an argument)."""
+    from approvalmax_pipeline.pipelines.cli.common import current_settings
     from approvalmax_pipeline.sources.approvalmax.connector import open_tokens
-
-    from .cli_common import current_settings
 
     settings = current_settings()
     interactive = sys.stdin.isatty()
@@ -101,11 +99,10 @@ def import_token() -> None:
 @handle_errors
 def status() -> None:
     """Connection, scopes, token expiry and refresh-token age; exit 3 when a login is needed."""
+    from approvalmax_pipeline.pipelines.cli.common import current_settings
+    from approvalmax_pipeline.pipelines.errors import EXIT_REAUTHORIZE
+    from approvalmax_pipeline.pipelines.operations.refresh_deadline import refresh_deadlines
     from approvalmax_pipeline.sources.approvalmax.connector import settings_store
-
-    from .cli_common import current_settings
-    from .errors import EXIT_REAUTHORIZE
-    from .refresh_deadline import refresh_deadlines
 
     settings = current_settings()
     store = settings_store(settings)

@@ -26,19 +26,18 @@ from dlt.common.destination import Destination
 from dlt.common.destination.client import WithStateSync
 from dlt.common.schema import Schema
 
+from approvalmax_pipeline.pipelines.warehouse.dataset_lock import dataset_lock
+from approvalmax_pipeline.pipelines.warehouse.deletions import apply_deletions
+from approvalmax_pipeline.pipelines.warehouse.factory import loader_file_format
+from approvalmax_pipeline.pipelines.warehouse.run_history import RunRecord, history_rows, record_history
+from approvalmax_pipeline.pipelines.warehouse.state import SOURCE_NAME
+from approvalmax_pipeline.pipelines.warehouse.views import create_views
+from approvalmax_pipeline.pipelines.warehouse.working_folder import restored_pipeline
+from approvalmax_pipeline.pipelines.webhooks.queue import EventQueue, QueuedEvent
 from approvalmax_pipeline.sources.approvalmax.connector import Connector
 from approvalmax_pipeline.sources.approvalmax.cursors import Window
 from approvalmax_pipeline.sources.approvalmax.settings import DocumentType
 from approvalmax_pipeline.sources.errors import ConnectorError, first_line
-
-from .dataset_lock import dataset_lock
-from .deletions import apply_deletions
-from .factory import loader_file_format
-from .run_history import RunRecord, history_rows, record_history
-from .state import SOURCE_NAME
-from .views import create_views
-from .webhook_queue import EventQueue, QueuedEvent
-from .working_folder import restored_pipeline
 
 log = logging.getLogger(__name__)
 

@@ -20,13 +20,12 @@ from typing import Any
 import dlt
 from dlt.destinations.sql_client import SqlClientBase
 
+from approvalmax_pipeline.pipelines.warehouse.state import SOURCE_NAME
+from approvalmax_pipeline.pipelines.warehouse.views import DIALECTS, sql_session, translate
 from approvalmax_pipeline.sources.approvalmax.client import ApprovalMaxClient
 from approvalmax_pipeline.sources.approvalmax.hints import DELETED_AT
 from approvalmax_pipeline.sources.approvalmax.settings import DocumentType
 from approvalmax_pipeline.sources.errors import ConnectorError, first_line
-
-from .state import SOURCE_NAME
-from .views import DIALECTS, sql_session, translate
 
 log = logging.getLogger(__name__)
 

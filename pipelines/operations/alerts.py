@@ -17,13 +17,12 @@ from typing import Any
 
 import httpx
 
+from approvalmax_pipeline.pipelines.errors import interrupted
+from approvalmax_pipeline.pipelines.operations.refresh_deadline import refresh_deadlines
+from approvalmax_pipeline.pipelines.run import RunResult
 from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxSettings
 from approvalmax_pipeline.sources.approvalmax.connector import settings_store
 from approvalmax_pipeline.sources.errors import first_line
-
-from .errors import interrupted
-from .refresh_deadline import refresh_deadlines
-from .run import RunResult
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +67,7 @@ def error_alerts(code: int, message: str) -> list[Alert]:
 def stale_alerts(destination: str, dataset: str, max_age_hours: float | None) -> list[Alert]:
     if max_age_hours is None:
         return []
-    from .status import read_status
+    from approvalmax_pipeline.pipelines.operations.status import read_status
 
     try:
         freshness, _failures = read_status(destination, dataset, max_age_hours * 3600)
@@ -169,7 +168,7 @@ def notify_after_run(settings: ApprovalMaxSettings, destination: str, dataset: s
 
 def notify_after_error(settings: ApprovalMaxSettings, pipeline: str, dataset: str, exc: BaseException) -> None:
     """A run that stopped with an error (exit 1 or 3 alert; 2, 4 and Ctrl-C do not)."""
-    from .errors import exit_code, find_cause, interrupted
+    from approvalmax_pipeline.pipelines.errors import exit_code, find_cause, interrupted
 
     url = settings.alert_webhook_url
     if not url or interrupted(exc):

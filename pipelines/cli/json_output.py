@@ -11,8 +11,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .doctor import Check
-from .run import RunResult
+from approvalmax_pipeline.pipelines.operations.doctor import Check
+from approvalmax_pipeline.pipelines.run import RunResult
 
 
 def emit(document: Mapping[str, Any]) -> None:

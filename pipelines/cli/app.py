@@ -16,9 +16,9 @@ from typing import Annotated, Any
 
 import typer
 
-from .auth_cli import auth_app
-from .cli_common import DEBUG, JsonOption, current_settings, err, handle_errors, out
-from .errors import EXIT_FAILED, EXIT_OK
+from approvalmax_pipeline.pipelines.cli.auth import auth_app
+from approvalmax_pipeline.pipelines.cli.common import DEBUG, JsonOption, current_settings, err, handle_errors, out
+from approvalmax_pipeline.pipelines.errors import EXIT_FAILED, EXIT_OK
 
 app = typer.Typer(
     name="approvalmax",
@@ -223,10 +223,10 @@ def run(
     json_output: JsonOption = False,
 ) -> None:
     """Load every company's documents; incremental unless --since is given."""
-    from .factory import check_destination
-    from .options import parse_when
-    from .run import RunMonitor, RunRequest, run_pipeline
-    from .summary import run_summary
+    from approvalmax_pipeline.pipelines.cli.summary import run_summary
+    from approvalmax_pipeline.pipelines.options import parse_when
+    from approvalmax_pipeline.pipelines.run import RunMonitor, RunRequest, run_pipeline
+    from approvalmax_pipeline.pipelines.warehouse.factory import check_destination
 
     check_destination(destination)  # a wrong name or a missing extra, before anything else
     request = RunRequest(
@@ -247,16 +247,16 @@ def run(
         with progress_display(err.is_terminal if progress is None else progress, monitor):
             result = run_pipeline(settings, request, monitor)
     except Exception as exc:
-        from .alerts import notify_after_error
+        from approvalmax_pipeline.pipelines.operations.alerts import notify_after_error
 
         notify_after_error(settings, pipeline_name, dataset, exc)
         raise
-    from .alerts import notify_after_run
+    from approvalmax_pipeline.pipelines.operations.alerts import notify_after_run
 
     notify_after_run(settings, destination, dataset, result)
     code = EXIT_FAILED if result.failed else EXIT_OK
     if json_output:
-        from .json_output import emit, run_document
+        from approvalmax_pipeline.pipelines.cli.json_output import emit, run_document
 
         emit(run_document(result, code))
     else:
@@ -268,14 +268,13 @@ def run(
 @handle_errors
 def companies(json_output: JsonOption = False) -> None:
     """List the organisations the connection can read."""
+    from approvalmax_pipeline.pipelines.cli.summary import companies_table
     from approvalmax_pipeline.sources.approvalmax.connector import Connector
-
-    from .summary import companies_table
 
     with Connector(current_settings()) as connector:
         found = connector.client.companies()
     if json_output:
-        from .json_output import companies_document, emit
+        from approvalmax_pipeline.pipelines.cli.json_output import companies_document, emit
 
         emit(companies_document(found))
     else:
@@ -318,10 +317,9 @@ def doctor(
     json_output: JsonOption = False,
 ) -> None:
     """Check each assumption about the API against the configured one (bounded requests)."""
+    from approvalmax_pipeline.pipelines.cli.summary import doctor_table
+    from approvalmax_pipeline.pipelines.operations.doctor import request_budget, run_doctor
     from approvalmax_pipeline.sources.approvalmax.config import document_types
-
-    from .doctor import request_budget, run_doctor
-    from .summary import doctor_table
 
     settings = current_settings()
     types = document_types(settings)
@@ -329,7 +327,7 @@ def doctor(
     budget = request_budget(companies, len(types))
     code = EXIT_FAILED if report.differs else EXIT_OK
     if json_output:
-        from .json_output import doctor_document, emit
+        from approvalmax_pipeline.pipelines.cli.json_output import doctor_document, emit
 
         emit(doctor_document(report.checks, report.requests, budget, code))
         raise typer.Exit(code)
@@ -348,12 +346,12 @@ def state(
     json_output: JsonOption = False,
 ) -> None:
     """Show the incremental cursor of every company and resource, as stored in the warehouse."""
-    from .state import read_cursors
-    from .summary import cursor_table
+    from approvalmax_pipeline.pipelines.cli.summary import cursor_table
+    from approvalmax_pipeline.pipelines.warehouse.state import read_cursors
 
     cursors = read_cursors(destination, dataset, pipeline_name, wait=wait)
     if json_output:
-        from .json_output import emit, state_document
+        from approvalmax_pipeline.pipelines.cli.json_output import emit, state_document
 
         emit(state_document(pipeline_name, cursors))
         return
@@ -380,13 +378,13 @@ def status(
     json_output: JsonOption = False,
 ) -> None:
     """Show each company's freshness and the failures since, from run_history; exit 1 if stale."""
-    from .status import age_text, read_status
+    from approvalmax_pipeline.pipelines.operations.status import age_text, read_status
 
     freshness, failures = read_status(destination, dataset, max_age * 3600)
     stale = [f for f in freshness if f.stale]
     code = EXIT_FAILED if stale or not freshness else EXIT_OK
     if json_output:
-        from .json_output import emit, status_document
+        from approvalmax_pipeline.pipelines.cli.json_output import emit, status_document
 
         emit(status_document(freshness, failures, max_age, code))
         raise typer.Exit(code)
@@ -424,8 +422,8 @@ def demo(
     documents: Annotated[int, typer.Option(min=10, max=100_000, help="Sandbox documents per company.")] = 400,
 ) -> None:
     """Start the sandbox, load it into a local DuckDB file, change it, load again, show the tables."""
-    from .demo import DemoPaths, run_demo
-    from .summary import row_count_table, run_summary
+    from approvalmax_pipeline.pipelines.cli.summary import row_count_table, run_summary
+    from approvalmax_pipeline.pipelines.operations.demo import DemoPaths, run_demo
 
     paths = DemoPaths(workdir=workdir.resolve(), duckdb_file=duckdb_file.resolve())
 
@@ -465,10 +463,9 @@ def listen(
     max_rate: Annotated[float, typer.Option(min=1, help="Webhook calls per second accepted (429 beyond).")] = 50.0,
 ) -> None:
     """Load ApprovalMax's webhook events seconds after they happen, until SIGTERM or Ctrl-C."""
+    from approvalmax_pipeline.pipelines.warehouse.factory import check_destination
+    from approvalmax_pipeline.pipelines.webhooks.listen import ListenRequest, listen
     from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
-
-    from .factory import check_destination
-    from .listen import ListenRequest, listen
 
     check_destination(destination)
     request = ListenRequest(
@@ -563,7 +560,3 @@ def sandbox(
 
 def main() -> None:
     app()
-
-
-if __name__ == "__main__":
-    main()

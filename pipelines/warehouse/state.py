@@ -7,8 +7,8 @@ from typing import Any
 import dlt
 from dlt.common.destination import Destination
 
-from .factory import duckdb_path, make_pipeline, resolve_destination
-from .working_folder import restored_pipeline, run_lock
+from approvalmax_pipeline.pipelines.warehouse.factory import duckdb_path, make_pipeline, resolve_destination
+from approvalmax_pipeline.pipelines.warehouse.working_folder import restored_pipeline, run_lock
 
 SOURCE_NAME = "approvalmax"
 

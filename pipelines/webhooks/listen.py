@@ -18,15 +18,14 @@ from typing import Any
 
 from dlt.common.destination import Destination
 
+from approvalmax_pipeline.pipelines.warehouse.factory import resolve_destination
+from approvalmax_pipeline.pipelines.warehouse.working_folder import run_lock
+from approvalmax_pipeline.pipelines.webhooks.loader import LoaderStatus, WebhookLoader
+from approvalmax_pipeline.pipelines.webhooks.queue import EventQueue
+from approvalmax_pipeline.pipelines.webhooks.server import RateLimit, WebhookServer
 from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxSettings, env_name
 from approvalmax_pipeline.sources.approvalmax.connector import Connector
 from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
-
-from .factory import resolve_destination
-from .webhook_loader import LoaderStatus, WebhookLoader
-from .webhook_queue import EventQueue
-from .webhook_server import RateLimit, WebhookServer
-from .working_folder import run_lock
 
 log = logging.getLogger(__name__)
 

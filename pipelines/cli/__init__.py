@@ -1,0 +1,5 @@
+"""The `approvalmax` command: thin Typer commands, the only layer that prints or picks exit codes."""
+
+from approvalmax_pipeline.pipelines.cli.app import app, main
+
+__all__ = ["app", "main"]

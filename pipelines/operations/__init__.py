@@ -1,0 +1,1 @@
+"""Operator commands beside the run: doctor, status, alerts and the demo."""
