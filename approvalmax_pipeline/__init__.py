@@ -14,7 +14,7 @@ __all__ = ["approvalmax_source"]
 
 def __getattr__(name: str) -> Any:
     if name == "approvalmax_source":
-        from .sources.approvalmax.source import approvalmax_source
+        from .sources.approvalmax.connector import approvalmax_source
 
         return approvalmax_source
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -37,6 +37,7 @@ from rich.console import Console
 
 from approvalmax_pipeline.pipelines.cli.summary import run_summary
 from approvalmax_pipeline.pipelines.run import RunRequest, run_pipeline
+from approvalmax_pipeline.pipelines.warehouse.target import DATASET_NAME, PIPELINE_NAME, Target
 from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxSettings, env_name, load_settings
 from approvalmax_pipeline.sources.approvalmax.connector import Connector
 from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
@@ -46,7 +47,7 @@ DAG_ID = "approvalmax"
 
 
 def company_pipeline_name(company_id: str | None) -> str:
-    return "approvalmax" if company_id is None else "approvalmax_" + company_id.replace("-", "")[:12].lower()
+    return PIPELINE_NAME if company_id is None else f"{PIPELINE_NAME}_" + company_id.replace("-", "")[:12].lower()
 
 
 def shard_pipeline_name(shard: int, shards: int) -> str:
@@ -71,7 +72,7 @@ def discover_companies() -> list[str]:
     if settings.company_ids:
         return [str(c) for c in settings.company_ids]
     with Connector(settings) as connector:
-        return [str(company["companyId"]) for company in connector.client.companies()]
+        return [company.id for company in connector.companies()]
 
 
 def shard_of(company_id: str, shards: int) -> int:
@@ -96,9 +97,7 @@ def load_companies(pipeline_name: str, companies: Sequence[str], destination: st
     settings = load_settings()
     require_shared_token_store(settings)
     request = RunRequest(
-        destination=destination,
-        dataset=dataset,
-        pipeline_name=pipeline_name,
+        Target(destination, dataset, pipeline_name),
         companies=tuple(companies),
         strict=True,
     )
@@ -113,7 +112,7 @@ def schedule_of(value: str) -> str | None:
 def build_dag(
     dag_id: str = DAG_ID,
     destination: str = "postgres",
-    dataset: str = "approvalmax",
+    dataset: str = DATASET_NAME,
     schedule: str | None = "@hourly",
     retries: int = 2,
     max_active_tasks: int = 8,
@@ -150,7 +149,7 @@ def build_dag(
 
 dag = build_dag(
     destination=os.environ.get("APPROVALMAX_DESTINATION", "postgres"),
-    dataset=os.environ.get("APPROVALMAX_DATASET", "approvalmax"),
+    dataset=os.environ.get("APPROVALMAX_DATASET", DATASET_NAME),
     schedule=schedule_of(os.environ.get("APPROVALMAX_SCHEDULE", "@hourly")),
     retries=int(os.environ.get("APPROVALMAX_AIRFLOW_RETRIES", "2")),
     max_active_tasks=int(os.environ.get("APPROVALMAX_AIRFLOW_MAX_ACTIVE_TASKS", "8")),

@@ -1,58 +1,42 @@
-"""One run: list companies, build the source, run dlt, and gather what the summary needs."""
+"""The run path: choose each company's documents since its cursor, and hand them to the load step."""
 
 from __future__ import annotations
 
-import functools
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import dlt
-from dlt.common.destination import Destination
 
-from approvalmax_pipeline.pipelines.options import check_window, select_companies, select_resources
-from approvalmax_pipeline.pipelines.warehouse.dataset_lock import dataset_lock
+from approvalmax_pipeline.pipelines.options import check_window, select_resources
 from approvalmax_pipeline.pipelines.warehouse.deletions import Deletions, mark_deleted
-from approvalmax_pipeline.pipelines.warehouse.factory import (
-    DATASET_NAME,
-    PIPELINE_NAME,
-    loader_file_format,
-    resolve_destination,
-)
-from approvalmax_pipeline.pipelines.warehouse.run_history import RunRecord, history_rows, record_history
+from approvalmax_pipeline.pipelines.warehouse.factory import resolve_destination
+from approvalmax_pipeline.pipelines.warehouse.load_step import Chosen, HistoryLog, Loaded, load_step
+from approvalmax_pipeline.pipelines.warehouse.run_history import RunRecord, history_rows
 from approvalmax_pipeline.pipelines.warehouse.state import resource_cursors
-from approvalmax_pipeline.pipelines.warehouse.views import create_views
-from approvalmax_pipeline.pipelines.warehouse.working_folder import (
-    busy_error,
-    duckdb_lock_error,
-    restored_pipeline,
-    run_lock,
-)
+from approvalmax_pipeline.pipelines.warehouse.target import Target
+from approvalmax_pipeline.pipelines.warehouse.working_folder import run_lock
 from approvalmax_pipeline.sources.approvalmax.client import RequestStats
+from approvalmax_pipeline.sources.approvalmax.companies import Company
 from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxSettings, document_types
 from approvalmax_pipeline.sources.approvalmax.connector import Connector
 from approvalmax_pipeline.sources.approvalmax.cursors import Window
 from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
 from approvalmax_pipeline.sources.approvalmax.report import RunReport
 from approvalmax_pipeline.sources.approvalmax.settings import RESOURCE_NAMES, DocumentType
+from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK, Clock
 
 
 @dataclass(frozen=True)
 class RunRequest:
     """What the operator asked for; defaults are a full incremental run into DuckDB."""
 
-    destination: str | Destination[Any, Any] = "duckdb"
-    dataset: str = DATASET_NAME
-    pipeline_name: str = PIPELINE_NAME
-    pipelines_dir: str | None = None
+    target: Target = field(default_factory=Target)
     companies: tuple[str, ...] = ()
     resources: tuple[str, ...] = ()
     since: datetime | None = None
     until: datetime | None = None
-    wait: float = 0.0  # seconds to wait for another run of the pipeline, or a busy DuckDB file
     record_to: Path | None = None  # keep the API's responses, pseudonymised (sources/approvalmax/recording.py)
     strict: bool = False  # a company's failure fails the run (Airflow), instead of being reported
     reconcile: bool = False  # sweep every company now (sources/approvalmax/sweeps.py)
@@ -66,10 +50,13 @@ class RunMonitor:
     report: RunReport | None = None
     phase: str = "connecting"
 
+    def set_phase(self, phase: str) -> None:
+        self.phase = phase
+
 
 @dataclass
 class RunResult:
-    companies: list[Mapping[str, Any]]
+    companies: list[Company]
     report: RunReport
     table_rows: dict[str, int]
     requests: int
@@ -94,104 +81,66 @@ class RunResult:
         return bool(self.report.failures)
 
 
-def run_pipeline(settings: ApprovalMaxSettings, request: RunRequest, monitor: RunMonitor | None = None) -> RunResult:
-    """Everything `approvalmax run` does, without printing."""
+def run_pipeline(
+    settings: ApprovalMaxSettings, request: RunRequest, monitor: RunMonitor | None = None, clock: Clock = SYSTEM_CLOCK
+) -> RunResult:
+    """Everything `approvalmax run` does, without printing: choose each company's documents since
+    its cursor (or in a window) and hand them to the load step."""
     monitor = monitor or RunMonitor()
-    started = time.monotonic()
+    started = clock.monotonic()
     check_window(request.since, request.until)
     if request.reconcile and (request.since or request.until):
         raise ConfigError("--reconcile reads whole lists and cannot take --since/--until; run them apart")
     types = document_types(settings)
     resources = select_resources(request.resources, (*RESOURCE_NAMES[:2], *(doc.resource for doc in types)))
-    destination = resolve_destination(request.destination)
-    with run_lock(request.pipeline_name, request.pipelines_dir, request.wait):
-        # the warehouse first: a busy DuckDB file stops the run before any API call
-        pipeline = restored_pipeline(
-            destination,
-            request.dataset,
-            request.pipeline_name,
-            request.pipelines_dir,
-            request.wait,
-            settings.token_store,
-        )
-        record = RunRecord(request.pipeline_name, resources=resources, cursors_before=resource_cursors(pipeline))
-        with Connector(settings, request.record_to) as connector:
-            history = functools.partial(
-                record_history, destination, request.dataset, request.pipelines_dir, settings.token_store
-            )
-            try:
-                result, load_id = _extract_and_load(
-                    connector, request, pipeline, destination, resources, monitor, started, record
-                )
-            except Exception as exc:  # the run fails as it would have; its history says so first
-                history(history_rows(record, connector.document_types, monitor.report, monitor.stats, {}, None, exc))
-                raise
-            after = resource_cursors(pipeline)
-            history(
-                history_rows(record, connector.document_types, result.report, connector.client.stats, after, load_id)
-            )
-            return result
-
-
-def _extract_and_load(
-    connector: Connector,
-    request: RunRequest,
-    pipeline: dlt.Pipeline,
-    destination: Destination[Any, Any],
-    resources: tuple[str, ...],
-    monitor: RunMonitor,
-    started: float,
-    record: RunRecord,
-) -> tuple[RunResult, str | None]:
-    client = connector.client
-    monitor.stats = client.stats
-    companies = select_companies(client.companies(), request.companies or connector.settings.company_ids)
-    record.companies = [str(company["companyId"]) for company in companies]
+    target = replace(
+        request.target, destination=resolve_destination(request.target.destination), lock_home=settings.token_store
+    )
     window = Window(request.since, request.until) if request.since or request.until else None
-    options = connector.extract_options(window, strict=request.strict, reconcile=request.reconcile)
-    monitor.report = options.report
-    source = connector.source(companies, options).with_resources(*resources)
-    monitor.phase = "loading"
-    pipeline.extract(source, loader_file_format=loader_file_format(destination))  # type: ignore[arg-type]
-    normalize = pipeline.normalize()
-    # other pipelines may load into this dataset at the same time
-    with dataset_lock(pipeline, connector.settings.token_store):
-        try:
-            loaded = pipeline.load()
-        except Exception as exc:
-            locked = duckdb_lock_error(exc)
-            if locked is not None:
-                raise busy_error(locked) from exc
-            raise
-        with pipeline.sql_client() as sql:  # one connection for both
-            monitor.phase = "deletions"
-            deletions = mark_deleted(pipeline, client, connector.document_types, connector.settings.hard_deletes, sql)
-            monitor.phase = "views"
-            views = create_views(pipeline, sql)
-    monitor.phase = "done"
-    table_rows = {
-        table: count
-        for table, count in (normalize.row_counts.items() if normalize is not None else [])
-        if not table.startswith("_dlt")
-    }
-    load_id = loaded.loads_ids[-1] if loaded is not None and loaded.loads_ids else None
-    return RunResult(
-        companies=companies,
-        report=options.report,
-        table_rows=table_rows,
-        requests=client.stats.requests,
-        retries=client.stats.retries,
-        throttled=client.stats.throttled,
-        token_refreshes=connector.tokens.refreshes,
-        duration=time.monotonic() - started,
-        destination=destination.destination_name,
-        dataset=request.dataset,
-        pipeline=request.pipeline_name,
-        backfill=window is not None,
-        views=tuple(views),
-        deletions=deletions,
-        sweep_requests=sweep_requests(client.stats, connector.document_types, options.report.swept),
-    ), load_id
+    with run_lock(target), Connector(settings, request.record_to, clock) as connector:
+        client = connector.client
+        monitor.stats = client.stats
+        record = RunRecord(target.pipeline_name, clock, resources=resources)
+        chosen: list[Company] = []
+
+        def choose(pipeline: dlt.Pipeline) -> Chosen:
+            record.cursors_before = resource_cursors(pipeline)
+            chosen.extend(connector.companies(request.companies))
+            record.companies = [company.id for company in chosen]
+            options = connector.extract_options(window, strict=request.strict, reconcile=request.reconcile)
+            monitor.report = options.report
+            return Chosen(
+                connector.source(chosen, options).with_resources(*resources),
+                deletions=lambda pipeline, sql: mark_deleted(
+                    pipeline, client, connector.document_types, settings.hard_deletes, sql, clock
+                ),
+            )
+
+        def rows(loaded: Loaded | None, error: BaseException | None) -> list[dict[str, Any]]:
+            after = resource_cursors(loaded.pipeline) if loaded is not None else {}
+            load_id = loaded.load_id if loaded is not None else None
+            return history_rows(record, connector.document_types, monitor.report, monitor.stats, after, load_id, error)
+
+        loaded = load_step(target, choose, HistoryLog(target, clock=clock), rows, on_phase=monitor.set_phase)
+        report = monitor.report
+        assert report is not None
+        return RunResult(
+            companies=chosen,
+            report=report,
+            table_rows=loaded.table_rows,
+            requests=client.stats.requests,
+            retries=client.stats.retries,
+            throttled=client.stats.throttled,
+            token_refreshes=connector.tokens.refreshes,
+            duration=clock.monotonic() - started,
+            destination=target.destination_name,
+            dataset=target.dataset,
+            pipeline=target.pipeline_name,
+            backfill=window is not None,
+            views=loaded.views,
+            deletions=loaded.deletions,
+            sweep_requests=sweep_requests(client.stats, connector.document_types, report.swept),
+        )
 
 
 def sweep_requests(stats: RequestStats, types: tuple[DocumentType, ...], swept: list[tuple[str, str]]) -> int:

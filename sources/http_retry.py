@@ -67,7 +67,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return max(0.0, (when - (now or SYSTEM_CLOCK.now())).total_seconds())
 
 
 def is_retryable_status(status_code: int) -> bool:

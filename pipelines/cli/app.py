@@ -19,6 +19,7 @@ import typer
 from approvalmax_pipeline.pipelines.cli.auth import auth_app
 from approvalmax_pipeline.pipelines.cli.common import DEBUG, JsonOption, current_settings, err, handle_errors, out
 from approvalmax_pipeline.pipelines.errors import EXIT_FAILED, EXIT_OK
+from approvalmax_pipeline.pipelines.warehouse.target import DATASET_NAME, PIPELINE_NAME
 
 app = typer.Typer(
     name="approvalmax",
@@ -196,7 +197,7 @@ RecordOption = Annotated[
 @handle_errors
 def run(
     destination: DestinationOption = "duckdb",
-    dataset: DatasetOption = "approvalmax",
+    dataset: DatasetOption = DATASET_NAME,
     company: Annotated[
         list[str] | None, typer.Option("--company", "-c", help="Only this company id (repeatable).")
     ] = None,
@@ -214,7 +215,7 @@ def run(
             help="Read every company's lists whole now: load what the cursor missed and mark deleted documents.",
         ),
     ] = False,
-    pipeline_name: PipelineOption = "approvalmax",
+    pipeline_name: PipelineOption = PIPELINE_NAME,
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Live status on stderr (default: on a terminal).")
     ] = None,
@@ -227,17 +228,15 @@ def run(
     from approvalmax_pipeline.pipelines.options import parse_when
     from approvalmax_pipeline.pipelines.run import RunMonitor, RunRequest, run_pipeline
     from approvalmax_pipeline.pipelines.warehouse.factory import check_destination
+    from approvalmax_pipeline.pipelines.warehouse.target import Target
 
     check_destination(destination)  # a wrong name or a missing extra, before anything else
     request = RunRequest(
-        destination=destination,
-        dataset=dataset,
-        pipeline_name=pipeline_name,
+        target=Target(destination, dataset, pipeline_name, wait=wait),
         companies=tuple(company or ()),
         resources=tuple(resource or ()),
         since=parse_when("--since", since),
         until=parse_when("--until", until),
-        wait=wait,
         record_to=record,
         reconcile=reconcile,
     )
@@ -340,16 +339,17 @@ def doctor(
 @handle_errors
 def state(
     destination: DestinationOption = "duckdb",
-    dataset: DatasetOption = "approvalmax",
-    pipeline_name: PipelineOption = "approvalmax",
+    dataset: DatasetOption = DATASET_NAME,
+    pipeline_name: PipelineOption = PIPELINE_NAME,
     wait: WaitOption = 0.0,
     json_output: JsonOption = False,
 ) -> None:
     """Show the incremental cursor of every company and resource, as stored in the warehouse."""
     from approvalmax_pipeline.pipelines.cli.summary import cursor_table
     from approvalmax_pipeline.pipelines.warehouse.state import read_cursors
+    from approvalmax_pipeline.pipelines.warehouse.target import Target
 
-    cursors = read_cursors(destination, dataset, pipeline_name, wait=wait)
+    cursors = read_cursors(Target(destination, dataset, pipeline_name, wait=wait))
     if json_output:
         from approvalmax_pipeline.pipelines.cli.json_output import emit, state_document
 
@@ -365,7 +365,7 @@ def state(
 @handle_errors
 def status(
     destination: DestinationOption = "duckdb",
-    dataset: DatasetOption = "approvalmax",
+    dataset: DatasetOption = DATASET_NAME,
     max_age: Annotated[
         float,
         typer.Option(
@@ -379,8 +379,9 @@ def status(
 ) -> None:
     """Show each company's freshness and the failures since, from run_history; exit 1 if stale."""
     from approvalmax_pipeline.pipelines.operations.status import age_text, read_status
+    from approvalmax_pipeline.pipelines.warehouse.target import Target
 
-    freshness, failures = read_status(destination, dataset, max_age * 3600)
+    freshness, failures = read_status(Target(destination, dataset), max_age * 3600)
     stale = [f for f in freshness if f.stale]
     code = EXIT_FAILED if stale or not freshness else EXIT_OK
     if json_output:
@@ -444,8 +445,13 @@ def demo(
 
     counts = run_demo(paths, companies, documents, on_step)
     out.section(f"5. what is in {paths.duckdb_file}")
-    out.print(row_count_table(counts, f"tables in dataset approvalmax ({len(counts)})"))
-    out.print(f'query it: duckdb {paths.duckdb_file} "select * from approvalmax.xero_bills limit 5"', soft_wrap=True)
+    out.print(row_count_table(counts, f"tables in dataset {DATASET_NAME} ({len(counts)})"))
+    python = os.path.relpath(sys.executable) if sys.executable.startswith(os.getcwd()) else sys.executable
+    query = f"select request_status, count(*) from {DATASET_NAME}.xero_bills group by 1"
+    out.print(
+        f"query it: {python} -c \"import duckdb; print(duckdb.connect('{paths.duckdb_file}').sql('{query}'))\"",
+        soft_wrap=True,
+    )
 
 
 @app.command()
@@ -454,8 +460,8 @@ def listen(
     host: Annotated[str, typer.Option(help="Address to listen on (put a TLS reverse proxy in front).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (0 picks a free one).")] = 8787,
     destination: DestinationOption = "duckdb",
-    dataset: DatasetOption = "approvalmax",
-    pipeline_name: PipelineOption = "approvalmax",
+    dataset: DatasetOption = DATASET_NAME,
+    pipeline_name: PipelineOption = PIPELINE_NAME,
     queue: Annotated[Path, typer.Option(help="The durable event queue (SQLite), kept across restarts.")] = Path(
         ".approvalmax/webhooks.sqlite"
     ),
@@ -464,6 +470,7 @@ def listen(
 ) -> None:
     """Load ApprovalMax's webhook events seconds after they happen, until SIGTERM or Ctrl-C."""
     from approvalmax_pipeline.pipelines.warehouse.factory import check_destination
+    from approvalmax_pipeline.pipelines.warehouse.target import Target
     from approvalmax_pipeline.pipelines.webhooks.listen import ListenRequest, listen
     from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
 
@@ -471,9 +478,7 @@ def listen(
     request = ListenRequest(
         host=host,
         port=port,
-        destination=destination,
-        dataset=dataset,
-        pipeline_name=pipeline_name,
+        target=Target(destination, dataset, pipeline_name),
         queue_path=queue,
         batch_seconds=batch_seconds,
         max_requests_per_second=max_rate,

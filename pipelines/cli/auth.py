@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 import webbrowser
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 import typer
 
 from approvalmax_pipeline.pipelines.cli.common import err, handle_errors, out
+from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK
 
 auth_app = typer.Typer(help="Authorise the connection and inspect the stored tokens.", no_args_is_help=True)
 
@@ -115,7 +116,7 @@ def status() -> None:
             return
         out.print("no tokens stored and none configured: run `approvalmax auth login`")
         raise typer.Exit(EXIT_REAUTHORIZE)
-    now = datetime.now(UTC)
+    now = SYSTEM_CLOCK.now()
     out.print(f"connection: {record.connection_id or 'unknown'}", highlight=False)
     out.print(f"scopes: {record.scope or 'unknown'}", highlight=False)
     if record.access_token_expires_at is None:

@@ -21,7 +21,7 @@ def emit(document: Mapping[str, Any]) -> None:
 
 
 def run_document(result: RunResult, exit_code: int) -> dict[str, Any]:
-    names = {str(c["companyId"]): str(c.get("name") or "") for c in result.companies}
+    names = {c.id: c.name for c in result.companies}
     return {
         "schema": "approvalmax.run/1",
         "exit_code": exit_code,

@@ -12,16 +12,17 @@ from rich.text import Text
 
 from approvalmax_pipeline.pipelines.operations.doctor import DIFFERS, VERIFIED, Check
 from approvalmax_pipeline.pipelines.run import RunResult
+from approvalmax_pipeline.sources.approvalmax.companies import Company
 
 WIDE_LIMIT = 6  # up to this many companies, one column each
 
 
-def company_label(company: Mapping[str, Any]) -> str:
-    return str(company.get("name") or company.get("companyId"))
+def company_label(company: Company) -> str:
+    return company.name or company.id
 
 
 def run_summary(result: RunResult) -> RenderableType:
-    names = {str(c["companyId"]): company_label(c) for c in result.companies}
+    names = {c.id: company_label(c) for c in result.companies}
     tables = sorted({t for rows in result.report.rows.values() for t in rows} | set(result.table_rows))
     parts: list[RenderableType] = []
     kind = "backfill" if result.backfill else "load"
@@ -32,7 +33,7 @@ def run_summary(result: RunResult) -> RenderableType:
             f"(pipeline {result.pipeline}): {status} in {result.duration:.1f} s"
         )
     )
-    company_ids = [str(c["companyId"]) for c in result.companies]
+    company_ids = [c.id for c in result.companies]
     if len(company_ids) <= WIDE_LIMIT:
         grid = Table(title="rows loaded per table and company", title_justify="left")
         grid.add_column("table", no_wrap=True)

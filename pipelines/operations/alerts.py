@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -22,6 +22,7 @@ from approvalmax_pipeline.pipelines.operations.refresh_deadline import refresh_d
 from approvalmax_pipeline.pipelines.run import RunResult
 from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxSettings
 from approvalmax_pipeline.sources.approvalmax.connector import settings_store
+from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK
 from approvalmax_pipeline.sources.errors import first_line
 
 log = logging.getLogger(__name__)
@@ -68,9 +69,10 @@ def stale_alerts(destination: str, dataset: str, max_age_hours: float | None) ->
     if max_age_hours is None:
         return []
     from approvalmax_pipeline.pipelines.operations.status import read_status
+    from approvalmax_pipeline.pipelines.warehouse.target import Target
 
     try:
-        freshness, _failures = read_status(destination, dataset, max_age_hours * 3600)
+        freshness, _failures = read_status(Target(destination, dataset), max_age_hours * 3600)
     except Exception as exc:  # no history yet, or the warehouse busy: nothing to say about freshness
         if interrupted(exc):
             raise
@@ -108,7 +110,7 @@ def token_alerts(settings: ApprovalMaxSettings, warn_days: float) -> list[Alert]
     earliest = deadlines.earliest
     if earliest is None:
         return []
-    days_left = (earliest - datetime.now(UTC)).total_seconds() / 86_400
+    days_left = (earliest - SYSTEM_CLOCK.now()).total_seconds() / 86_400
     if days_left >= warn_days:
         return []
     return [

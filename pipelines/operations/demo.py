@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +15,16 @@ import dlt
 import duckdb
 
 from approvalmax_pipeline.pipelines.run import RunRequest, run_pipeline
+from approvalmax_pipeline.pipelines.warehouse.target import DATASET_NAME, Target
 from approvalmax_pipeline.pipelines.webhooks.listen import ListenRequest, listen
 from approvalmax_pipeline.pipelines.webhooks.queue import EventQueue
 from approvalmax_pipeline.sandbox import Sandbox, start_sandbox
 from approvalmax_pipeline.sandbox.server import send_webhooks
 from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxCredentials, ApprovalMaxSettings
+from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK
 
 DEMO_PIPELINE = "approvalmax_demo"
-DEMO_DATASET = "approvalmax"
+DEMO_DATASET = DATASET_NAME
 
 
 @dataclass
@@ -92,13 +93,15 @@ def run_demo(
     with start_sandbox(companies=companies, documents_per_company=documents) as sandbox:
         settings = demo_settings(sandbox, paths)
         request = RunRequest(
-            destination=dlt.destinations.duckdb(credentials=str(paths.duckdb_file)),
-            dataset=DEMO_DATASET,
-            pipeline_name=DEMO_PIPELINE,
-            pipelines_dir=str(paths.pipelines_dir),
+            Target(
+                dlt.destinations.duckdb(credentials=str(paths.duckdb_file)),
+                DEMO_DATASET,
+                DEMO_PIPELINE,
+                str(paths.pipelines_dir),
+            )
         )
         on_step("first", run_pipeline(settings, request))
-        on_step("changes", sandbox.dataset.mutate(modify=5, add=3, now=datetime.now(UTC)))
+        on_step("changes", sandbox.dataset.mutate(modify=5, add=3, now=SYSTEM_CLOCK.now()))
         on_step("second", run_pipeline(settings, request))
         on_step("webhook", webhook_step(sandbox, settings, request, paths))
     return table_counts(paths.duckdb_file, DEMO_DATASET)
@@ -109,10 +112,7 @@ def webhook_step(sandbox: Sandbox, settings: ApprovalMaxSettings, run: RunReques
     returns how long each took from the POST's receipt to the warehouse commit."""
     request = ListenRequest(
         port=0,
-        destination=run.destination,
-        dataset=run.dataset,
-        pipeline_name=run.pipeline_name,
-        pipelines_dir=run.pipelines_dir,
+        target=run.target,
         queue_path=paths.workdir / "webhooks.sqlite",
         batch_seconds=0.5,
     )
@@ -126,7 +126,7 @@ def webhook_step(sandbox: Sandbox, settings: ApprovalMaxSettings, run: RunReques
     latencies: list[float] = []
     try:
         if ready:
-            sandbox.dataset.mutate(modify=1, add=0, now=datetime.now(UTC))
+            sandbox.dataset.mutate(modify=1, add=0, now=SYSTEM_CLOCK.now())
             touched = list(sandbox.dataset.touched)
             send_webhooks(f"{ready[0]}/webhooks/approvalmax/{settings.webhook_secret}", touched)
             while len(latencies) < len(touched) and time.monotonic() < deadline:

@@ -13,13 +13,14 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from approvalmax_pipeline.sources.approvalmax.client import ApprovalMaxClient
+from approvalmax_pipeline.sources.approvalmax.companies import companies_of
 from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxSettings
 from approvalmax_pipeline.sources.approvalmax.connector import Connector
 from approvalmax_pipeline.sources.approvalmax.problem import api_error, invalid_parameters
@@ -34,6 +35,7 @@ from approvalmax_pipeline.sources.approvalmax.settings import (
     DocumentType,
 )
 from approvalmax_pipeline.sources.approvalmax.timestamps import TIMESTAMP_PATTERN, format_timestamp, parse_timestamp
+from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK
 from approvalmax_pipeline.sources.oauth_tokens import RotatingRefreshTokens
 
 VERIFIED = "verified"
@@ -78,7 +80,7 @@ def run_doctor(settings: ApprovalMaxSettings, sample: int = 2, record_to: Path |
         report.checks.append(_check_ping(probe))
         companies_check, companies = _check_companies(probe)
         report.checks.append(companies_check)
-        sampled = [str(c["companyId"]) for c in companies[:sample]]
+        sampled = [company.id for company in companies_of(companies[:sample])]
         report.checks.append(_check_user_profiles(probe, sampled))
         documents: dict[tuple[str, str], dict[str, Any]] = {}  # (company, path) -> the first page's body
         for document_type in document_types:
@@ -123,7 +125,7 @@ def _check_token_rotation(tokens: RotatingRefreshTokens, settings: ApprovalMaxSe
     with tokens.store.lock():
         after = tokens.store.load()
     expires = after.access_token_expires_at if after else None
-    lifetime = f"; access token valid {(expires - datetime.now(UTC)).total_seconds() / 60:.0f} min" if expires else ""
+    lifetime = f"; access token valid {(expires - SYSTEM_CLOCK.now()).total_seconds() / 60:.0f} min" if expires else ""
     if after is None or not after.refresh_token:
         return Check(assumption, DIFFERS, "a refresh gave no new access token", "run `approvalmax auth login`")
     if after.refresh_token == before:
@@ -275,7 +277,7 @@ def _check_modified_filter(probe: Prober, documents: Mapping[tuple[str, str], di
     if not candidates:
         return Check(assumption, NOT_CHECKED, "no document in the sample to filter out")
     company, path, _body = candidates[0]
-    future = format_timestamp(datetime.now(UTC) + timedelta(days=1))
+    future = format_timestamp(SYSTEM_CLOCK.now() + timedelta(days=1))
     response = probe.get(path, {"limit": "1", MODIFIED_FILTER: future}, company=company)
     fallback = "nothing to set: runs then read whole lists and skip what is loaded (exact, slower)"
     if response.status_code == 400:

@@ -3,14 +3,12 @@ warehouse's `run_history` (so it answers for every pipeline that loads the datas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
-from dlt.common.destination import Destination
-
-from approvalmax_pipeline.pipelines.warehouse.factory import duckdb_path, make_pipeline, resolve_destination
+from approvalmax_pipeline.pipelines.warehouse.factory import duckdb_path, make_pipeline
 from approvalmax_pipeline.pipelines.warehouse.run_history import FRESHNESS_VIEW, TABLE
+from approvalmax_pipeline.pipelines.warehouse.target import Target
 from approvalmax_pipeline.sources.approvalmax.errors import ApprovalMaxError
 from approvalmax_pipeline.sources.errors import first_line
 
@@ -38,12 +36,10 @@ class Failure:
     error: str
 
 
-def read_status(
-    destination: str | Destination[Any, Any], dataset: str, max_age_seconds: float, pipelines_dir: str | None = None
-) -> tuple[list[Freshness], list[Failure]]:
+def read_status(target: Target, max_age_seconds: float) -> tuple[list[Freshness], list[Failure]]:
     """Every company and resource the history knows, and the failures newer than their last success."""
-    resolved = resolve_destination(destination)
-    pipeline = make_pipeline(resolved, dataset, STATUS_PIPELINE, pipelines_dir)
+    dataset = target.dataset
+    pipeline = make_pipeline(replace(target, pipeline_name=STATUS_PIPELINE))
     path = duckdb_path(pipeline)
     if path is not None and not path.exists():
         raise NoHistory(f"no warehouse at {path} yet: run `approvalmax run` first")

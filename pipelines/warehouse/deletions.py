@@ -12,19 +12,20 @@ then each run checks it again, so a run killed between its load and this step lo
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import dlt
 from dlt.destinations.sql_client import SqlClientBase
 
-from approvalmax_pipeline.pipelines.warehouse.state import SOURCE_NAME
 from approvalmax_pipeline.pipelines.warehouse.views import DIALECTS, sql_session, translate
 from approvalmax_pipeline.sources.approvalmax.client import ApprovalMaxClient
 from approvalmax_pipeline.sources.approvalmax.hints import DELETED_AT
 from approvalmax_pipeline.sources.approvalmax.settings import DocumentType
+from approvalmax_pipeline.sources.approvalmax.state_layout import sweep_loads
+from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK, Clock
 from approvalmax_pipeline.sources.errors import ConnectorError, first_line
 
 log = logging.getLogger(__name__)
@@ -51,26 +52,17 @@ class Deletions:
 CHECKS = "approvalmax_sweep_checks"  # resource, company_id, load_id: sweeps whose candidates all answered
 
 
-def recorded_sweeps(pipeline: dlt.Pipeline, resources: Iterable[str]) -> dict[str, dict[str, str]]:
-    """resource -> company -> load id of its last complete sweep, from the resource state."""
-    state = pipeline.state.get("sources", {}).get(SOURCE_NAME, {}).get("resources", {})
-    return {
-        resource: {company: sweep["load_id"] for company, sweep in sweeps.items() if sweep.get("load_id")}
-        for resource in resources
-        if (sweeps := state.get(resource, {}).get("sweeps"))
-    }
-
-
 def mark_deleted(
     pipeline: dlt.Pipeline,
     client: ApprovalMaxClient,
     document_types: Sequence[DocumentType],
     hard: bool,
     sql: SqlClientBase[Any] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Deletions:
     """Check every sweep not checked yet; call it under the dataset's lock, after the load."""
     result = Deletions(hard=hard)
-    recorded = recorded_sweeps(pipeline, [doc.resource for doc in document_types])
+    recorded = sweep_loads(pipeline.state, [doc.resource for doc in document_types])
     if not recorded:
         return result
     tables = pipeline.default_schema.tables
@@ -102,6 +94,7 @@ def mark_deleted(
                     client,
                     hard,
                     result,
+                    clock,
                 )
     return result
 
@@ -115,6 +108,7 @@ def _check_table(
     client: ApprovalMaxClient,
     hard: bool,
     result: Deletions,
+    clock: Clock,
 ) -> None:
     """One document table: one query for every pending company's candidates, one transaction to apply."""
     companies = sorted(pending)
@@ -139,7 +133,7 @@ def _check_table(
     with sql.begin_transaction():
         for company, ids in gone.items():
             if ids:
-                _apply(sql, doc.resource, children, company, ids, hard)
+                _apply(sql, doc.resource, children, company, ids, hard, clock.now())
                 result.marked.setdefault(company, {})[doc.resource] = len(ids)
                 log.info("%s %s: %d documents deleted in ApprovalMax", company, doc.resource, len(ids))
         if finished:
@@ -155,18 +149,25 @@ def _check_table(
 
 
 def apply_deletions(
-    pipeline: dlt.Pipeline, types: dict[str, DocumentType], gone: dict[str, dict[str, list[str]]], hard: bool
-) -> None:
+    pipeline: dlt.Pipeline,
+    gone: Mapping[str, Mapping[str, list[str]]],
+    hard: bool,
+    sql: SqlClientBase[Any] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> Deletions:
     """Mark documents the API answered 404 for by id (resource -> company -> request ids), by the
     sweeps' rule: `deleted_at`, or removed with their child rows; a table not loaded yet is skipped."""
+    result = Deletions(hard=hard)
     tables = pipeline.default_schema.tables
-    with pipeline.sql_client() as sql, sql.begin_transaction():
+    with sql_session(pipeline, sql) as sql, sql.begin_transaction():
         for resource, companies in gone.items():
-            if resource not in types or DELETED_AT not in tables.get(resource, {}).get("columns", {}):
+            if DELETED_AT not in tables.get(resource, {}).get("columns", {}):
                 continue
             children = [name for name in tables if name.startswith(resource + "__")]
             for company, ids in companies.items():
-                _apply(sql, resource, children, company, ids, hard)
+                _apply(sql, resource, children, company, ids, hard, clock.now())
+                result.marked.setdefault(company, {})[resource] = len(ids)
+    return result
 
 
 def _confirm(
@@ -177,7 +178,7 @@ def _confirm(
     answered = True
     for request_id in candidates:
         try:
-            document = client.document(company, doc.path, request_id)
+            document = client.document(company, doc, request_id)
         except ConnectorError as exc:
             log.warning(
                 "%s %s %s: not checked (%s); the next run checks it", company, doc.resource, request_id, first_line(exc)
@@ -193,7 +194,13 @@ def _confirm(
 
 
 def _apply(
-    sql: SqlClientBase[Any], resource: str, children: list[str], company: str, gone: list[str], hard: bool
+    sql: SqlClientBase[Any],
+    resource: str,
+    children: list[str],
+    company: str,
+    gone: list[str],
+    hard: bool,
+    now: datetime,
 ) -> None:
     root = sql.make_qualified_table_name(resource)
     for chunk in _chunks(gone):
@@ -211,7 +218,7 @@ def _apply(
             sql.execute_sql(
                 f"UPDATE {root} SET {DELETED_AT} = %s WHERE company_id = %s AND request_id IN ({marks}) "
                 f"AND {DELETED_AT} IS NULL",
-                datetime.now(UTC),
+                now,
                 company,
                 *chunk,
             )

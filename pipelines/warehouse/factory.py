@@ -12,10 +12,9 @@ import dlt
 from dlt.common.destination import Destination
 from dlt.common.destination.exceptions import UnknownDestinationModule
 
+from approvalmax_pipeline.pipelines.warehouse.target import Target
 from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
 
-PIPELINE_NAME = "approvalmax"
-DATASET_NAME = "approvalmax"
 # DuckDB names a file's catalog after its stem, and a catalog named like the dataset makes
 # `approvalmax.xero_bills` ambiguous (BinderException) for dlt and for every analyst's query.
 # So the default file is not `<pipeline>.duckdb` (dlt's default) but one name for every
@@ -107,13 +106,10 @@ def loader_file_format(destination: Destination[Any, Any]) -> str | None:
     return LOADER_FILE_FORMATS.get(destination.destination_name)
 
 
-def make_pipeline(
-    destination: str | Destination[Any, Any] = "duckdb",
-    dataset_name: str = DATASET_NAME,
-    pipeline_name: str = PIPELINE_NAME,
-    pipelines_dir: str | None = None,
-) -> dlt.Pipeline:
-    resolved = resolve_destination(destination)
+def make_pipeline(target: Target) -> dlt.Pipeline:
+    """The target's dlt pipeline, its working folder as it is (see working_folder.restored_pipeline)."""
+    resolved = resolve_destination(target.destination)
+    dataset_name, pipeline_name, pipelines_dir = target.dataset, target.pipeline_name, target.pipelines_dir
     if resolved.destination_name == "duckdb":
         default_duckdb_file()
         bound_duckdb_memory()

@@ -10,21 +10,22 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 import dlt
-from dlt.common.destination import Destination
 
 from approvalmax_pipeline.pipelines.errors import interrupted
 from approvalmax_pipeline.pipelines.warehouse.dataset_lock import dataset_lock
-from approvalmax_pipeline.pipelines.warehouse.factory import loader_file_format, make_pipeline
+from approvalmax_pipeline.pipelines.warehouse.factory import loader_file_format, make_pipeline, resolve_destination
+from approvalmax_pipeline.pipelines.warehouse.target import Target
 from approvalmax_pipeline.pipelines.warehouse.views import DIALECTS, translate
 from approvalmax_pipeline.sources.approvalmax.client import RequestStats
 from approvalmax_pipeline.sources.approvalmax.cursors import load_cursor
 from approvalmax_pipeline.sources.approvalmax.report import RunReport
 from approvalmax_pipeline.sources.approvalmax.settings import USER_PROFILES_PATH, USER_PROFILES_RESOURCE, DocumentType
+from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK, Clock
 from approvalmax_pipeline.sources.errors import first_line
 
 log = logging.getLogger(__name__)
@@ -57,11 +58,16 @@ class RunRecord:
     """What one run knows of itself as it goes, for its rows in `run_history`."""
 
     pipeline: str
+    clock: Clock = SYSTEM_CLOCK
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started_at: datetime | None = None
     companies: list[str] = field(default_factory=list)
     resources: tuple[str, ...] = ()
     cursors_before: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.started_at is None:
+            self.started_at = self.clock.now()
 
 
 def history_rows(
@@ -75,7 +81,7 @@ def history_rows(
 ) -> list[dict[str, Any]]:
     """One row per company and resource; a run that failed before it knew its companies gets one
     row with neither."""
-    finished_at = datetime.now(UTC)
+    finished_at = record.clock.now()
     paths = {doc.resource: doc.path for doc in document_types}
     paths[USER_PROFILES_RESOURCE] = USER_PROFILES_PATH
     failures = {(f.company_id, f.resource): f.message for f in (report.failures if report else [])}
@@ -123,22 +129,17 @@ def history_rows(
     return rows
 
 
-def write_history(
-    destination: Destination[Any, Any],
-    dataset: str,
-    pipeline_name: str,
-    pipelines_dir: str | None,
-    rows: list[dict[str, Any]],
-    token_store: str | None,
-) -> None:
-    """Append the rows and (re)create `company_freshness`, under the dataset's lock."""
-    pipeline = make_pipeline(destination, dataset, pipeline_name + "_history", pipelines_dir)
+def write_history(target: Target, rows: list[dict[str, Any]]) -> None:
+    """Append the rows and (re)create `company_freshness`, under the dataset's lock, by a pipeline of
+    its own (`<pipeline>_history`, named after the rows' pipeline)."""
+    pipeline = make_pipeline(replace(target, pipeline_name=str(rows[0]["pipeline"]) + "_history"))
+    destination = resolve_destination(target.destination)
     resource = dlt.resource(rows, name=TABLE, write_disposition="append", columns=COLUMNS)  # type: ignore[call-overload]
-    with dataset_lock(pipeline, token_store):
+    with dataset_lock(pipeline, target.lock_home):
         pipeline.run(resource, loader_file_format=loader_file_format(destination))  # type: ignore[arg-type]
         dialect = DIALECTS.get(destination.destination_name, "duckdb")
         with pipeline.sql_client() as client:
-            for statement in freshness_statements(dataset, dialect):
+            for statement in freshness_statements(target.dataset, dialect):
                 client.execute_sql(statement)
 
 
@@ -157,17 +158,13 @@ def freshness_statements(ds: str, dialect: str) -> list[str]:
     return [translate(f"CREATE OR REPLACE VIEW {ds}.{FRESHNESS_VIEW} AS {body}", dialect)]
 
 
-def record_history(
-    destination: Destination[Any, Any],
-    dataset: str,
-    pipelines_dir: str | None,
-    token_store: str | None,
-    rows: list[dict[str, Any]],
-) -> None:
+def record_history(target: Target, rows: list[dict[str, Any]]) -> None:
     """write_history whose own failure is logged, never raised over the run's result or error;
     Ctrl-C while it writes still stops the run with 130."""
+    if not rows:
+        return
     try:
-        write_history(destination, dataset, str(rows[0]["pipeline"]), pipelines_dir, rows, token_store)
+        write_history(target, rows)
     except Exception as exc:
         if interrupted(exc):
             raise

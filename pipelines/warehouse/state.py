@@ -2,35 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
 
 import dlt
-from dlt.common.destination import Destination
 
 from approvalmax_pipeline.pipelines.warehouse.factory import duckdb_path, make_pipeline, resolve_destination
+from approvalmax_pipeline.pipelines.warehouse.target import Target
 from approvalmax_pipeline.pipelines.warehouse.working_folder import restored_pipeline, run_lock
+from approvalmax_pipeline.sources.approvalmax.state_layout import all_cursors
 
-SOURCE_NAME = "approvalmax"
 
-
-def read_cursors(
-    destination: str | Destination[Any, Any],
-    dataset: str,
-    pipeline_name: str,
-    pipelines_dir: str | None = None,
-    wait: float = 0.0,
-) -> dict[str, dict[str, str]]:
+def read_cursors(target: Target) -> dict[str, dict[str, str]]:
     """resource -> company id -> cursor, as the next run will see them."""
-    resolved = resolve_destination(destination)
-    path = duckdb_path(make_pipeline(resolved, dataset, pipeline_name, pipelines_dir))
+    target = replace(target, destination=resolve_destination(target.destination))
+    path = duckdb_path(make_pipeline(target))
     if path is not None and not path.exists():
         return {}  # nothing loaded yet; do not create the file by looking
-    with run_lock(pipeline_name, pipelines_dir, wait):
-        pipeline = restored_pipeline(resolved, dataset, pipeline_name, pipelines_dir, wait)
+    with run_lock(target):
+        pipeline = restored_pipeline(target)
     return resource_cursors(pipeline)
 
 
 def resource_cursors(pipeline: dlt.Pipeline) -> dict[str, dict[str, str]]:
     """resource -> company -> cursor, from the pipeline's state as it is now."""
-    resources = pipeline.state.get("sources", {}).get(SOURCE_NAME, {}).get("resources", {})
-    return {name: dict(state.get("cursors", {})) for name, state in resources.items() if state.get("cursors")}
+    return all_cursors(pipeline.state)

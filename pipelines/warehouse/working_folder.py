@@ -10,27 +10,31 @@ queries and removes all of those cases.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import dlt
-from dlt.common.destination import Destination
+from dlt.common.destination.client import WithStateSync
 from dlt.common.pipeline import get_dlt_pipelines_dir
+from dlt.common.schema import Schema
 from filelock import FileLock, Timeout
 
 from approvalmax_pipeline.pipelines.errors import BusyError, exception_chain
 from approvalmax_pipeline.pipelines.warehouse.dataset_lock import dataset_lock
 from approvalmax_pipeline.pipelines.warehouse.factory import make_pipeline
+from approvalmax_pipeline.pipelines.warehouse.target import Target
+from approvalmax_pipeline.sources.approvalmax.state_layout import SOURCE_NAME
 
 BUSY_POLL_SECONDS = 1.0
 
 
 @contextlib.contextmanager
-def run_lock(pipeline_name: str, pipelines_dir: str | None, wait: float) -> Iterator[None]:
-    """Exclude every other run of the same pipeline on this machine, waiting up to `wait` s."""
-    folder = Path(pipelines_dir or get_dlt_pipelines_dir())
+def run_lock(target: Target) -> Iterator[None]:
+    """Exclude every other run of the same pipeline on this machine, waiting up to `target.wait` s."""
+    pipeline_name, wait = target.pipeline_name, target.wait
+    folder = Path(target.pipelines_dir or get_dlt_pipelines_dir())
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f".{pipeline_name}.run.lock"
     try:
@@ -59,22 +63,16 @@ def busy_error(locked: BaseException) -> BusyError:
     )
 
 
-def restored_pipeline(
-    destination: Destination[Any, Any],
-    dataset: str,
-    pipeline_name: str,
-    pipelines_dir: str | None,
-    wait: float,
-    token_store: str | None = None,
-) -> dlt.Pipeline:
-    """A pipeline whose state and schema come from the warehouse, waiting up to `wait` s
-    for a DuckDB file another process holds (`token_store`: see dataset_lock)."""
-    deadline = time.monotonic() + max(wait, 0.0)
+def restored_pipeline(target: Target) -> dlt.Pipeline:
+    """A pipeline whose state and schema come from the warehouse, waiting up to `target.wait` s
+    for a DuckDB file another process holds."""
+    deadline = time.monotonic() + max(target.wait, 0.0)
     while True:
-        pipeline = make_pipeline(destination, dataset, pipeline_name, pipelines_dir).drop()
+        pipeline = make_pipeline(target).drop()
         try:
-            with dataset_lock(pipeline, token_store):  # a DuckDB file is another run's while it loads
+            with dataset_lock(pipeline, target.lock_home):  # a DuckDB file is another run's while it loads
                 pipeline.sync_destination()
+                adopt_stored_schema(pipeline)
             return pipeline
         except Exception as exc:
             locked = duckdb_lock_error(exc)
@@ -83,3 +81,19 @@ def restored_pipeline(
             if time.monotonic() >= deadline:
                 raise busy_error(locked) from exc
             time.sleep(BUSY_POLL_SECONDS)
+
+
+def adopt_stored_schema(pipeline: dlt.Pipeline) -> None:
+    """Start from the dataset's newest `approvalmax` schema, whichever pipeline stored it.
+
+    dlt's merge replaces a document's nested rows only in the nested tables its schema knows hold
+    data: a pipeline that had never seen a document with tracking rows (a new listener, a new
+    per-company pipeline) would leave a changed document's old tracking rows behind.
+    """
+    with pipeline.destination_client() as client:
+        stored = client.get_stored_schema(SOURCE_NAME) if isinstance(client, WithStateSync) else None
+    if stored is None:
+        return
+    if SOURCE_NAME in pipeline.schemas and pipeline.schemas[SOURCE_NAME].version_hash == stored.version_hash:
+        return
+    pipeline.schemas.save_schema(Schema.from_dict(json.loads(stored.schema)))

@@ -11,14 +11,13 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from dlt.common.destination import Destination
-
 from approvalmax_pipeline.pipelines.warehouse.factory import resolve_destination
+from approvalmax_pipeline.pipelines.warehouse.target import Target
 from approvalmax_pipeline.pipelines.warehouse.working_folder import run_lock
 from approvalmax_pipeline.pipelines.webhooks.loader import LoaderStatus, WebhookLoader
 from approvalmax_pipeline.pipelines.webhooks.queue import EventQueue
@@ -36,10 +35,9 @@ MIN_SECRET_LENGTH = 16
 class ListenRequest:
     host: str = "127.0.0.1"
     port: int = 8787
-    destination: str | Destination[Any, Any] = "duckdb"
-    dataset: str = "approvalmax"
-    pipeline_name: str = "approvalmax"
-    pipelines_dir: str | None = None
+    target: Target = field(
+        default_factory=Target
+    )  # the listener loads by a pipeline of its own, `<pipeline_name>_listener`
     queue_path: Path = Path(".approvalmax/webhooks.sqlite")
     batch_seconds: float = 2.0
     max_requests_per_second: float = 50.0
@@ -63,14 +61,16 @@ def listen(
 ) -> LoaderStatus:
     """Serve until SIGTERM/SIGINT (or `stop`); returns what the loader did."""
     secret = check_secret(settings)
-    destination = resolve_destination(request.destination)
-    listener = request.pipeline_name + "_listener"
+    target = replace(
+        request.target.for_pipeline("_listener"),
+        destination=resolve_destination(request.target.destination),
+        wait=0.0,
+        lock_home=settings.token_store,
+    )
     stop = stop or threading.Event()
-    with run_lock(listener, request.pipelines_dir, 0.0), Connector(settings) as connector:
+    with run_lock(target), Connector(settings) as connector:
         queue = EventQueue(request.queue_path)
-        loader = WebhookLoader(
-            connector, queue, destination, request.dataset, listener, request.pipelines_dir, request.batch_seconds
-        )
+        loader = WebhookLoader(connector, queue, target, request.batch_seconds)
         burst = max(1, int(request.max_requests_per_second * 2))
         ready = threading.Event()
         server = WebhookServer(

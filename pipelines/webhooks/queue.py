@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from approvalmax_pipeline.sources.approvalmax.webhooks import WebhookEvent
+from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK, Clock
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -55,9 +55,10 @@ class QueuedEvent:
 class EventQueue:
     """One SQLite file; safe to share between the receiver's threads and the loader."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Clock = SYSTEM_CLOCK) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._clock = clock
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode = WAL")
@@ -70,7 +71,7 @@ class EventQueue:
 
     def append(self, events: Sequence[WebhookEvent]) -> None:
         """Durable when it returns: only then may the receiver answer 2xx."""
-        now = time.time()
+        now = self._clock.now().timestamp()
         rows = [(e.company_id, e.request_id, e.request_type, e.event_type, e.timestamp, now) for e in events]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -100,7 +101,7 @@ class EventQueue:
 
     def done(self, events: Sequence[QueuedEvent], outcomes: dict[int, str]) -> None:
         """The events' load committed: remove them and keep when, for the latency figures."""
-        now = time.time()
+        now = self._clock.now().timestamp()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany(

@@ -10,7 +10,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "approvalmax_source": ".source",
+    "approvalmax_source": ".connector",
+    "Connector": ".connector",
+    "Company": ".companies",
     "documents_resource": ".source",
     "ExtractOptions": ".extract_options",
     "RunReport": ".report",

@@ -32,6 +32,7 @@ from .settings import (
     PAGE_LIMIT,
     PING_PATH,
     USER_PROFILES_PATH,
+    DocumentType,
 )
 
 log = logging.getLogger(__name__)
@@ -166,9 +167,9 @@ class ApprovalMaxClient:
         path = f"{COMPANY_PATH.format(company_id=company_id)}/{type_path}"
         return self.pages(path, params or {}, company=company_id)
 
-    def document(self, company_id: str, type_path: str, request_id: str) -> dict[str, Any] | None:
-        """One document by id (`.../{type}/{requestId}`); None when the API answers 404 (it is gone)."""
-        path = f"{COMPANY_PATH.format(company_id=company_id)}/{type_path}/{request_id}"
+    def document(self, company_id: str, document_type: DocumentType, request_id: str) -> dict[str, Any] | None:
+        """One document by id; None when the API answers 404 (it is gone)."""
+        path = f"{COMPANY_PATH.format(company_id=company_id)}/{document_type.document_path(request_id)}"
         try:
             body = self.get_json(path, company=company_id)
         except ApiError as exc:

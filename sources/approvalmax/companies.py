@@ -3,21 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError
 
 
-def select_companies(companies: Sequence[Mapping[str, Any]], wanted: Iterable[str] | None) -> list[Mapping[str, Any]]:
+@dataclass(frozen=True)
+class Company:
+    """One organisation as `/companies` lists it: its id as text, its name, and the whole record."""
+
+    id: str
+    name: str
+    record: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any] | Company) -> Company:
+        if isinstance(record, Company):
+            return record
+        return cls(str(record["companyId"]), str(record.get("name") or ""), record)
+
+
+def companies_of(records: Iterable[Mapping[str, Any] | Company]) -> list[Company]:
+    return [Company.of(record) for record in records]
+
+
+def select_companies(listed: Sequence[Mapping[str, Any] | Company], wanted: Iterable[str] | None) -> list[Company]:
     """The companies to load, in the API's order; every named id must be one the token may read."""
+    companies = companies_of(listed)
     wanted_ids = list(dict.fromkeys(wanted or ()))
     if not wanted_ids:
-        return list(companies)
-    known = {str(company.get("companyId")) for company in companies}
+        return companies
+    known = {company.id for company in companies}
     unknown = [cid for cid in wanted_ids if cid not in known]
     if unknown:
         raise ConfigError(
             f"unknown company {', '.join(unknown)}: not among the {len(known)} organisations this "
             "connection can read (`approvalmax companies` lists them)"
         )
-    return [company for company in companies if str(company.get("companyId")) in wanted_ids]
+    return [company for company in companies if company.id in wanted_ids]

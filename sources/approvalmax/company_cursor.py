@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .cursors import Window, dump_cursor, load_cursor, next_cursor, request_floor
+from .sink import Version
+from .state_layout import ResourceState
 from .sweeps import SweepPolicy
 from .versions import LoadedVersions
-
-Version = tuple[object, datetime | None]  # (requestId, modifiedAt) of one document
 
 
 class CompanyCursor:
@@ -33,8 +33,9 @@ class CompanyCursor:
         sweep: SweepPolicy | None = None,
     ) -> None:
         self.company_id = company_id
-        self._state = state  # the resource's dlt state; None for a backfill, which moves nothing
-        self._versions = LoadedVersions(state.setdefault("loaded_versions", {})) if state is not None else None
+        # the resource's dlt state; None for a backfill, which moves nothing
+        self._state = ResourceState(state) if state is not None else None
+        self._versions = LoadedVersions(self._state.loaded_versions()) if self._state is not None else None
         self._lookback = lookback
         self._window = window
         self._on_older = on_older
@@ -45,16 +46,16 @@ class CompanyCursor:
         if window is not None:
             self.floor = window.since
         else:
-            assert state is not None
+            assert self._state is not None
             self.floor = request_floor(self._cursor(), lookback)
-            last = state.get("sweeps", {}).get(company_id, {}).get("at")
+            last = self._state.last_sweep_at(company_id)
             # a first full load lists everything anyway, so it counts as a sweep
             self.sweeping = sweep is not None and (self.floor is None or sweep.due(load_cursor(last)))
             if self.sweeping:
                 self.floor = None
 
     def _cursor(self) -> datetime | None:
-        return load_cursor(self._state.get("cursors", {}).get(self.company_id)) if self._state is not None else None
+        return load_cursor(self._state.cursor(self.company_id)) if self._state is not None else None
 
     def observe(self, versions: Iterable[Version], requested_at: datetime) -> list[bool]:
         """Which documents of a page to load: at or after the floor (the API may not filter: see
@@ -84,18 +85,15 @@ class CompanyCursor:
         """All pages are in: move the cursor and keep the versions the next run fetches again."""
         if self._state is None or self._versions is None:
             return
-        absent = self._state.setdefault("not_applicable", [])
-        if self.company_id in absent:
-            absent.remove(self.company_id)  # the type exists for this company now
+        self._state.set_not_applicable(self.company_id, False)  # the type exists for this company now
         if self._started is None:
             return
         if self.sweeping and self._sweep is not None:
             # Rows of this company older than this load and not deleted were not listed: sweeps.py checks them.
-            at = dump_cursor(self._started)
-            self._state.setdefault("sweeps", {})[self.company_id] = {"at": at, "load_id": self._sweep.load_id}
+            self._state.record_sweep(self.company_id, dump_cursor(self._started), self._sweep.load_id)
         moved = next_cursor(self._cursor(), self._newest, self._started)
         if moved is not None:
-            self._state.setdefault("cursors", {})[self.company_id] = dump_cursor(moved)
+            self._state.set_cursor(self.company_id, dump_cursor(moved))
         self._versions.settle(self.company_id, request_floor(moved, self._lookback))
 
     def abandon(self) -> None:
@@ -107,10 +105,9 @@ class CompanyCursor:
         """The company does not have this type (404); True the first run that sees it, to report it once."""
         if self._state is None:
             return True
-        absent = self._state.setdefault("not_applicable", [])
-        if self.company_id in absent:
+        if self._state.is_not_applicable(self.company_id):
             return False
-        absent.append(self.company_id)
+        self._state.set_not_applicable(self.company_id, True)
         return True
 
 

@@ -173,6 +173,13 @@ def merge_document_types(configured: Sequence[Mapping[str, Any]]) -> tuple[Docum
             raise ConfigError(f"{key} entry {number} is not a table: give table, path and shape")
         table, path = str(entry.get("table") or ""), str(entry.get("path") or "").strip("/")
         shape = str(entry.get("shape") or "accounting")
+        request_types = entry.get("request_types", ())
+        if isinstance(request_types, str):
+            request_types = (request_types,)
+        if not isinstance(request_types, Sequence) or not all(isinstance(r, str) and r for r in request_types):
+            raise ConfigError(
+                f'{key} entry {number}: request_types must be a list of webhook RequestType names, e.g. ["QBooksBill"]'
+            )
         if not _TABLE_NAME.match(table) or "__" in table or table in (RESOURCE_NAMES[0], RESOURCE_NAMES[1]):
             raise ConfigError(
                 f"{key} entry {number}: table {table!r} must be snake_case (a-z, 0-9, single _) and not "
@@ -184,16 +191,23 @@ def merge_document_types(configured: Sequence[Mapping[str, Any]]) -> tuple[Docum
             )
         if shape not in SHAPES:
             raise ConfigError(f"{key} entry {number}: shape {shape!r} must be accounting or standalone")
-        unknown = sorted(set(entry) - {"table", "path", "shape"})
+        unknown = sorted(set(entry) - {"table", "path", "shape", "request_types"})
         if unknown:
-            raise ConfigError(f"{key} entry {number}: unknown key(s) {', '.join(unknown)}; use table, path and shape")
+            raise ConfigError(
+                f"{key} entry {number}: unknown key(s) {', '.join(unknown)}; use table, path, shape and request_types"
+            )
         columns, children = SHAPES[shape]
         builtin = types.get(table)
         if builtin is not None and "shape" not in entry:
             columns, children = builtin.columns, builtin.children
-        types[table] = DocumentType(table, path, columns, children)
+        named = tuple(request_types) or (builtin.request_types if builtin is not None else ())
+        types[table] = DocumentType(table, path, columns, children, named)
     paths = [doc.path for doc in types.values()]
     repeated = sorted({path for path in paths if paths.count(path) > 1})
     if repeated:
         raise ConfigError(f"{key}: path {', '.join(repeated)} is configured for two tables; give each path one table")
+    names = [name for doc in types.values() for name in doc.request_types]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ConfigError(f"{key}: request type {', '.join(twice)} is named by two tables; give each one table")
     return tuple(types.values())

@@ -1,4 +1,4 @@
-"""The composition root: settings, token store, tokens, client and source are built here and nowhere else.
+"""The composition root: settings, clock, token store, tokens, client and sources are built here and nowhere else.
 
 The CLI, the Airflow DAG, the demo, the doctor and the bench all start from `Connector`; the
 layers below it (client, token layer, settings) never build one another.
@@ -7,22 +7,26 @@ layers below it (client, token layer, settings) never build one another.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from dlt.extract.source import DltSource
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..http_retry import RetryPolicy
 from ..oauth_tokens import BearerAuth, FileTokenStore, RotatingRefreshTokens, TokenEndpoint, TokenStore
 from ..oauth_tokens.postgres_store import PostgresTokenStore, is_postgres_url
 from .client import ApprovalMaxClient
+from .companies import Company, companies_of, select_companies
 from .config import ApprovalMaxSettings, document_types, env_name, load_settings
 from .cursors import Window
 from .errors import ConfigError
 from .extract_options import ExtractOptions
 from .recording import Recorder
 from .settings import REFRESH_GRACE_MINUTES, REFRESH_TOKEN_LIFETIME_DAYS, TOKEN_PATH, DocumentType
+from .source import approvalmax_dlt_source, fetched_documents_source
 
 REAUTHORIZE_HINT = (
     "run `approvalmax auth login` (or `approvalmax auth import` with a new refresh token) "
@@ -60,7 +64,7 @@ def token_endpoint(settings: ApprovalMaxSettings) -> TokenEndpoint:
     )
 
 
-def open_tokens(settings: ApprovalMaxSettings) -> RotatingRefreshTokens:
+def open_tokens(settings: ApprovalMaxSettings, clock: Clock = SYSTEM_CLOCK) -> RotatingRefreshTokens:
     credentials = settings.credentials
     return RotatingRefreshTokens(
         token_endpoint(settings),
@@ -72,6 +76,7 @@ def open_tokens(settings: ApprovalMaxSettings) -> RotatingRefreshTokens:
         grace=timedelta(minutes=REFRESH_GRACE_MINUTES),
         reauthorize_hint=REAUTHORIZE_HINT,
         family_lifetime=timedelta(days=REFRESH_TOKEN_LIFETIME_DAYS),
+        clock=clock,
     )
 
 
@@ -79,6 +84,7 @@ def open_client(
     settings: ApprovalMaxSettings,
     tokens: RotatingRefreshTokens | None = None,
     record_to: Path | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> ApprovalMaxClient:
     """The API client with bearer auth from the token store; `record_to` keeps its responses
     (pseudonymised, see recording.py)."""
@@ -92,6 +98,7 @@ def open_client(
         rate_limit_per_minute=settings.rate_limit_per_minute,
         rate_limit_window_seconds=settings.rate_limit_window_seconds,
         on_response=Recorder(record_to) if record_to is not None else None,
+        clock=clock,
     )
 
 
@@ -99,11 +106,14 @@ class Connector:
     """One connection to ApprovalMax for one run: its settings, tokens and client, and the sources
     built on them. Close it (or use it as a context manager) to close the client."""
 
-    def __init__(self, settings: ApprovalMaxSettings | None = None, record_to: Path | None = None) -> None:
+    def __init__(
+        self, settings: ApprovalMaxSettings | None = None, record_to: Path | None = None, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.settings = settings if settings is not None else load_settings()
+        self.clock = clock
         self.document_types: tuple[DocumentType, ...] = document_types(self.settings)
-        self.tokens = open_tokens(self.settings)
-        self.client = open_client(self.settings, self.tokens, record_to)
+        self.tokens = open_tokens(self.settings, clock)
+        self.client = open_client(self.settings, self.tokens, record_to, clock)
 
     def __enter__(self) -> Connector:
         return self
@@ -128,9 +138,43 @@ class Connector:
             reconcile_every=timedelta(hours=every) if every > 0 else None,
             reconcile=reconcile,
             history=self.settings.keep_history,
+            clock=self.clock,
         )
 
-    def source(self, companies: Sequence[Mapping[str, Any]], options: ExtractOptions) -> DltSource:
-        from .source import approvalmax_source
+    def companies(self, wanted: Sequence[str] | None = None) -> list[Company]:
+        """The companies a run loads: `wanted` (else the `company_ids` setting, else all listed)."""
+        return select_companies(self.client.companies(), wanted or self.settings.company_ids)
 
-        return approvalmax_source(self.client, companies, options)
+    def source(self, companies: Sequence[Company], options: ExtractOptions) -> DltSource:
+        """A run's source: each company's documents modified since its cursor."""
+        return approvalmax_dlt_source(self.client, companies, options)
+
+    def fetched_source(
+        self, documents: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]], options: ExtractOptions
+    ) -> DltSource:
+        """The listener's source: documents already read by id (resource -> company -> documents)."""
+        return fetched_documents_source(documents, options)
+
+
+def approvalmax_source(
+    client: ApprovalMaxClient | None = None,
+    companies: Sequence[Mapping[str, Any] | Company] | None = None,
+    options: ExtractOptions | None = None,
+    *,
+    company_ids: Sequence[str] | None = None,
+    settings: ApprovalMaxSettings | None = None,
+) -> DltSource:
+    """The source, as dlt's verified sources are used: `pipeline.run(approvalmax_source())`.
+
+    With no arguments, settings, credentials and the token store come from dlt's configuration
+    (`[sources.approvalmax]` in .dlt/, or SOURCES__APPROVALMAX__* variables) and every company
+    (or `company_ids`) is read; a company that fails raises, so a script cannot miss it. The CLI
+    builds its source through `Connector.source` instead.
+    """
+    if client is None:
+        # one client for the source's life: dlt gives a source no close hook, so it closes when collected
+        connector = Connector(settings)
+        return connector.source(connector.companies(company_ids), replace(connector.extract_options(), strict=True))
+    if companies is None or options is None:
+        raise TypeError("approvalmax_source: pass client, companies and options together, or none of them")
+    return approvalmax_dlt_source(client, companies_of(companies), options)

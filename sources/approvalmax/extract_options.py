@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from ..clock import SYSTEM_CLOCK, Clock
 from .cursors import Window
 from .report import RunReport
 from .settings import DOCUMENT_TYPES, DocumentType
@@ -32,3 +33,5 @@ class ExtractOptions:
     reconcile: bool = False
     # Every loaded version also goes to request_versions (history.py).
     history: bool = True
+    # Every "now" of the extract (sweep times, the listener's fetch time).
+    clock: Clock = SYSTEM_CLOCK

@@ -106,23 +106,45 @@ STANDALONE_CHILDREN: dict[tuple[str, ...], ColumnTypes] = {
 
 @dataclass(frozen=True)
 class DocumentType:
-    """One paged document collection of a company."""
+    """One paged document collection of a company: a row of the endpoint table."""
 
     resource: str  # resource name = table name
-    path: str  # below /api/v1/companies/{company_id}/
+    path: str  # the list, below /api/v1/companies/{company_id}/; one document is `{path}/{requestId}`
     columns: ColumnTypes = field(default_factory=lambda: ACCOUNTING_COLUMNS)
     children: dict[tuple[str, ...], ColumnTypes] = field(default_factory=lambda: ACCOUNTING_CHILDREN)
+    # The webhook events' `RequestType`s that name a document of this type.
+    request_types: tuple[str, ...] = ()
+
+    def document_path(self, request_id: str) -> str:
+        """One document by id, below /api/v1/companies/{company_id}/."""
+        return f"{self.path}/{request_id}"
 
 
+# Webhook RequestTypes: `XeroBill` and `QBooksExpense` are documented; the others follow their pattern (a guess,
+# so an event of an unknown type is logged and left to the next sweep).
 DOCUMENT_TYPES: tuple[DocumentType, ...] = (
-    DocumentType("xero_bills", "xero/bills", BILL_COLUMNS),
-    DocumentType("xero_purchase_orders", "xero/purchase-orders", PURCHASE_ORDER_COLUMNS),
-    DocumentType("xero_credit_notes", "xero/credit-notes"),
-    DocumentType("xero_sales_invoices", "xero/sales-invoices"),
-    DocumentType("xero_batch_payments", "xero/batch-payments"),
-    DocumentType("xero_quotes", "xero/quotes"),
-    DocumentType("standalone_documents", "standalone/documents", STANDALONE_COLUMNS, STANDALONE_CHILDREN),
+    DocumentType("xero_bills", "xero/bills", BILL_COLUMNS, request_types=("XeroBill",)),
+    DocumentType(
+        "xero_purchase_orders", "xero/purchase-orders", PURCHASE_ORDER_COLUMNS, request_types=("XeroPurchaseOrder",)
+    ),
+    DocumentType("xero_credit_notes", "xero/credit-notes", request_types=("XeroCreditNote", "XeroCreditNotePayable")),
+    DocumentType("xero_sales_invoices", "xero/sales-invoices", request_types=("XeroSalesInvoice", "XeroInvoice")),
+    DocumentType("xero_batch_payments", "xero/batch-payments", request_types=("XeroBatchPayment", "XeroAmaxPayBatch")),
+    DocumentType("xero_quotes", "xero/quotes", request_types=("XeroQuote",)),
+    DocumentType(
+        "standalone_documents",
+        "standalone/documents",
+        STANDALONE_COLUMNS,
+        STANDALONE_CHILDREN,
+        request_types=("StandaloneRequest", "Standalone"),
+    ),
 )
+
+
+def resource_for_request_type(document_types: tuple[DocumentType, ...], request_type: str) -> str | None:
+    """The table a webhook event's document loads into, or None for a type no document type names."""
+    return next((doc.resource for doc in document_types if request_type in doc.request_types), None)
+
 
 COMPANIES_RESOURCE = "companies"
 USER_PROFILES_RESOURCE = "user_profiles"

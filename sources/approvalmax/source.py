@@ -1,33 +1,31 @@
-"""The dlt source: companies, user profiles and every document type, incremental per company."""
+"""The dlt sources: a run's (companies, user profiles and every document type, incremental per
+company) and the webhook listener's (documents already read by id). Both hand documents to the
+same sinks, with the same table hints; they differ only in how they choose the documents."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import dlt
 from dlt.extract.hints import TResourceNestedHints
 from dlt.extract.resource import DltResource
-from dlt.extract.source import DltSource
 
 from ..oauth_tokens import TokenError
 from .client import ApprovalMaxClient
-from .companies import select_companies
+from .companies import Company
 from .company_cursor import CompanyCursor, ResourceCursors
-from .config import ApprovalMaxSettings
-from .cursors import Window
 from .errors import ApiError, ApiUnavailable, ApprovalMaxError
 from .extract_options import ExtractOptions
 from .fan_in import Done, Failed, Item, fan_in
 from .hints import DOCUMENT_KEY, column_hints, root_columns
 from .history import history_hints
-from .pages import Page
 from .records import prepare_row
 from .report import CompanyFailure, RunReport
 from .settings import COMPANIES_RESOURCE, MODIFIED_FILTER, USER_PROFILES_RESOURCE, DocumentType
-from .sinks import Prepared, open_sink
+from .sink import EVERY_DOCUMENT, Prepared
+from .sinks import open_sink
 from .sweeps import SweepPolicy
 from .timestamps import format_timestamp
 
@@ -35,51 +33,23 @@ from .timestamps import format_timestamp
 FATAL_ERRORS: tuple[type[BaseException], ...] = (TokenError, ApiUnavailable)
 
 
-def approvalmax_source(
-    client: ApprovalMaxClient | None = None,
-    companies: Sequence[Mapping[str, Any]] | None = None,
-    options: ExtractOptions | None = None,
-    *,
-    company_ids: Sequence[str] | None = None,
-    settings: ApprovalMaxSettings | None = None,
-) -> DltSource:
-    """The source, as dlt's verified sources are used: `pipeline.run(approvalmax_source())`.
-
-    With no arguments, settings, credentials and the token store come from dlt's configuration
-    (`[sources.approvalmax]` in .dlt/, or SOURCES__APPROVALMAX__* variables) and every company
-    (or `company_ids`) is read; a company that fails raises, so a script cannot miss it. The CLI
-    passes its own client, companies and options.
-    """
-    if client is None:
-        from .connector import Connector
-
-        connector = Connector(settings)
-        client = connector.client
-        options = options or replace(connector.extract_options(), strict=True)
-        # one client for the source's life: dlt gives a source no close hook, so it closes when collected
-        companies = select_companies(client.companies(), company_ids or connector.settings.company_ids)
-    if companies is None or options is None:
-        raise TypeError("approvalmax_source: pass client, companies and options together, or none of them")
-    return approvalmax_dlt_source(client, companies, options)
-
-
 @dlt.source(name="approvalmax", section="approvalmax")
 def approvalmax_dlt_source(
-    client: ApprovalMaxClient, companies: Sequence[Mapping[str, Any]], options: ExtractOptions
+    client: ApprovalMaxClient, companies: Sequence[Company], options: ExtractOptions
 ) -> Iterator[DltResource]:
-    """Every resource for the given companies (as `/companies` listed them)."""
-    company_ids = [str(company["companyId"]) for company in companies]
+    """Every resource for the given companies: each company's documents modified since its cursor."""
+    company_ids = [company.id for company in companies]
     yield companies_resource(companies, options.report)
     yield user_profiles_resource(client, company_ids, options.report, options.strict)
     for document_type in options.document_types:
         yield documents_resource(client, company_ids, document_type, options)
 
 
-def companies_resource(companies: Sequence[Mapping[str, Any]], report: RunReport) -> DltResource:
+def companies_resource(companies: Sequence[Company], report: RunReport) -> DltResource:
     def extract() -> Iterator[list[dict[str, Any]]]:
-        rows = [prepare_row(company, str(company["companyId"])) for company in companies]
-        for row in rows:
-            report.count(row["companyId"], COMPANIES_RESOURCE, [row])
+        rows = [prepare_row(company.record, company.id) for company in companies]
+        for company, row in zip(companies, rows, strict=True):
+            report.count(company.id, COMPANIES_RESOURCE, [row])
         yield rows
 
     return dlt.resource(extract, name=COMPANIES_RESOURCE, write_disposition="merge", primary_key="company_id")
@@ -140,21 +110,16 @@ def documents_resource(
     return with_document_hints(dlt.resource(extract, name=document_type.resource), document_type, options)
 
 
+@dlt.source(name="approvalmax", section="approvalmax")
 def fetched_documents_source(
-    document_types: Sequence[DocumentType],
-    documents: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]],
-    fetched_at: datetime,
-    options: ExtractOptions,
-) -> DltSource:
-    """Documents already fetched (by id, for the webhook listener): resource -> company -> documents,
-    through the same sinks, tables and hints as a run; no cursor is read or moved."""
-
-    @dlt.source(name="approvalmax", section="approvalmax")
-    def fetched() -> Iterator[DltResource]:
-        for document_type in document_types:
-            yield fetched_resource(document_type, documents.get(document_type.resource, {}), fetched_at, options)
-
-    return fetched()
+    documents: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]], options: ExtractOptions
+) -> Iterator[DltResource]:
+    """Documents already read by id (the webhook listener's): resource -> company -> documents,
+    through the same sinks, tables and hints as a run's; no cursor is read or moved."""
+    fetched_at = options.clock.now()
+    for document_type in options.document_types:
+        if document_type.resource in documents:
+            yield fetched_resource(document_type, documents[document_type.resource], fetched_at, options)
 
 
 def fetched_resource(
@@ -164,13 +129,11 @@ def fetched_resource(
     options: ExtractOptions,
 ) -> DltResource:
     def extract() -> Iterator[Any]:
-        cursors = ResourceCursors(None, options.lookback, Window(None, None))
         sink = open_sink(
             document_type, options.arrow, options.report, options.arrow_min_page_bytes, history=options.history
         )
         for company_id, found in documents.items():
-            page = Page(b"", None, fetched_at, parsed=list(found))
-            sink.add(company_id, sink.prepare(page), cursors[company_id])
+            sink.add(company_id, sink.prepare_documents(found, fetched_at), EVERY_DOCUMENT)
         yield from sink.flush(final=True)
 
     return with_document_hints(dlt.resource(extract, name=document_type.resource), document_type, options)
@@ -207,7 +170,7 @@ def open_cursors(client: ApprovalMaxClient, document_type: DocumentType, options
     sweep = None
     if state is not None:
         load_id = dlt.current.load_package_state()["load_id"]
-        sweep = SweepPolicy(datetime.now(UTC), load_id, options.reconcile_every, options.reconcile)
+        sweep = SweepPolicy(options.clock.now(), load_id, options.reconcile_every, options.reconcile)
     return ResourceCursors(state, options.lookback, options.window, older_came_back, sweep)
 
 

@@ -1,10 +1,10 @@
 """ApprovalMax's webhook payloads: their shape, checked, and which document type each event names.
 
-The documented example (../shared/approvalmax-api.md, "Webhooks"):
+The documented example:
 `{"Events": [{"EventType": "Approved", "EventSubType": "ApprovedByApprover", "RequestType": "XeroBill",
 "RequestId": "<uuid>", "CompanyId": "<uuid>", "TimeStamp": "2025-03-07T11:34:59.6353651+00:00"}],
-"Entropy": "<random>"}`. Only `XeroBill` and `QBooksExpense` are documented request types; the
-others below follow their pattern (a guess, so an unknown type is logged and left to the sweep).
+"Entropy": "<random>"}`. Which table a `RequestType` loads into is the endpoint table's business
+(`settings.DocumentType.request_types`), so a configured document type loads by webhook too.
 """
 
 from __future__ import annotations
@@ -16,20 +16,6 @@ from typing import Any
 
 from .errors import ApprovalMaxError
 
-# RequestType -> table (settings.DOCUMENT_TYPES' resource); XeroBill is documented, the rest guessed.
-REQUEST_TYPES = {
-    "XeroBill": "xero_bills",
-    "XeroPurchaseOrder": "xero_purchase_orders",
-    "XeroCreditNote": "xero_credit_notes",
-    "XeroCreditNotePayable": "xero_credit_notes",
-    "XeroSalesInvoice": "xero_sales_invoices",
-    "XeroInvoice": "xero_sales_invoices",
-    "XeroBatchPayment": "xero_batch_payments",
-    "XeroAmaxPayBatch": "xero_batch_payments",
-    "XeroQuote": "xero_quotes",
-    "StandaloneRequest": "standalone_documents",
-    "Standalone": "standalone_documents",
-}
 MAX_EVENTS = 1_000  # per POST
 
 
@@ -44,11 +30,6 @@ class WebhookEvent:
     request_type: str
     event_type: str
     timestamp: str
-
-    @property
-    def resource(self) -> str | None:
-        """The table this event's document loads into, or None for a type we do not know."""
-        return REQUEST_TYPES.get(self.request_type)
 
 
 def parse_payload(body: bytes) -> list[WebhookEvent]:

@@ -10,6 +10,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from approvalmax_pipeline.pipelines.errors import interrupted
 from approvalmax_pipeline.pipelines.warehouse import run_history
+from approvalmax_pipeline.pipelines.warehouse.target import Target
 
 ROWS = [{"pipeline": "p"}]
 
@@ -39,11 +40,11 @@ def test_an_interrupt_while_writing_run_history_is_raised(
     assert interrupted(error)
     monkeypatch.setattr(run_history, "write_history", failing(error))
     with pytest.raises(RuntimeError):
-        run_history.record_history(None, "d", None, None, ROWS)  # type: ignore[arg-type]
+        run_history.record_history(Target(dataset="d"), ROWS)
 
 
 def test_any_other_failure_writing_run_history_is_logged_and_the_run_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
     error = wrapped(duckdb.IOException("disk full"))
     assert not interrupted(error) and not isinstance(error, PipelineStepFailed)
     monkeypatch.setattr(run_history, "write_history", failing(error))
-    run_history.record_history(None, "d", None, None, ROWS)  # type: ignore[arg-type]
+    run_history.record_history(Target(dataset="d"), ROWS)

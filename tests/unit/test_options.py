@@ -44,8 +44,8 @@ def test_unknown_resource_lists_the_valid_ones() -> None:
 
 
 def test_companies_filtered_in_api_order() -> None:
-    assert select_companies(COMPANIES, ["b"]) == [COMPANIES[1]]
-    assert select_companies(COMPANIES, None) == COMPANIES
+    assert [c.record for c in select_companies(COMPANIES, ["b"])] == [COMPANIES[1]]
+    assert [c.id for c in select_companies(COMPANIES, None)] == [str(c["companyId"]) for c in COMPANIES]
 
 
 def test_unknown_company_is_refused() -> None:

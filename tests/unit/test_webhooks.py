@@ -9,6 +9,9 @@ import pytest
 
 from approvalmax_pipeline.pipelines.webhooks.queue import MAX_ATTEMPTS, EventQueue
 from approvalmax_pipeline.pipelines.webhooks.server import RateLimit
+from approvalmax_pipeline.sources.approvalmax.config import merge_document_types
+from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
+from approvalmax_pipeline.sources.approvalmax.settings import DOCUMENT_TYPES, resource_for_request_type
 from approvalmax_pipeline.sources.approvalmax.webhooks import PayloadError, WebhookEvent, parse_payload
 
 COMPANY, REQUEST = "5df4a571-a352-4955-8a43-004d862dbda5", "76d90f2d-0c06-4c97-8ebc-665168ca7b02"
@@ -29,14 +32,28 @@ DOCUMENTED = {
 
 def test_the_documented_example_is_one_event_for_xero_bills() -> None:
     (event,) = parse_payload(json.dumps(DOCUMENTED).encode())
-    assert (event.company_id, event.request_id, event.resource) == (COMPANY, REQUEST, "xero_bills")
+    assert (event.company_id, event.request_id) == (COMPANY, REQUEST)
+    assert resource_for_request_type(DOCUMENT_TYPES, event.request_type) == "xero_bills"
     assert event.event_type == "Approved" and event.timestamp.startswith("2025-03-07")
 
 
 def test_an_unknown_request_type_parses_and_maps_to_no_table() -> None:
     body = {"Events": [{**DOCUMENTED["Events"][0], "RequestType": "QBooksExpense"}]}
     (event,) = parse_payload(json.dumps(body).encode())
-    assert event.resource is None
+    assert resource_for_request_type(DOCUMENT_TYPES, event.request_type) is None
+
+
+def test_a_configured_document_type_names_its_own_request_types() -> None:
+    types = merge_document_types(
+        [{"table": "qbooks_expenses", "path": "qbooks/expenses", "request_types": ["QBooksExpense"]}]
+    )
+    assert resource_for_request_type(types, "QBooksExpense") == "qbooks_expenses"
+    assert resource_for_request_type(types, "XeroBill") == "xero_bills"
+
+
+def test_a_request_type_named_by_two_tables_is_refused() -> None:
+    with pytest.raises(ConfigError, match="named by two tables"):
+        merge_document_types([{"table": "more_bills", "path": "xero/more-bills", "request_types": ["XeroBill"]}])
 
 
 @pytest.mark.parametrize(

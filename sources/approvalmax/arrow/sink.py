@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import dlt
 
-from ..company_cursor import CompanyCursor
 from ..hints import DOCUMENT_KEY, column_hints, declared_types, root_columns
 from ..history import VersionLog
 from ..pages import Page
 from ..records import versions
 from ..report import RunReport
 from ..settings import DocumentType
-from ..sinks import Prepared
+from ..sink import Admission, Prepared
 from .dlt_compat import allow_arrow_in_nested_tables
 from .pages import ArrowPage, parse_page
 from .schema import PageSchema
@@ -74,11 +74,14 @@ class ArrowSink:
         parsed = parse_page(page.body, options) if options is not None and page.parsed is None else None
         return Prepared(page.requested_at, parsed if parsed is not None else JsonDocuments(page.documents(), True))
 
-    def add(self, company_id: str, page: Prepared[Parsed], cursor: CompanyCursor) -> None:
+    def prepare_documents(self, documents: Sequence[dict[str, Any]], requested_at: datetime) -> Prepared[Parsed]:
+        return Prepared(requested_at, JsonDocuments(list(documents), teaches=True))
+
+    def add(self, company_id: str, page: Prepared[Parsed], admission: Admission) -> None:
         content, counts = page.content, self._report.counter(company_id)
         if isinstance(content, ArrowPage):
             times = content.modified_times()
-            keep = cursor.observe(zip(content.request_ids(), times, strict=True), page.requested_at)
+            keep = admission.observe(zip(content.request_ids(), times, strict=True), page.requested_at)
             admitted = content.admitted(keep)
             if self._batch.add_page(admitted, company_id, counts):
                 kept_times = [time for time, kept in zip(times, keep, strict=True) if kept]
@@ -88,7 +91,7 @@ class ArrowSink:
             documents, teaches = content.json_documents(), True  # a shape only the Python builder handles
         else:
             documents, teaches = content.documents, content.teaches
-            keep = cursor.observe(versions(documents), page.requested_at)
+            keep = admission.observe(versions(documents), page.requested_at)
         loaded = [document for document, kept in zip(documents, keep, strict=True) if kept]
         for document in loaded:
             self._batch.add(document, company_id, counts)

@@ -1,0 +1,157 @@
+"""The one load step of every caller (a scheduled run, a backfill, a sweep, the webhook listener).
+
+restore → choose → extract → normalise → [dataset lock: load → deletions → views] → history.
+Callers differ only in `choose`: a run lists companies and reads each one's documents since its
+cursor; the listener hands over documents it read by id. Everything else is done here, the same
+way for all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import dlt
+from dlt.destinations.sql_client import SqlClientBase
+from dlt.extract.source import DltSource
+
+from approvalmax_pipeline.pipelines.warehouse.dataset_lock import dataset_lock
+from approvalmax_pipeline.pipelines.warehouse.deletions import Deletions
+from approvalmax_pipeline.pipelines.warehouse.factory import loader_file_format, resolve_destination
+from approvalmax_pipeline.pipelines.warehouse.run_history import record_history
+from approvalmax_pipeline.pipelines.warehouse.target import Target
+from approvalmax_pipeline.pipelines.warehouse.views import create_views
+from approvalmax_pipeline.pipelines.warehouse.working_folder import busy_error, duckdb_lock_error, restored_pipeline
+from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK, Clock
+
+log = logging.getLogger(__name__)
+
+Deleter = Callable[[dlt.Pipeline, SqlClientBase[Any]], Deletions]
+
+
+@dataclass
+class Chosen:
+    """What a caller chose to load: a dlt source (None: nothing to extract) and the deletions to
+    apply after the load, on the same connection as the views."""
+
+    source: DltSource | None
+    deletions: Deleter = field(default=lambda pipeline, sql: Deletions())
+
+
+@dataclass
+class Loaded:
+    """What the step did, for the summary, --json and run_history."""
+
+    pipeline: dlt.Pipeline
+    load_id: str | None = None
+    table_rows: dict[str, int] = field(default_factory=dict)
+    deletions: Deletions = field(default_factory=Deletions)
+    views: tuple[str, ...] = ()
+
+
+@dataclass
+class Views:
+    """The schema the views were last made for: a caller that loads often (the listener) remakes
+    them only when tables or columns changed; a run starts from a new one, so it always makes them."""
+
+    made_for: str | None = None
+
+
+class HistoryLog:
+    """run_history rows, written by `record_history` at most every `every_seconds` (0: at once);
+    rows in between are summed into one per company and resource."""
+
+    def __init__(self, target: Target, every_seconds: float = 0.0, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.target = target
+        self.every_seconds = every_seconds
+        self._clock = clock
+        self._rows: list[dict[str, Any]] = []
+        self._written_at = clock.monotonic()
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        self._rows.extend(rows)
+        self.flush(force=False)
+
+    def flush(self, force: bool = True) -> None:
+        if not self._rows or (not force and self._clock.monotonic() - self._written_at < self.every_seconds):
+            return
+        rows = self._rows if self.every_seconds <= 0 else merge_history(self._rows)
+        self._rows, self._written_at = [], self._clock.monotonic()
+        record_history(self.target, rows)
+
+
+HistoryRows = Callable[[Loaded | None, BaseException | None], list[dict[str, Any]]]
+
+
+def load_step(
+    target: Target,
+    choose: Callable[[dlt.Pipeline], Chosen],
+    history: HistoryLog,
+    history_rows: HistoryRows,
+    views: Views | None = None,
+    on_phase: Callable[[str], None] = lambda phase: None,
+) -> Loaded:
+    """Restore the target's pipeline from the warehouse, load what `choose` picks, and record it.
+
+    `history_rows` turns the outcome (or the error, which is raised again) into run_history rows."""
+    pipeline = restored_pipeline(target)  # the warehouse first: a busy DuckDB file stops it before any API call
+    try:
+        loaded = _load(pipeline, target, choose(pipeline), views or Views(), on_phase)
+    except Exception as exc:
+        history.add(history_rows(None, exc))
+        raise
+    history.add(history_rows(loaded, None))
+    return loaded
+
+
+def _load(
+    pipeline: dlt.Pipeline, target: Target, chosen: Chosen, views: Views, on_phase: Callable[[str], None]
+) -> Loaded:
+    loaded = Loaded(pipeline)
+    on_phase("loading")
+    if chosen.source is not None:
+        destination = resolve_destination(target.destination)
+        pipeline.extract(chosen.source, loader_file_format=loader_file_format(destination))  # type: ignore[arg-type]
+        normalized = pipeline.normalize()
+        loaded.table_rows = {
+            table: count
+            for table, count in (normalized.row_counts.items() if normalized is not None else [])
+            if not table.startswith("_dlt")
+        }
+    # other pipelines may load into this dataset at the same time
+    with dataset_lock(pipeline, target.lock_home):
+        if chosen.source is not None:
+            try:
+                info = pipeline.load()
+            except Exception as exc:
+                locked = duckdb_lock_error(exc)
+                if locked is not None:
+                    raise busy_error(locked) from exc
+                raise
+            loaded.load_id = info.loads_ids[-1] if info is not None and info.loads_ids else None
+        with pipeline.sql_client() as sql:  # one connection for both
+            on_phase("deletions")
+            loaded.deletions = chosen.deletions(pipeline, sql)
+            on_phase("views")
+            if pipeline.default_schema.version_hash != views.made_for:  # new tables or columns
+                loaded.views = tuple(create_views(pipeline, sql))
+                views.made_for = pipeline.default_schema.version_hash
+    on_phase("done")
+    return loaded
+
+
+def merge_history(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows as one per company and resource: first start, last finish, counts summed."""
+    merged: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for row in rows:
+        key = (row.get("company_id"), row.get("resource"))
+        kept = merged.get(key)
+        if kept is None:
+            merged[key] = dict(row)
+            continue
+        kept["finished_at"] = row["finished_at"]
+        for name in ("rows_loaded", "requests", "retries"):
+            kept[name] = (kept.get(name) or 0) + (row.get(name) or 0)
+    return list(merged.values())
