@@ -2,17 +2,24 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-# Reinstall whenever pyproject.toml changes.
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# Reinstall whenever pyproject.toml changes. Two stamps: the base package alone (enough for
+# `make demo`), and the base package with the dev extra (tests, lint, report, bench).
+PYPROJECT_SUM := $(shell cksum pyproject.toml | cut -d' ' -f1)
+BASE_STAMP := $(VENV)/.installed-base-$(PYPROJECT_SUM)
+STAMP := $(VENV)/.installed-dev-$(PYPROJECT_SUM)
 
 # Tests start a throwaway PostgreSQL server with Debian's initdb and pg_ctl.
 PG_INITDB := $(wildcard /usr/lib/postgresql/*/bin/initdb)
 
 # Airflow is heavy and pins much of its world: it gets a virtualenv of its own.
 AIRFLOW_VENV := .venv-airflow
-AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-$(PYPROJECT_SUM)
 
-.PHONY: install demo report test coverage test-parallel test-bench test-airflow test-kill lint format bench clean postgresql chromium
+# The manual (MkDocs Material) builds in a small virtualenv of its own: the docs extra only, not the package.
+DOCS_VENV := .venv-docs
+DOCS_STAMP := $(DOCS_VENV)/.installed-$(PYPROJECT_SUM)
+
+.PHONY: install demo docs report test coverage test-parallel test-bench test-airflow test-kill lint format bench clean postgresql chromium
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version' 
@@ -20,12 +27,34 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	rm -f $(VENV)/.installed-*
-	touch $@
+	touch $@ $(BASE_STAMP)
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# The demo needs the base package only (dlt, DuckDB, httpx, ...), not the dev tools: a smaller,
+# faster install. A dev install (above) counts as a base install too.
+$(BASE_STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version' 
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	rm -f $(VENV)/.installed-base-*
+	touch $@
+
+demo: $(BASE_STAMP)
 	$(BIN)/approvalmax demo
+
+# The manual: site/ from docs/ and mkdocs.yml; --strict fails on any warning, broken links and anchors included.
+$(DOCS_STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version' 
+	test -x $(DOCS_VENV)/bin/python || $(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["docs"]))' > $(DOCS_VENV)/requirements.txt
+	$(DOCS_VENV)/bin/python -m pip install -q -r $(DOCS_VENV)/requirements.txt
+	rm -f $(DOCS_VENV)/.installed-*
+	touch $@
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs build --strict --site-dir site
 
 postgresql:
 ifeq ($(PG_INITDB),)
@@ -72,7 +101,7 @@ test-parallel: $(STAMP) postgresql
 test-bench: $(STAMP)
 	$(BIN)/python -m pytest tests/bench
 
-# Issue 7's scenarios against the download floor and dlt's rest_api; writes benchmarks/results.md.
+# The performance scenarios against the download floor and dlt's rest_api; writes benchmarks/results.md.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
