@@ -116,4 +116,4 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) .approvalmax-demo approvalmax_demo.duckdb approvals.html .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(DOCS_VENV) site .approvalmax-demo approvalmax_demo.duckdb approvals.html .pytest_cache .mypy_cache .ruff_cache
