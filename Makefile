@@ -102,8 +102,10 @@ test-bench: $(STAMP)
 	$(BIN)/python -m pytest tests/bench
 
 # The performance scenarios against the download floor and dlt's rest_api; writes benchmarks/results.md.
+# BASELINE=<git ref> also runs that ref's code on the same sandboxes, alternating, and flags rows >10% slower.
+BASELINE ?=
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run $(if $(BASELINE),--baseline $(BASELINE))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,17 +1,21 @@
-"""`make bench`: every scenario of issue 7 against the sandbox, measured in one run.
+"""`make bench`: every performance scenario against the sandbox, measured in one run.
 
 Each contender is its own process (wall time and peak RSS from wait4); request, 429 and
 document counts come from the sandbox. Prints a markdown table and writes it to
 benchmarks/results.md (or --out). `--quick` shrinks every scenario for a smoke run.
+`--baseline REF` also runs the code of a git ref (a release, a commit) on the same sandboxes,
+alternating with this code, and flags every row of ours more than 10% slower than it.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import math
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -30,6 +34,17 @@ REPO = Path(__file__).resolve().parent.parent
 RESOURCES = 9  # companies, user_profiles and seven document types
 CONCURRENCY = 4
 DEFAULT_MAX_CONCURRENCY = ApprovalMaxSettings.max_concurrency  # the setting's default
+SLOWER_THAN_BASELINE = 0.10  # a row of ours this much slower than the baseline's is flagged
+
+
+@dataclass(frozen=True)
+class Baseline:
+    ref: str
+    code: Path  # that ref's files, run with PYTHONPATH pointing here
+
+
+BASELINE: Baseline | None = None
+SCENARIOS = ("full", "memory", "latency", "rate", "incremental", "companies", "webhooks")
 
 
 @dataclass
@@ -134,11 +149,11 @@ def measure(command: list[str], env: dict[str, str], sandbox: SandboxProcess) ->
     return Measured(wall, usage.ru_maxrss / 1024, requests, throttled, documents)
 
 
-def ours_env(sandbox: SandboxProcess, folder: Path, **settings: str) -> dict[str, str]:
+def ours_env(sandbox: SandboxProcess, folder: Path, code: Path = REPO, **settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__", "DLT_"))}
     env.update(
         {
-            "PYTHONPATH": str(REPO),
+            "PYTHONPATH": str(code),
             "DLT_DATA_DIR": str(folder / "dlt"),
             "SOURCES__APPROVALMAX__API_BASE_URL": sandbox.url,
             "SOURCES__APPROVALMAX__IDENTITY_BASE_URL": sandbox.url,
@@ -182,19 +197,25 @@ def full_load(companies: int, documents: int, rows: list[Row]) -> Row:
                 m = measure(command, contender_env(sandbox, Path(tmp)), sandbox)
             results[name] = baseline_row(scenario, name, m)
         # history off, the baseline of its cost, and on (the default), twice each in turn: the faster counts
-        runs: dict[str, list[Measured]] = {"off": [], "on": []}
-        for _ in range(2):
+        runs: dict[str, list[Measured]] = {"off": [], "on": [], "baseline": []}
+        for _ in range(2 if BASELINE is None else 3):
             runs["off"].append(measure_ours(sandbox, keep_history="false"))
             runs["on"].append(measure_ours(sandbox))
+            if BASELINE is not None:
+                runs["baseline"].append(measure_ours(sandbox, code=BASELINE.code))
         off, m = (min(runs[key], key=lambda x: x.wall) for key in ("off", "on"))
+        base = min(runs["baseline"], key=lambda x: x.wall) if runs["baseline"] else None
     rows.append(baseline_row(scenario, "ours, keep_history = false", off))
     cost = m.wall / off.wall - 1
     rows.append(ours_row(f"{scenario}: history's cost", m, f"<= 10% over history off ({cost:+.1%})", cost <= 0.10))
     floor = results["floor"].wall
     best = min(results["rest_api"].wall, results["rest_api_parquet"].wall)
+    rows.extend(results.values())
+    compared, kept = versus(scenario, m.wall, base, rows)
     target = f"<= 2x floor ({m.wall / floor:.1f}x), <= 0.5x best rest_api ({m.wall / best:.2f}x), RSS < 1024 MB"
-    ours = ours_row(scenario, m, target, m.wall <= 2 * floor and m.wall <= 0.5 * best and m.rss_mb < 1024)
-    rows.extend([*results.values(), ours])
+    met = m.wall <= 2 * floor and m.wall <= 0.5 * best and m.rss_mb < 1024 and kept
+    ours = ours_row(scenario, m, target + compared, met)
+    rows.append(ours)
     return ours
 
 
@@ -209,13 +230,46 @@ def sandbox_process(companies: int, documents: int, latency: float = 0.0, **knob
         sandbox.stop()
 
 
-def measure_ours(sandbox: SandboxProcess, runs: int = 1, **settings: str) -> Measured:
-    """This pipeline `runs` times in one fresh folder; the last run's figures."""
+def measure_ours(sandbox: SandboxProcess, runs: int = 1, code: Path = REPO, **settings: str) -> Measured:
+    """This pipeline (or the code in `code`) `runs` times in one fresh folder; the last run's figures."""
     with tempfile.TemporaryDirectory() as tmp:
-        env = ours_env(sandbox, Path(tmp), **settings)
+        env = ours_env(sandbox, Path(tmp), code, **settings)
         for _ in range(runs):
             last = measure(OURS, env, sandbox)
     return last
+
+
+def measure_both(
+    sandbox: SandboxProcess, runs: int = 1, rounds: int = 3, **settings: str
+) -> tuple[Measured, Measured | None]:
+    """This code and, with --baseline, the baseline's, alternating `rounds` times: the fastest of each."""
+    ours: list[Measured] = []
+    base: list[Measured] = []
+    for _ in range(rounds if BASELINE is not None else 1):
+        ours.append(measure_ours(sandbox, runs, code=REPO, **settings))
+        if BASELINE is not None:
+            base.append(measure_ours(sandbox, runs, code=BASELINE.code, **settings))
+    return min(ours, key=lambda m: m.wall), (min(base, key=lambda m: m.wall) if base else None)
+
+
+def versus(scenario: str, ours: float, base: Measured | float | None, rows: list[Row]) -> tuple[str, bool]:
+    """With a baseline: its row, the comparison for the target text, and whether ours is within 10% of it."""
+    if base is None or BASELINE is None:
+        return "", True
+    if isinstance(base, Measured):
+        rows.append(baseline_row(scenario, f"ours at {BASELINE.ref}", base))
+        base = base.wall
+    delta = ours / base - 1
+    return f"; {delta:+.1%} vs {BASELINE.ref} (<= +{SLOWER_THAN_BASELINE:.0%})", delta <= SLOWER_THAN_BASELINE
+
+
+def baseline_code(ref: str) -> Baseline:
+    """The files of `ref` in a temporary folder (removed at exit), from git."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-baseline-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return Baseline(ref, folder)
 
 
 def baseline_row(scenario: str, contender: str, m: Measured, note: str = "") -> Row:
@@ -293,13 +347,19 @@ def rate_limited(companies: int, documents: int, limit: int, window: float, rows
 
 
 def incremental_nothing_changed(companies: int, documents: int, rows: list[Row]) -> None:
+    scenario = f"incremental, nothing changed, {companies} companies"
     with sandbox_process(companies, documents) as sandbox:
         m = measure_ours(sandbox, runs=2)  # a full load, then the one timed
         refreshes = sandbox.admin("GET", "stats")["grants"].get("refresh_token", 0)
+        if BASELINE is not None:
+            m, base = measure_both(sandbox, runs=2)
+        else:
+            base = None
     expected = companies * (RESOURCES - 1) + 1
-    target = f"{expected} requests + <= 1 refresh ({m.requests} + {refreshes}), < 3 s"
-    met = m.requests == expected and refreshes <= 1 and m.wall < 3
-    rows.append(ours_row(f"incremental, nothing changed, {companies} companies", m, target, met))
+    compared, kept = versus(scenario, m.wall, base, rows)
+    target = f"{expected} requests + <= 1 refresh ({m.requests} + {refreshes}), < 3 s{compared}"
+    met = m.requests == expected and refreshes <= 1 and m.wall < 3 and kept
+    rows.append(ours_row(scenario, m, target, met))
 
 
 def many_companies(companies: int, documents: int, seconds: float, rows: list[Row]) -> None:
@@ -310,6 +370,11 @@ def many_companies(companies: int, documents: int, seconds: float, rows: list[Ro
         for cap in (CONCURRENCY, DEFAULT_MAX_CONCURRENCY):
             # a full load, a quiet run that warms the page cache, then the one timed
             m = measure_ours(sandbox, runs=3, max_concurrency=str(cap))
+            compared, kept = "", True
+            if BASELINE is not None:  # the baseline, then ours again: the span below is of that last run
+                base = measure_ours(sandbox, runs=3, code=BASELINE.code, max_concurrency=str(cap))
+                m = measure_ours(sandbox, runs=3, max_concurrency=str(cap))
+                compared, kept = versus(scenario, m.wall, base, rows)
             answered = sorted(t for company, times in api_times(sandbox).items() if company for t in times)
             in_flight = min(cap, CONCURRENCY * companies)
             ideal = m.requests * seconds / in_flight
@@ -318,17 +383,44 @@ def many_companies(companies: int, documents: int, seconds: float, rows: list[Ro
             target = (
                 f"max_concurrency {cap}: wall {m.wall:.1f} s = start-up {start_up:.1f} + requests {span:.1f} + "
                 f"finish {m.wall - start_up - span:.1f}; requests <= 1.3x {m.requests} x latency / {in_flight} "
-                f"= {1.3 * ideal:.2f} s ({span / ideal:.2f}x)"
+                f"= {1.3 * ideal:.2f} s ({span / ideal:.2f}x){compared}"
             )
-            rows.append(ours_row(scenario, m, target, span <= 1.3 * ideal))
+            rows.append(ours_row(scenario, m, target, span <= 1.3 * ideal and kept))
 
 
 def webhook_latency(companies: int, documents: int, per_second: float, seconds: float, rows: list[Row]) -> None:
     """From a webhook POST to the version committed in the warehouse, at a steady event rate."""
+    ours = webhooks_once(companies, documents, per_second, seconds, REPO)
+    base = webhooks_once(companies, documents, per_second, seconds, BASELINE.code) if BASELINE else None
+    for contender, result in (("ours (listen)", ours), (f"ours at {BASELINE.ref if BASELINE else ''} (listen)", base)):
+        if result is None:
+            continue
+        latencies, sent, wall_sent, requests = result
+        ordered = sorted(latencies)
+        p95 = ordered[int(0.95 * (len(ordered) - 1))] if ordered else float("inf")
+        longest = ordered[-1] if ordered else 0.0
+        target = (
+            f"p95 <= 10 s at {per_second:.0f} events/s (p95 {p95:.1f} s, max {longest:.1f} s, {len(ordered)}/{sent})"
+        )
+        met = len(ordered) >= sent and p95 <= 10
+        if base is not None and result is ours:
+            base_ordered = sorted(base[0])
+            base_p95 = base_ordered[int(0.95 * (len(base_ordered) - 1))] if base_ordered else float("inf")
+            compared, kept = versus("webhooks", max(p95, 0.5), max(base_p95, 0.5), rows)  # 0.5 s: below it, noise
+            target, met = target + compared.replace("vs", "p95 vs"), met and kept
+        scenario = f"webhooks, {sent} events in {wall_sent:.0f} s"
+        rows.append(Row(scenario, contender, wall_sent, len(ordered), requests, 0, 0.0, target, "yes" if met else "no"))
+
+
+def webhooks_once(
+    companies: int, documents: int, per_second: float, seconds: float, code: Path
+) -> tuple[list[float], int, float, int]:
+    """The listener of the code in `code` on a sandbox of its own: (latencies, events sent, seconds
+    sending, requests by id)."""
     from approvalmax_pipeline.pipelines.webhooks.queue import EventQueue
 
     with sandbox_process(companies, documents) as sandbox, tempfile.TemporaryDirectory() as tmp:
-        env = ours_env(sandbox, Path(tmp), webhook_secret="bench-secret-0123456789")
+        env = ours_env(sandbox, Path(tmp), code, webhook_secret="bench-secret-0123456789")
         measure(OURS, env, sandbox)  # the full load a listener starts from
         queue = Path(tmp) / "webhooks.sqlite"
         port = free_port()
@@ -362,24 +454,7 @@ def webhook_latency(companies: int, documents: int, per_second: float, seconds: 
         finally:
             process.terminate()
             process.wait(timeout=60)
-    ordered = sorted(latencies)
-    p95 = ordered[int(0.95 * (len(ordered) - 1))] if ordered else float("inf")
-    met = len(ordered) >= sent and p95 <= 10
-    longest = ordered[-1] if ordered else 0.0
-    target = f"p95 <= 10 s at {per_second:.0f} events/s (p95 {p95:.1f} s, max {longest:.1f} s, {len(ordered)}/{sent})"
-    rows.append(
-        Row(
-            f"webhooks, {sent} events in {wall_sent:.0f} s",
-            "ours (listen)",
-            wall_sent,
-            len(ordered),
-            requests,
-            0,
-            0.0,
-            target,
-            "yes" if met else "no",
-        )
-    )
+    return latencies, sent, wall_sent, requests
 
 
 def table(rows: list[Row]) -> str:
@@ -415,18 +490,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness, measures nothing")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results.md")
+    parser.add_argument("--baseline", metavar="REF", help="also run this git ref's code, alternating, and compare")
+    parser.add_argument(
+        "--only", metavar="SCENARIO", action="append", help="run only these scenarios (" + ", ".join(SCENARIOS) + ")"
+    )
     args = parser.parse_args()
+    global BASELINE
+    if args.baseline:
+        BASELINE = baseline_code(args.baseline)
+    wanted = set(args.only or SCENARIOS)
+    unknown = wanted - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenario {', '.join(sorted(unknown))}: use {', '.join(SCENARIOS)}")
     q = args.quick
     rows: list[Row] = []
     started = time.monotonic()
-    ours = full_load(4, 100 if q else 8_000, rows)
-    memory_at_scale(4, 300 if q else 80_000, ours, rows)
-    latency(8, 100 if q else 1_000, 0.05, rows)
-    rate_limited(2, 200 if q else 2_000, 10, 3.0 if q else 10.0, rows)
-    incremental_nothing_changed(10, 50 if q else 500, rows)
-    many_companies(20 if q else 200, 5, 0.05, rows)
-    webhook_latency(2, 50 if q else 500, 20.0, 3.0 if q else 30.0, rows)
-    report = f"# Benchmarks\n\n{machine()}; `make bench` took {time.monotonic() - started:.0f} s.\n\n{table(rows)}\n"
+    if {"full", "memory"} & wanted:
+        ours = full_load(4, 100 if q else 8_000, rows)
+        if "memory" in wanted:
+            memory_at_scale(4, 300 if q else 80_000, ours, rows)
+    if "latency" in wanted:
+        latency(8, 100 if q else 1_000, 0.05, rows)
+    if "rate" in wanted:
+        rate_limited(2, 200 if q else 2_000, 10, 3.0 if q else 10.0, rows)
+    if "incremental" in wanted:
+        incremental_nothing_changed(10, 50 if q else 500, rows)
+    if "companies" in wanted:
+        many_companies(20 if q else 200, 5, 0.05, rows)
+    if "webhooks" in wanted:
+        webhook_latency(2, 50 if q else 500, 20.0, 3.0 if q else 30.0, rows)
+    against = f"; baseline {BASELINE.ref} alternating with this code" if BASELINE else ""
+    took = time.monotonic() - started
+    report = f"# Benchmarks\n\n{machine()}; `make bench` took {took:.0f} s{against}.\n\n{table(rows)}\n"
     print(report)
     args.out.write_text(report)
 
