@@ -26,3 +26,20 @@ def test_nothing_imports_the_folders_by_their_repository_names() -> None:
         if pattern.search(path.read_text())
     ]
     assert offenders == []
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    """The layer contracts order the packages; this finds circles inside one, such as a sink
+    implementation and the module that picks it importing each other."""
+    import grimp
+
+    graph = grimp.build_graph("approvalmax_pipeline")
+    circles = sorted(
+        {
+            tuple(sorted((module, imported)))
+            for module in graph.modules
+            for imported in graph.find_modules_directly_imported_by(module)
+            if graph.chain_exists(importer=imported, imported=module)
+        }
+    )
+    assert circles == []
