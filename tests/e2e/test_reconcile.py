@@ -4,10 +4,12 @@ changes that did not move `modifiedAt` are loaded, and an incomplete listing mar
 from __future__ import annotations
 
 import json
-import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
+
+from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK
 
 from ..conftest import Workspace
 from .truth import assert_equals_sandbox, assert_no_orphans_or_duplicates, export
@@ -150,16 +152,21 @@ def test_a_document_the_lists_leave_out_but_its_id_still_serves_stays_live(ws: W
     assert by_id == []
 
 
-def test_a_sweep_comes_by_itself_when_the_last_is_older_than_reconcile_every_hours(ws: Workspace) -> None:
-    often = {"SOURCES__APPROVALMAX__RECONCILE_EVERY_HOURS": str(1 / 3600)}  # one second
-    assert ws.cli("run", "--no-progress", env=often).returncode == 0
+def test_a_sweep_comes_by_itself_when_the_last_is_older_than_reconcile_every_hours(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hourly = {"SOURCES__APPROVALMAX__RECONCILE_EVERY_HOURS": "1"}
+    assert ws.cli("run", "--no-progress", env=hourly).returncode == 0
     changes = ws.admin("POST", "mutate", delete=1)
     never = run_json(ws, env={"SOURCES__APPROVALMAX__RECONCILE_EVERY_HOURS": "0"})
     assert never["sweep"]["lists"] == []
-    time.sleep(1.2)
-    due = run_json(ws, env=often)
+    assert run_json(ws, env=hourly)["sweep"]["lists"] == []  # the last sweep is minutes old
+    now = SYSTEM_CLOCK.now
+    monkeypatch.setattr(SYSTEM_CLOCK, "now", lambda: now() + timedelta(hours=1, minutes=1))  # the runs' clock seam
+    due = run_json(ws, env=hourly)
     assert len(due["sweep"]["lists"]) == 2 * 7 and marked(ws) == set(changes["deleted"])
-    result = ws.cli("run", "--no-progress", env=often)
+    monkeypatch.setattr(SYSTEM_CLOCK, "now", lambda: now() + timedelta(hours=2, minutes=2))
+    result = ws.cli("run", "--no-progress", env=hourly)
     assert "sweep: " in result.stdout and "marked deleted" in result.stdout  # the summary shows its cost
 
 
