@@ -3,6 +3,7 @@ for SECONDS and append when it was held to OUT (BigQuery settings from the envir
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -14,7 +15,9 @@ from approvalmax_pipeline.pipelines.warehouse.factory import resolve_destination
 
 def main() -> None:
     token_store, out, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
-    pipeline = dlt.pipeline("holder", destination=resolve_destination("bigquery"), dataset_name="approvalmax")
+    # a working folder each (four processes saving one pipeline's state at once collide), one dataset lock for all
+    name = f"holder_{os.getpid()}"
+    pipeline = dlt.pipeline(name, destination=resolve_destination("bigquery"), dataset_name="approvalmax")
     with dataset_lock(pipeline, token_store):
         start = time.time()
         time.sleep(seconds)

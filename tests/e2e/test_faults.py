@@ -247,6 +247,9 @@ def test_ctrl_c_in_extract_normalise_or_load_exits_130_then_a_clean_rerun(big_wo
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as from a terminal: a test run started in the background (`make test &`) ignores SIGINT,
+        # and a child would inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     reached = wait_for_phase(workspace, phase, random.Random(phase), run)
     run.send_signal(signal.SIGINT)
