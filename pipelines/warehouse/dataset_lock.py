@@ -39,9 +39,9 @@ DATASET_LOCK_TIMEOUT = 3600.0
 
 @contextlib.contextmanager
 def dataset_lock(
-    pipeline: dlt.Pipeline, token_store: str | None = None, timeout: float = DATASET_LOCK_TIMEOUT
+    pipeline: dlt.Pipeline, lock_home: str | None = None, timeout: float = DATASET_LOCK_TIMEOUT
 ) -> Iterator[None]:
-    """Hold the pipeline's dataset for a load. `token_store` (the setting) hosts the lock for
+    """Hold the pipeline's dataset for a load. `lock_home` (the `token_store` setting) hosts the lock for
     destinations without one of their own; without it they pass straight through."""
     destination = pipeline.destination.destination_name if pipeline.destination else ""
     started = time.monotonic()
@@ -52,15 +52,15 @@ def dataset_lock(
         lock = _advisory_lock(credentials.to_native_representation(), key, pipeline.dataset_name, timeout)
     elif destination == "duckdb" and (path := duckdb_path(pipeline)) is not None:
         lock = _file_lock(path.with_name(path.name + ".load.lock"), str(path), timeout)
-    elif destination and token_store:
+    elif destination and lock_home:
         # the project (BigQuery) or server, by dlt's fingerprint of the destination's credentials
         fingerprint = pipeline.destination_client().config.fingerprint()
         key = f"approvalmax-load:{destination}:{fingerprint}:{pipeline.dataset_name}"
-        if is_postgres_url(token_store):
-            lock = _advisory_lock(token_store, key, pipeline.dataset_name, timeout)
+        if is_postgres_url(lock_home):
+            lock = _advisory_lock(lock_home, key, pipeline.dataset_name, timeout)
         else:
             name = "approvalmax-load-" + hashlib.sha256(key.encode()).hexdigest()[:16] + ".lock"
-            folder = Path(token_store).expanduser().parent
+            folder = Path(lock_home).expanduser().parent
             folder.mkdir(parents=True, exist_ok=True)
             lock = _file_lock(folder / name, f"dataset {pipeline.dataset_name}", timeout)
     else:
