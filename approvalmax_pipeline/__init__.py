@@ -1,7 +1,7 @@
 """ApprovalMax into DuckDB, PostgreSQL or BigQuery with dlt: the one top-level package this project installs.
 
 `sources`, `pipelines` and `sandbox` are the repository's top-level folders, linked here so that an
-install adds `approvalmax_pipeline` and nothing else to site-packages (README, "Layout"). The source
+install adds `approvalmax_pipeline` and nothing else to site-packages (docs/development.md, "Layout"). The source
 is re-exported on first use, so importing the package loads neither dlt nor pyarrow.
 """
 

@@ -364,7 +364,7 @@ def incremental_nothing_changed(companies: int, documents: int, rows: list[Row])
 
 def many_companies(companies: int, documents: int, seconds: float, rows: list[Row]) -> None:
     """A quiet incremental run over many companies: the requests are all latency. Measured with the
-    default run-wide cap, and with the cap at 4 (every company sharing 4, as before issue 13)."""
+    default run-wide cap, and with the cap at 4 (every company sharing 4, the earlier design)."""
     scenario = f"{companies} companies, {seconds * 1000:.0f} ms latency, quiet incremental"
     with sandbox_process(companies, documents, latency=seconds, page_cache=True) as sandbox:
         for cap in (CONCURRENCY, DEFAULT_MAX_CONCURRENCY):

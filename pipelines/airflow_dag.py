@@ -6,7 +6,7 @@ authorised organisation is loaded by the next run without a redeploy. Then one m
 company (or per shard of companies) runs what `approvalmax run` runs, `pipelines.run.run_pipeline`,
 with its own dlt pipeline, all loading one dataset: the run lock, the restore from the warehouse,
 the dataset lock over the load (tasks extract side by side and take turns for their loads:
-pipelines/dataset_lock.py), the views, and the summary in the task's log. A company that fails
+pipelines/warehouse/dataset_lock.py), the views, and the summary in the task's log. A company that fails
 fails its task (strict); the others load. At most APPROVALMAX_AIRFLOW_MAX_ACTIVE_TASKS of them run at
 once per DAG run. Settings, tokens and HTTP are built inside tasks, never when the scheduler
 parses this file. Workers on several machines must share one token family: `token_store` must be

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
-from approvalmax_pipeline.sources.approvalmax.companies import select_companies
 from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
 from approvalmax_pipeline.sources.approvalmax.settings import RESOURCE_NAMES
 
@@ -43,4 +42,4 @@ def select_resources(names: Sequence[str], available: Sequence[str] = RESOURCE_N
     return tuple(dict.fromkeys(names))
 
 
-__all__ = ["check_window", "parse_when", "select_companies", "select_resources"]
+__all__ = ["check_window", "parse_when", "select_resources"]

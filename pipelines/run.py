@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import dlt
-
 from approvalmax_pipeline.pipelines.options import check_window, select_resources
 from approvalmax_pipeline.pipelines.warehouse.deletions import Deletions, mark_deleted
-from approvalmax_pipeline.pipelines.warehouse.factory import resolve_destination
+from approvalmax_pipeline.pipelines.warehouse.factory import completed_target
 from approvalmax_pipeline.pipelines.warehouse.load_step import Chosen, HistoryLog, Loaded, load_step
 from approvalmax_pipeline.pipelines.warehouse.run_history import RunRecord, history_rows
 from approvalmax_pipeline.pipelines.warehouse.state import resource_cursors
 from approvalmax_pipeline.pipelines.warehouse.target import Target
-from approvalmax_pipeline.pipelines.warehouse.working_folder import run_lock
+from approvalmax_pipeline.pipelines.warehouse.working_folder import restored_pipeline, run_lock
 from approvalmax_pipeline.sources.approvalmax.client import RequestStats
 from approvalmax_pipeline.sources.approvalmax.companies import Company
 from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxSettings, document_types
@@ -93,18 +91,18 @@ def run_pipeline(
         raise ConfigError("--reconcile reads whole lists and cannot take --since/--until; run them apart")
     types = document_types(settings)
     resources = select_resources(request.resources, (*RESOURCE_NAMES[:2], *(doc.resource for doc in types)))
-    target = replace(
-        request.target, destination=resolve_destination(request.target.destination), lock_home=settings.token_store
-    )
+    target = completed_target(request.target, settings.token_store)
     window = Window(request.since, request.until) if request.since or request.until else None
     with run_lock(target), Connector(settings, request.record_to, clock) as connector:
         client = connector.client
         monitor.stats = client.stats
-        record = RunRecord(target.pipeline_name, clock, resources=resources)
+        # the warehouse first: a busy DuckDB file stops the run before any API call
+        pipeline = restored_pipeline(target)
+        record = RunRecord(target.pipeline_name, clock, resources=resources, cursors_before=resource_cursors(pipeline))
         chosen: list[Company] = []
+        finished: list[float] = []
 
-        def choose(pipeline: dlt.Pipeline) -> Chosen:
-            record.cursors_before = resource_cursors(pipeline)
+        def choose() -> Chosen:
             chosen.extend(connector.companies(request.companies))
             record.companies = [company.id for company in chosen]
             options = connector.extract_options(window, strict=request.strict, reconcile=request.reconcile)
@@ -121,7 +119,12 @@ def run_pipeline(
             load_id = loaded.load_id if loaded is not None else None
             return history_rows(record, connector.document_types, monitor.report, monitor.stats, after, load_id, error)
 
-        loaded = load_step(target, choose, HistoryLog(target, clock=clock), rows, on_phase=monitor.set_phase)
+        def on_phase(phase: str) -> None:
+            monitor.set_phase(phase)
+            if phase == "done":
+                finished.append(clock.monotonic())  # before the history is written
+
+        loaded = load_step(pipeline, target, choose, HistoryLog(target, clock=clock), rows, on_phase=on_phase)
         report = monitor.report
         assert report is not None
         return RunResult(
@@ -132,7 +135,7 @@ def run_pipeline(
             retries=client.stats.retries,
             throttled=client.stats.throttled,
             token_refreshes=connector.tokens.refreshes,
-            duration=clock.monotonic() - started,
+            duration=finished[-1] - started,
             destination=target.destination_name,
             dataset=target.dataset,
             pipeline=target.pipeline_name,

@@ -2,7 +2,7 @@
 
 The sandbox shares the client's guesses, so it cannot prove one; what it can do is serve each
 variant a guess could turn out to be, so the tests show the pipeline stays correct in all of
-them. Defaults follow the evidence in ../shared/approvalmax-api.md.
+them. Defaults follow what is documented or observed about the API (docs/api-guesses.md).
 """
 
 from __future__ import annotations

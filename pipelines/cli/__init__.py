@@ -1,4 +1,4 @@
-"""The `approvalmax` command: thin Typer commands, the only layer that prints or picks exit codes."""
+"""The `approvalmax` command: thin Typer commands, the only layer that picks exit codes."""
 
 from approvalmax_pipeline.pipelines.cli.app import app, main
 

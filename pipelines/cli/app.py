@@ -268,10 +268,11 @@ def run(
 def companies(json_output: JsonOption = False) -> None:
     """List the organisations the connection can read."""
     from approvalmax_pipeline.pipelines.cli.summary import companies_table
+    from approvalmax_pipeline.sources.approvalmax.companies import companies_of
     from approvalmax_pipeline.sources.approvalmax.connector import Connector
 
     with Connector(current_settings()) as connector:
-        found = connector.client.companies()
+        found = companies_of(connector.client.companies())
     if json_output:
         from approvalmax_pipeline.pipelines.cli.json_output import companies_document, emit
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from approvalmax_pipeline.pipelines.operations.doctor import Check
 from approvalmax_pipeline.pipelines.run import RunResult
+from approvalmax_pipeline.sources.approvalmax.companies import Company
 
 
 def emit(document: Mapping[str, Any]) -> None:
@@ -85,10 +86,10 @@ def state_document(pipeline: str, cursors: Mapping[str, Mapping[str, str]]) -> d
     }
 
 
-def companies_document(companies: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def companies_document(companies: Sequence[Company]) -> dict[str, Any]:
     return {
         "schema": "approvalmax.companies/1",
-        "companies": [{"company_id": str(c.get("companyId")), "name": str(c.get("name") or "")} for c in companies],
+        "companies": [{"company_id": c.id, "name": c.name} for c in companies],
     }
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -119,12 +118,12 @@ def cursor_table(cursors: Mapping[str, Mapping[str, str]]) -> Table:
     return table
 
 
-def companies_table(companies: Sequence[Mapping[str, Any]]) -> Table:
+def companies_table(companies: Sequence[Company]) -> Table:
     table = Table(title=f"{len(companies)} organisation(s) this connection can read", title_justify="left")
     table.add_column("companyId")
     table.add_column("name")
     for company in companies:
-        table.add_row(str(company.get("companyId")), str(company.get("name", "")))
+        table.add_row(company.id, company.name)
     return table
 
 

@@ -1,6 +1,6 @@
 """`approvalmax doctor`: check each guess about the API against the configured one, with a live token.
 
-What ../shared/approvalmax-api.md marks seen or guessed was never verified by us; the pipeline
+What is only observed or guessed about the API (docs/api-guesses.md) was never verified by us; the pipeline
 is built to survive each guess being wrong, and this says which ones are. It makes a bounded
 number of requests (`request_budget`), never prints a token or a document's contents (only
 field names, counts and shapes), and changes nothing but the token store (one refresh).

@@ -24,7 +24,7 @@ from approvalmax_pipeline.pipelines.warehouse.views import DIALECTS, sql_session
 from approvalmax_pipeline.sources.approvalmax.client import ApprovalMaxClient
 from approvalmax_pipeline.sources.approvalmax.hints import DELETED_AT
 from approvalmax_pipeline.sources.approvalmax.settings import DocumentType
-from approvalmax_pipeline.sources.approvalmax.state_layout import sweep_loads
+from approvalmax_pipeline.sources.approvalmax.state_layout import SOURCE_NAME, sweep_loads
 from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK, Clock
 from approvalmax_pipeline.sources.errors import ConnectorError, first_line
 
@@ -158,7 +158,7 @@ def apply_deletions(
     """Mark documents the API answered 404 for by id (resource -> company -> request ids), by the
     sweeps' rule: `deleted_at`, or removed with their child rows; a table not loaded yet is skipped."""
     result = Deletions(hard=hard)
-    tables = pipeline.default_schema.tables
+    tables = pipeline.schemas[SOURCE_NAME].tables if SOURCE_NAME in pipeline.schemas else {}
     with sql_session(pipeline, sql) as sql, sql.begin_transaction():
         for resource, companies in gone.items():
             if DELETED_AT not in tables.get(resource, {}).get("columns", {}):

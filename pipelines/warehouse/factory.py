@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,14 @@ def _env_name(key: str) -> str:
 def bound_duckdb_memory() -> None:
     if dlt.config.get(DUCKDB_GLOBAL_CONFIG) is None:
         os.environ[_env_name(DUCKDB_GLOBAL_CONFIG)] = json.dumps({"memory_limit": DUCKDB_MEMORY_LIMIT})
+
+
+def completed_target(target: Target, token_store: str) -> Target:
+    """The target with its destination resolved, and its dataset lock beside the token family
+    (the `token_store` setting) unless the caller named another home."""
+    return replace(
+        target, destination=resolve_destination(target.destination), lock_home=target.lock_home or token_store
+    )
 
 
 def loader_file_format(destination: Destination[Any, Any]) -> str | None:

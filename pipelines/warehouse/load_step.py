@@ -1,9 +1,10 @@
 """The one load step of every caller (a scheduled run, a backfill, a sweep, the webhook listener).
 
-restore → choose → extract → normalise → [dataset lock: load → deletions → views] → history.
-Callers differ only in `choose`: a run lists companies and reads each one's documents since its
-cursor; the listener hands over documents it read by id. Everything else is done here, the same
-way for all of them.
+choose → extract → normalise → [dataset lock: load → deletions → views] → history, on a pipeline
+the caller restored from the warehouse. Callers differ only in `choose`: a run lists companies
+and reads each one's documents since its cursor; the listener hands over documents it read by id
+(and, being small and frequent, extracts under the lock from the newest stored schema). Everything
+else is done here, the same way for all of them.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from approvalmax_pipeline.pipelines.warehouse.factory import loader_file_format,
 from approvalmax_pipeline.pipelines.warehouse.run_history import record_history
 from approvalmax_pipeline.pipelines.warehouse.target import Target
 from approvalmax_pipeline.pipelines.warehouse.views import create_views
-from approvalmax_pipeline.pipelines.warehouse.working_folder import busy_error, duckdb_lock_error, restored_pipeline
+from approvalmax_pipeline.pipelines.warehouse.working_folder import adopt_stored_schema, busy_error, duckdb_lock_error
+from approvalmax_pipeline.sources.approvalmax.state_layout import SOURCE_NAME
 from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger(__name__)
@@ -34,10 +36,16 @@ Deleter = Callable[[dlt.Pipeline, SqlClientBase[Any]], Deletions]
 @dataclass
 class Chosen:
     """What a caller chose to load: a dlt source (None: nothing to extract) and the deletions to
-    apply after the load, on the same connection as the views."""
+    apply after the load, on the same connection as the views.
+
+    `extract_under_lock` is for small, frequent loads (the listener's batches): they extract and
+    normalise holding the dataset lock, from the newest schema stored in the dataset, so that a
+    merge replaces a document's nested rows in every table another pipeline has seen them in. A
+    run extracts for minutes and does it before taking the lock, from the schema it restored."""
 
     source: DltSource | None
     deletions: Deleter = field(default=lambda pipeline, sql: Deletions())
+    extract_under_lock: bool = False
 
 
 @dataclass
@@ -86,19 +94,20 @@ HistoryRows = Callable[[Loaded | None, BaseException | None], list[dict[str, Any
 
 
 def load_step(
+    pipeline: dlt.Pipeline,
     target: Target,
-    choose: Callable[[dlt.Pipeline], Chosen],
+    choose: Callable[[], Chosen],
     history: HistoryLog,
     history_rows: HistoryRows,
     views: Views | None = None,
     on_phase: Callable[[str], None] = lambda phase: None,
 ) -> Loaded:
-    """Restore the target's pipeline from the warehouse, load what `choose` picks, and record it.
+    """Load what `choose` picks through `pipeline` (restored from the warehouse by the caller:
+    `working_folder.restored_pipeline`), and record it.
 
     `history_rows` turns the outcome (or the error, which is raised again) into run_history rows."""
-    pipeline = restored_pipeline(target)  # the warehouse first: a busy DuckDB file stops it before any API call
     try:
-        loaded = _load(pipeline, target, choose(pipeline), views or Views(), on_phase)
+        loaded = _load(pipeline, target, choose(), views or Views(), on_phase)
     except Exception as exc:
         history.add(history_rows(None, exc))
         raise
@@ -111,18 +120,14 @@ def _load(
 ) -> Loaded:
     loaded = Loaded(pipeline)
     on_phase("loading")
-    if chosen.source is not None:
-        destination = resolve_destination(target.destination)
-        pipeline.extract(chosen.source, loader_file_format=loader_file_format(destination))  # type: ignore[arg-type]
-        normalized = pipeline.normalize()
-        loaded.table_rows = {
-            table: count
-            for table, count in (normalized.row_counts.items() if normalized is not None else [])
-            if not table.startswith("_dlt")
-        }
+    if chosen.source is not None and not chosen.extract_under_lock:
+        _extract_and_normalize(pipeline, target, chosen.source, loaded)
     # other pipelines may load into this dataset at the same time
     with dataset_lock(pipeline, target.lock_home):
         if chosen.source is not None:
+            if chosen.extract_under_lock:
+                adopt_stored_schema(pipeline)  # no other load can store a newer one until this one is in
+                _extract_and_normalize(pipeline, target, chosen.source, loaded)
             try:
                 info = pipeline.load()
             except Exception as exc:
@@ -131,15 +136,27 @@ def _load(
                     raise busy_error(locked) from exc
                 raise
             loaded.load_id = info.loads_ids[-1] if info is not None and info.loads_ids else None
+        schema = pipeline.schemas.get(SOURCE_NAME) if SOURCE_NAME in pipeline.schemas else None
         with pipeline.sql_client() as sql:  # one connection for both
             on_phase("deletions")
             loaded.deletions = chosen.deletions(pipeline, sql)
             on_phase("views")
-            if pipeline.default_schema.version_hash != views.made_for:  # new tables or columns
+            if schema is not None and schema.version_hash != views.made_for:  # new tables or columns
                 loaded.views = tuple(create_views(pipeline, sql))
-                views.made_for = pipeline.default_schema.version_hash
+                views.made_for = schema.version_hash
     on_phase("done")
     return loaded
+
+
+def _extract_and_normalize(pipeline: dlt.Pipeline, target: Target, source: DltSource, loaded: Loaded) -> None:
+    destination = resolve_destination(target.destination)
+    pipeline.extract(source, loader_file_format=loader_file_format(destination))  # type: ignore[arg-type]
+    normalized = pipeline.normalize()
+    loaded.table_rows = {
+        table: count
+        for table, count in (normalized.row_counts.items() if normalized is not None else [])
+        if not table.startswith("_dlt")
+    }
 
 
 def merge_history(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -72,7 +72,7 @@ def _col(columns: Columns, table: str, alias: str, name: str, kind: str) -> str:
 
 
 def _live(columns: Columns, table: str, alias: str) -> str:
-    """The WHERE that leaves out documents found deleted (pipelines/deletions.py)."""
+    """The WHERE that leaves out documents found deleted (warehouse/deletions.py)."""
     return f" WHERE {alias}.{DELETED_AT} IS NULL" if DELETED_AT in columns.get(table, {}) else ""
 
 
@@ -90,7 +90,7 @@ def document_tables(columns: Columns) -> list[str]:
 def in_base(amount: str, currency: str, rate: str, base: str) -> str:
     """An amount in the company's base currency. `exchangeRate` is read as Xero's CurrencyRate:
     units of the document's currency per one unit of the base currency, so base = amount / rate
-    (a guess the README's "What is guessed" lists; tests/unit/test_views_sql.py plants a known case)."""
+    (a guess docs/api-guesses.md lists; tests/unit/test_views_sql.py plants a known case)."""
     return f"CASE WHEN {currency} = {base} THEN {amount} WHEN {rate} > 0 THEN {amount} / {rate} END"
 
 

@@ -72,7 +72,8 @@ def restored_pipeline(target: Target) -> dlt.Pipeline:
         try:
             with dataset_lock(pipeline, target.lock_home):  # a DuckDB file is another run's while it loads
                 pipeline.sync_destination()
-                adopt_stored_schema(pipeline)
+                if SOURCE_NAME not in pipeline.schemas:  # a pipeline's first run: start from what others stored
+                    adopt_stored_schema(pipeline)
             return pipeline
         except Exception as exc:
             locked = duckdb_lock_error(exc)

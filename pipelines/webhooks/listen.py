@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from approvalmax_pipeline.pipelines.warehouse.factory import resolve_destination
+from approvalmax_pipeline.pipelines.warehouse.factory import completed_target
 from approvalmax_pipeline.pipelines.warehouse.target import Target
 from approvalmax_pipeline.pipelines.warehouse.working_folder import run_lock
 from approvalmax_pipeline.pipelines.webhooks.loader import LoaderStatus, WebhookLoader
@@ -61,12 +61,8 @@ def listen(
 ) -> LoaderStatus:
     """Serve until SIGTERM/SIGINT (or `stop`); returns what the loader did."""
     secret = check_secret(settings)
-    target = replace(
-        request.target.for_pipeline("_listener"),
-        destination=resolve_destination(request.target.destination),
-        wait=0.0,
-        lock_home=settings.token_store,
-    )
+    # a pipeline of its own, which never waits for a busy DuckDB file: a failed batch is tried again
+    target = replace(completed_target(request.target, settings.token_store).for_pipeline("_listener"), wait=0.0)
     stop = stop or threading.Event()
     with run_lock(target), Connector(settings) as connector:
         queue = EventQueue(request.queue_path)

@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dlt
+from dlt.destinations.sql_client import SqlClientBase
 
-from approvalmax_pipeline.pipelines.warehouse.deletions import apply_deletions
+from approvalmax_pipeline.pipelines.warehouse.deletions import Deletions, apply_deletions
 from approvalmax_pipeline.pipelines.warehouse.load_step import Chosen, HistoryLog, Loaded, Views, load_step
 from approvalmax_pipeline.pipelines.warehouse.run_history import RunRecord, history_rows
 from approvalmax_pipeline.pipelines.warehouse.target import Target
+from approvalmax_pipeline.pipelines.warehouse.working_folder import restored_pipeline
 from approvalmax_pipeline.pipelines.webhooks.queue import EventQueue, QueuedEvent
 from approvalmax_pipeline.sources.approvalmax.connector import Connector
 from approvalmax_pipeline.sources.approvalmax.cursors import Window
@@ -65,6 +67,7 @@ class WebhookLoader:
         self._types = {doc.resource: doc for doc in connector.document_types}
         self._views = Views()
         self._history = HistoryLog(target, HISTORY_EVERY_SECONDS, self._clock)
+        self._pipeline: dlt.Pipeline | None = None  # restored once, and again after a failed batch
 
     def run(self, stop: threading.Event, on_batch: Callable[[], None] = lambda: None) -> None:
         """Load batches until `stop` is set; the batch under way finishes first."""
@@ -105,6 +108,7 @@ class WebhookLoader:
             if fetched:
                 self._load(fetched)
         except Exception as exc:  # nothing of this batch counts; its events stay queued
+            self._pipeline = None  # the next batch starts from the warehouse again
             self.status.last_error = first_line(exc)
             log.error("webhook batch of %d events not loaded: %s", len(batch), self.status.last_error)
             self._gave_up(self.queue.failed(batch, self.status.last_error))
@@ -179,11 +183,12 @@ class WebhookLoader:
         record.companies = sorted({company for company, _r, _i in fetched})
         types: list[DocumentType] = [self._types[resource] for resource in present]
 
-        def choose(pipeline: dlt.Pipeline) -> Chosen:
-            return Chosen(
-                self.connector.fetched_source(present, options) if present else None,
-                deletions=lambda pipeline, sql: apply_deletions(pipeline, gone, hard, sql, self._clock),
-            )
+        def deletions(pipeline: dlt.Pipeline, sql: SqlClientBase[Any]) -> Deletions:
+            return apply_deletions(pipeline, gone, hard, sql, self._clock) if gone else Deletions()
+
+        def choose() -> Chosen:
+            source = self.connector.fetched_source(present, options) if present else None
+            return Chosen(source, deletions, extract_under_lock=True)
 
         def rows(loaded: Loaded | None, error: BaseException | None) -> list[dict[str, Any]]:
             # a failed batch stays queued and is tried again: only what loaded is history
@@ -191,4 +196,6 @@ class WebhookLoader:
                 return []
             return history_rows(record, types, options.report, None, {}, loaded.load_id)
 
-        load_step(self.target, choose, self._history, rows, self._views)
+        if self._pipeline is None:
+            self._pipeline = restored_pipeline(self.target)
+        load_step(self._pipeline, self.target, choose, self._history, rows, self._views)

@@ -56,7 +56,7 @@ class ApprovalMaxCredentials(CredentialsConfiguration):
 
 @configspec
 class ApprovalMaxSettings(BaseConfiguration):
-    """Every non-destination setting of the connector; README's Configuration table lists them."""
+    """Every non-destination setting of the connector; docs/configuration.md lists them."""
 
     api_base_url: str = DEFAULT_API_BASE_URL
     identity_base_url: str = DEFAULT_IDENTITY_BASE_URL
@@ -78,19 +78,19 @@ class ApprovalMaxSettings(BaseConfiguration):
     redirect_uri: str = DEFAULT_REDIRECT_URI
     # Hand dlt Arrow tables for documents; false falls back to dlt's row normaliser (same tables, slower).
     arrow_tables: bool = True
-    # More document types, or other paths for built-in ones: [{table, path, shape}] (README, "Document types").
+    # More document types, or other paths for built-in ones: [{table, path, shape, request_types}] (docs/tables.md).
     document_types: list[dict[str, str]] | None = None
-    # Alerts (README, "Alerts"): a webhook URL (a Slack incoming webhook's is a secret: secrets.toml),
+    # Alerts (docs/operations.md): a webhook URL (a Slack incoming webhook's is a secret: secrets.toml),
     # the freshness bound in hours (none: not checked) and the refresh-token warning in days.
     alert_webhook_url: TSecretStrValue | None = None
     alert_max_age_hours: float | None = None
     alert_refresh_token_days: float = 7.0
-    # Deletions and changes the cursor misses (README, "Deletions and sweeps"): a company's lists are
+    # Deletions and changes the cursor misses (docs/loading.md): a company's lists are
     # read whole when its last sweep is older than this (0: only with `run --reconcile`); documents
     # found gone get `deleted_at`, or are removed with their child rows when hard_deletes is true.
     reconcile_every_hours: float = 24.0
     hard_deletes: bool = False
-    # Keep every version seen in request_versions (README, "History"); false: the latest only.
+    # Keep every version seen in request_versions (docs/tables.md); false: the latest only.
     keep_history: bool = True
     # `approvalmax listen`: the last part of the webhook URL, /webhooks/approvalmax/<secret> (a secret).
     webhook_secret: TSecretStrValue | None = None

@@ -145,9 +145,9 @@ class Connector:
         """The companies a run loads: `wanted` (else the `company_ids` setting, else all listed)."""
         return select_companies(self.client.companies(), wanted or self.settings.company_ids)
 
-    def source(self, companies: Sequence[Company], options: ExtractOptions) -> DltSource:
+    def source(self, companies: Sequence[Mapping[str, Any] | Company], options: ExtractOptions) -> DltSource:
         """A run's source: each company's documents modified since its cursor."""
-        return approvalmax_dlt_source(self.client, companies, options)
+        return approvalmax_dlt_source(self.client, companies_of(companies), options)
 
     def fetched_source(
         self, documents: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]], options: ExtractOptions
@@ -174,7 +174,8 @@ def approvalmax_source(
     if client is None:
         # one client for the source's life: dlt gives a source no close hook, so it closes when collected
         connector = Connector(settings)
-        return connector.source(connector.companies(company_ids), replace(connector.extract_options(), strict=True))
+        options = options or replace(connector.extract_options(), strict=True)
+        return connector.source(connector.companies(company_ids), options)
     if companies is None or options is None:
         raise TypeError("approvalmax_source: pass client, companies and options together, or none of them")
     return approvalmax_dlt_source(client, companies_of(companies), options)

@@ -25,7 +25,7 @@ def root_columns(document_type: DocumentType) -> TTableSchemaColumns:
     columns = dict(column_hints(document_type.columns))
     # Within one load the newest version of a document wins.
     columns["modified_at"] = {**columns["modified_at"], "dedup_sort": "desc"}
-    # Set after a sweep to when the document was found gone (pipelines/deletions.py); a load of the
+    # Set after a sweep to when the document was found gone (pipelines/warehouse/deletions.py); a load of the
     # document writes it as NULL again, so one that comes back is live.
     columns[DELETED_AT] = {"name": DELETED_AT, "data_type": "timestamp", "nullable": True}
     return columns

@@ -4,7 +4,7 @@ A document table keeps the latest version of each document (a merge). Beside it,
 version adds one row keyed by (company_id, request_id, modified_at) with its status, total,
 currency, a digest of its line items and when it was first seen; dlt's insert-only merge keeps
 the first row of a key and never rewrites it, so a sweep or a lookback that loads a version again
-changes nothing. The `request_history` view (pipelines/views.py) turns the rows into
+changes nothing. The `request_history` view (pipelines/warehouse/views.py) turns the rows into
 valid_from/valid_to ranges.
 
 The digest is the MD5 of the line items in list order, each as description, account code,

@@ -31,7 +31,7 @@ REFRESH_GRACE_MINUTES = 55
 
 
 # Column types fixed up front (snake_case names), so a first page of whole numbers or nulls
-# cannot pick a type that later values break. Fields from ../shared/approvalmax-api.md.
+# cannot pick a type that later values break. Fields as the API documents them.
 TEXT: TDataType = "text"
 DOUBLE: TDataType = "double"
 BIGINT: TDataType = "bigint"

@@ -1,8 +1,8 @@
 """The DocumentSink interface: what a page of documents becomes on its way to dlt.
 
 A page goes (1) from the client as raw bytes with its envelope, (2) through `prepare` in its
-fetch thread (parsed by Arrow or by json), or, for documents already parsed (the webhook
-listener's reads by id), through `prepare_documents`, (3) through `add` on dlt's extract thread,
+fetch thread (parsed by Arrow or by json); documents already parsed (the webhook listener's reads
+by id) go through `prepare_documents` on dlt's extract thread instead; (3) through `add` on that thread,
 where the company's `Admission` (its cursor) says which documents to keep and they join the
 current batch, and (4) out of `flush` to dlt as Arrow tables or rows, which dlt merges into the
 warehouse. The implementations are `row_sink.RowSink` and `arrow.ArrowSink`; `sinks.open_sink`

@@ -26,6 +26,7 @@ from .report import CompanyFailure, RunReport
 from .settings import COMPANIES_RESOURCE, MODIFIED_FILTER, USER_PROFILES_RESOURCE, DocumentType
 from .sink import EVERY_DOCUMENT, Prepared
 from .sinks import open_sink
+from .state_layout import SOURCE_NAME
 from .sweeps import SweepPolicy
 from .timestamps import format_timestamp
 
@@ -33,7 +34,7 @@ from .timestamps import format_timestamp
 FATAL_ERRORS: tuple[type[BaseException], ...] = (TokenError, ApiUnavailable)
 
 
-@dlt.source(name="approvalmax", section="approvalmax")
+@dlt.source(name=SOURCE_NAME, section=SOURCE_NAME)
 def approvalmax_dlt_source(
     client: ApprovalMaxClient, companies: Sequence[Company], options: ExtractOptions
 ) -> Iterator[DltResource]:
@@ -110,7 +111,7 @@ def documents_resource(
     return with_document_hints(dlt.resource(extract, name=document_type.resource), document_type, options)
 
 
-@dlt.source(name="approvalmax", section="approvalmax")
+@dlt.source(name=SOURCE_NAME, section=SOURCE_NAME)
 def fetched_documents_source(
     documents: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]], options: ExtractOptions
 ) -> Iterator[DltResource]:

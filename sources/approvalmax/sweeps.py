@@ -5,7 +5,7 @@ document was deleted, nor sees a change that did not move `modifiedAt`. A sweep 
 document of a type for a company with no filter and loads each one again (a merge: nothing is
 duplicated), so each row it listed carries the sweep's `_dlt_load_id`. Once the listing is
 complete, a row of that company with an older load id and no `deleted_at` was not listed:
-it is a candidate, which `pipelines/deletions.py` asks for by id (404: deleted) after the load.
+it is a candidate, which `pipelines/warehouse/deletions.py` asks for by id (404: deleted) after the load.
 A failed page or company records no sweep, and a backfill window never sweeps.
 """
 

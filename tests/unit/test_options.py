@@ -4,7 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from approvalmax_pipeline.pipelines.options import check_window, parse_when, select_companies, select_resources
+from approvalmax_pipeline.pipelines.options import check_window, parse_when, select_resources
+from approvalmax_pipeline.sources.approvalmax.companies import select_companies
 from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
 from approvalmax_pipeline.sources.approvalmax.settings import RESOURCE_NAMES
 

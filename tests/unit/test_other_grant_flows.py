@@ -1,5 +1,5 @@
 """The seed documents' other two flows, on the same store and lock, against fakes that behave
-as APSIS One's and Apiax's token guides say (../shared/seeds/)."""
+as APSIS One's and Apiax's token guides say."""
 
 from __future__ import annotations
 
