@@ -554,7 +554,8 @@ def sandbox(
         ("SOURCES__APPROVALMAX__CREDENTIALS__CLIENT_ID", server.identity.client_id),
         ("SOURCES__APPROVALMAX__CREDENTIALS__CLIENT_SECRET", server.identity.client_secret),
         ("SOURCES__APPROVALMAX__CREDENTIALS__REFRESH_TOKEN", refresh_token),
-        ("SOURCES__APPROVALMAX__TOKEN_STORE", "./.approvalmax/sandbox-tokens.json"),
+        # absolute: a token store per folder would each start from the one refresh token printed here
+        ("SOURCES__APPROVALMAX__TOKEN_STORE", os.path.abspath(".approvalmax/sandbox-tokens.json")),
     ):
         out.print(f"export {key}={value}", highlight=False, soft_wrap=True)
     try:

@@ -78,9 +78,20 @@ DUCKDB_GLOBAL_CONFIG = "destination.duckdb.credentials.global_config"
 
 
 def default_duckdb_file() -> None:
-    """Point DuckDB at `./approvalmax_warehouse.duckdb` unless a file is configured."""
-    if dlt.config.get(DUCKDB_CREDENTIALS) is None:
+    """Point DuckDB at `./approvalmax_warehouse.duckdb` unless a file is configured; a configured
+    relative path is made absolute from the current folder. (dlt would resolve it against the
+    folder the pipeline first ran in, which it remembers in a working folder shared by every
+    project on the machine that uses the same pipeline name.)"""
+    configured: object = dlt.config.get(DUCKDB_CREDENTIALS)
+    if configured is None:
         os.environ[_env_name(DUCKDB_CREDENTIALS)] = os.path.abspath(DEFAULT_DUCKDB_FILE)
+    elif isinstance(configured, str) and is_relative_file(configured):
+        os.environ[_env_name(DUCKDB_CREDENTIALS)] = os.path.abspath(configured)
+
+
+def is_relative_file(database: str) -> bool:
+    """A DuckDB file given by a relative path (not `:memory:`, MotherDuck's `md:` or a URL)."""
+    return not (database.startswith((":", "md:")) or "://" in database or os.path.isabs(database))
 
 
 def check_duckdb_catalog(database: str, dataset_name: str) -> None:

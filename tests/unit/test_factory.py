@@ -35,3 +35,29 @@ def test_a_read_only_duckdb_folder_is_refused_naming_the_path(tmp_path: Path, mo
     monkeypatch.setattr("os.access", lambda path, mode: False)
     with pytest.raises(ConfigError, match=f"the DuckDB file {database} cannot be written"):
         check_duckdb_folder(database)
+
+
+CREDENTIALS = "DESTINATION__DUCKDB__CREDENTIALS"
+
+
+def test_a_relative_duckdb_path_is_taken_from_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dlt would resolve it against the folder the pipeline first ran in, wherever that was."""
+    from approvalmax_pipeline.pipelines.warehouse.factory import default_duckdb_file
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(CREDENTIALS, "data/rel.duckdb")
+    default_duckdb_file()
+    assert os.environ[CREDENTIALS] == str(tmp_path / "data" / "rel.duckdb")
+
+
+@pytest.mark.parametrize("database", [":memory:", "md:analytics", "/abs/warehouse.duckdb"])
+def test_memory_motherduck_and_absolute_duckdb_paths_are_left_alone(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from approvalmax_pipeline.pipelines.warehouse.factory import default_duckdb_file
+
+    monkeypatch.setenv(CREDENTIALS, database)
+    default_duckdb_file()
+    assert os.environ[CREDENTIALS] == database
