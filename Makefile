@@ -19,7 +19,7 @@ AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-$(PYPROJECT_SUM)
 DOCS_VENV := .venv-docs
 DOCS_STAMP := $(DOCS_VENV)/.installed-$(PYPROJECT_SUM)
 
-.PHONY: install demo docs report test coverage test-parallel test-bench test-airflow test-kill lint format bench clean postgresql chromium
+.PHONY: install demo docs report check test test-unit test-slow coverage test-parallel test-bench test-airflow test-kill lint format bench clean postgresql chromium
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version' 
@@ -61,7 +61,7 @@ ifeq ($(PG_INITDB),)
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 endif
 
-# The offline report's test opens it in Debian's headless Chromium.
+# The offline report's test (in the slow tier) opens it in Debian's headless Chromium.
 chromium:
 ifeq ($(wildcard /usr/bin/chromium),)
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
@@ -71,13 +71,36 @@ endif
 report: $(STAMP)
 	APPROVALMAX_DUCKDB=approvalmax_demo.duckdb $(BIN)/python notebooks/approvals.py --html approvals.html
 
+# The tiers are pytest markers (pyproject.toml; tests/conftest.py marks them): unit (tests/unit),
+# e2e (tests/e2e) and slow (scenarios of minutes, kills, Chromium), which `make test` leaves to CI.
+PYTEST := $(BIN)/python -m pytest
 # Three workers on two cores: many tests wait on the sandbox's latency, retries and rate limits.
-test: $(STAMP) postgresql chromium
-	$(BIN)/python -m pytest -n 3 --dist worksteal
+XDIST := -n 3 --dist worksteal
 
-# The same tests under coverage.py, subprocesses included (the CLI runs, the sandbox, kill -9 victims).
-coverage: $(STAMP) postgresql chromium
-	$(BIN)/python -m pytest -n 3 --dist worksteal --cov --cov-report=term:skip-covered
+# Lint and the unit tier side by side, one core each (the unit tier's output follows lint's).
+check: $(STAMP)
+	@echo "$(PYTEST) -q -m unit  (beside make lint)"
+	@log=$$(mktemp); $(PYTEST) -q -m unit > $$log 2>&1 & unit=$$!; \
+	$(MAKE) --no-print-directory lint; lint=$$?; \
+	wait $$unit; code=$$?; cat $$log; rm -f $$log; \
+	test $$lint -eq 0 -a $$code -eq 0
+
+test-unit: $(STAMP)
+	$(PYTEST) -m unit
+
+# Everything but the slow tier: unit and e2e, PostgreSQL included.
+test: $(STAMP) postgresql
+	$(PYTEST) $(XDIST) -m "not slow"
+
+# The slow tier, but for the kill -9 loop and the parallel loads: test-kill and test-parallel run them bigger.
+SLOW_ELSEWHERE := --deselect tests/e2e/test_faults.py::test_kill_9_during_extract_normalise_or_load_then_a_clean_rerun \
+	--deselect tests/e2e/test_parallel_loads.py
+test-slow: $(STAMP) postgresql chromium
+	$(PYTEST) $(XDIST) -m slow $(SLOW_ELSEWHERE)
+
+# `make test`'s tests under coverage.py, subprocesses included (the CLI runs, the sandbox, kill -9 victims).
+coverage: $(STAMP) postgresql
+	$(PYTEST) $(XDIST) -m "not slow" --cov --cov-report=term:skip-covered --cov-fail-under=93
 
 $(AIRFLOW_STAMP): pyproject.toml
 	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)

@@ -193,3 +193,78 @@ def postgres_db(postgres: PostgresServer, request: pytest.FixtureRequest) -> str
 
     name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:50] + "_" + os.urandom(3).hex()
     return postgres.create_database(name)
+
+
+# The tier of a test is its folder's: tests/unit/ is `unit`, tests/e2e/ is `e2e`. `slow` is this table's:
+# scenarios whose proof takes minutes of CPU, real time passing, killed processes or Chromium. `make test`
+# leaves them out, `make test-slow` (CI, .ci/run) runs them. A key is a file under tests/ (all its tests),
+# or file::test (every parameter) or file::test[parameter].
+TIERS = {"unit", "e2e"}
+SLOW = {
+    # processes killed or interrupted mid-run (make test-kill runs the first with 18 seeds)
+    "e2e/test_faults.py::test_kill_9_during_extract_normalise_or_load_then_a_clean_rerun",
+    "e2e/test_faults.py::test_ctrl_c_in_extract_normalise_or_load_exits_130_then_a_clean_rerun",
+    "e2e/test_token_safety.py::test_kill_9_during_a_refresh_never_needs_a_new_login",
+    "e2e/test_token_safety.py::test_lost_rotation_past_the_grace_period_exits_3_with_how_to_recover",
+    "e2e/test_token_safety.py::test_failed_save_stops_the_run_and_the_next_run_recovers_within_grace",
+    "e2e/test_listener.py::test_kill_9_after_the_answer_then_a_restart_still_loads_the_event",
+    # processes at once (make test-parallel runs the first with 8 at once for 3 rounds)
+    "e2e/test_parallel_loads.py",
+    "e2e/test_listener.py::test_the_listener_and_scheduled_runs_at_once_keep_the_warehouse_exact",
+    "e2e/test_destinations.py::test_second_run_while_the_first_runs_exits_4_and_disturbs_nothing",
+    "e2e/test_destinations.py::test_second_run_with_wait_runs_after_the_first",
+    # the fault matrix under real retry delays, each fault then a clean rerun (tests/unit/test_client.py
+    # has each retry rule with a fake clock; make test keeps the 429 storm and the access-token faults)
+    "e2e/test_faults.py::test_client_pacing_keeps_a_rate_limited_api_free_of_429s",
+    "e2e/test_faults.py::test_random_5xx",
+    "e2e/test_faults.py::test_connection_resets",
+    "e2e/test_faults.py::test_responses_slower_than_the_timeout",
+    "e2e/test_faults.py::test_truncated_json",
+    "e2e/test_faults.py::test_token_response_lost_after_rotation",
+    "e2e/test_faults.py::test_company_disabled_mid_run",
+    # rounds of runs, and scenarios again in a second mode (make test keeps the default mode's)
+    "e2e/test_history.py::test_three_rounds_of_changes_leave_exactly_the_versions_served",
+    "e2e/test_reconcile.py::test_reconcile_marks_exactly_the_deleted_documents_and_loads_silent_changes[false]",
+    "e2e/test_reconcile.py::test_a_sweep_comes_by_itself_when_the_last_is_older_than_reconcile_every_hours",
+    "e2e/test_run.py::test_quiet_run_loads_no_document_but_a_late_write_still_loads",
+    "e2e/test_destinations.py::test_switching_destinations_loads_each_completely",
+    "e2e/test_destinations.py::test_restored_warehouse_backup_gets_the_changes_it_lost",
+    "e2e/test_arrow_parity.py",
+    "e2e/test_api_variants.py::test_a_refused_modified_filter_falls_back_to_whole_lists_and_stays_exact[plain]",
+    "e2e/test_api_variants.py::test_an_ignored_modified_filter_is_noticed_and_the_load_stays_exact",
+    "e2e/test_api_variants.py::test_a_document_type_a_company_lacks_is_reported_once_not_failed",
+    "e2e/test_listener.py::test_a_404_marks_the_document_deleted_and_duplicates_and_old_events_leave_it_exact",
+    "e2e/test_bigquery_offline.py::test_bigquery_loads_into_one_dataset_take_turns_through_the_token_store[postgres]",
+    "e2e/test_run_history.py::test_history_and_freshness_after_a_run_with_a_failing_company[postgres]",
+    # output over time, and the documents' own commands
+    "e2e/test_operator_output.py::test_progress_in_a_log_is_a_line_every_few_seconds",
+    "e2e/test_operator_output.py::test_a_debug_log_has_one_format_and_no_third_party_noise_unless_asked",
+    "e2e/test_readme.py",
+    "e2e/test_notebooks.py::test_notebook_runs_every_cell_and_renders_its_plots",
+    "e2e/test_notebooks.py::test_the_html_report_is_one_file_that_renders_its_plots_offline_in_chromium",
+}
+
+
+def slow_key_exists(key: str) -> bool:
+    """A key names a file under tests/ and, when it has one, a test defined in it."""
+    file, _, test = key.partition("::")
+    path = Path(__file__).parent / file
+    return path.is_file() and (not test or f"def {test.split('[')[0]}(" in path.read_text())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    stale = [key for key in SLOW if not slow_key_exists(key)]
+    if stale:
+        raise pytest.UsageError(f"tests/conftest.py SLOW names tests that do not exist: {stale}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        folder = item.path.parent.name
+        if folder in TIERS:
+            item.add_marker(folder)
+        file = item.path.relative_to(tests).as_posix()
+        name = getattr(item, "originalname", item.name)
+        if file in SLOW or f"{file}::{name}" in SLOW or f"{file}::{item.name}" in SLOW:
+            item.add_marker("slow")
