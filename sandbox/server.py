@@ -102,6 +102,7 @@ class Sandbox:
         self._windows: dict[str, collections.deque[float]] = {}
         self._fault_rng = random.Random(knobs.fault_seed)
         self.replay: Replay | None = None  # serve a recording instead of the synthetic data
+        self.monotonic = time.monotonic  # the rate limiter's clock: a test may move it instead of waiting
         self.server: SandboxHTTPServer | None = None
         self.thread: threading.Thread | None = None
 
@@ -155,7 +156,7 @@ class Sandbox:
         limit = self.knobs.rate_limit_per_minute
         if not limit:
             return None
-        now = time.monotonic()
+        now = self.monotonic()
         with self.lock:
             window = self._windows.setdefault(company_id, collections.deque())
             span = self.knobs.rate_window_seconds

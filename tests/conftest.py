@@ -233,7 +233,6 @@ SLOW = {
     "e2e/test_api_variants.py::test_a_refused_modified_filter_falls_back_to_whole_lists_and_stays_exact[plain]",
     "e2e/test_api_variants.py::test_an_ignored_modified_filter_is_noticed_and_the_load_stays_exact",
     "e2e/test_api_variants.py::test_a_document_type_a_company_lacks_is_reported_once_not_failed",
-    "e2e/test_listener.py::test_a_404_marks_the_document_deleted_and_duplicates_and_old_events_leave_it_exact",
     "e2e/test_bigquery_offline.py::test_bigquery_loads_into_one_dataset_take_turns_through_the_token_store[postgres]",
     "e2e/test_run_history.py::test_history_and_freshness_after_a_run_with_a_failing_company[postgres]",
     # output over time, and the documents' own commands

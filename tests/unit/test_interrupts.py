@@ -48,3 +48,34 @@ def test_any_other_failure_writing_run_history_is_logged_and_the_run_goes_on(mon
     assert not interrupted(error) and not isinstance(error, PipelineStepFailed)
     monkeypatch.setattr(run_history, "write_history", failing(error))
     run_history.record_history(Target(dataset="d"), ROWS)
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+@pytest.mark.parametrize("cause", [KeyboardInterrupt(), duckdb.InterruptException("INTERRUPT Error")])
+def test_ctrl_c_in_any_command_exits_130_with_one_line(
+    capsys: pytest.CaptureFixture[str], cause: BaseException, as_json: bool
+) -> None:
+    """What tests/e2e/test_faults.py's Ctrl-C tests (slow tier) see from outside, here with the
+    interrupt raised bare or wrapped as dlt wraps a failed step."""
+    import json
+
+    import typer
+
+    from approvalmax_pipeline.pipelines.cli import common as cli_common
+
+    @cli_common.handle_errors
+    def run(json_output: bool = False) -> None:
+        if isinstance(cause, KeyboardInterrupt):
+            raise cause
+        raise wrapped(cause)
+
+    with pytest.raises(typer.Exit) as exit_info:
+        run(json_output=as_json)
+    assert exit_info.value.exit_code == 130
+    captured = capsys.readouterr()
+    assert captured.err.startswith("interrupted: stopped cleanly") and "Traceback" not in captured.err
+    if as_json:
+        document = json.loads(captured.out)
+        assert document["exit_code"] == 130 and document["command"] == "run"
+    else:
+        assert captured.out == ""
