@@ -44,7 +44,7 @@ class Chosen:
     run extracts for minutes and does it before taking the lock, from the schema it restored."""
 
     source: DltSource | None
-    deletions: Deleter = field(default=lambda pipeline, sql: Deletions())
+    deletions: Deleter | None = None
     extract_under_lock: bool = False
 
 
@@ -137,11 +137,16 @@ def _load(
                 raise
             loaded.load_id = info.loads_ids[-1] if info is not None and info.loads_ids else None
         schema = pipeline.schemas.get(SOURCE_NAME) if SOURCE_NAME in pipeline.schemas else None
+        remake_views = schema is not None and schema.version_hash != views.made_for  # new tables or columns
+        if chosen.deletions is None and not remake_views:
+            on_phase("done")
+            return loaded  # a listener batch of known tables and no 404: no connection to open
         with pipeline.sql_client() as sql:  # one connection for both
             on_phase("deletions")
-            loaded.deletions = chosen.deletions(pipeline, sql)
+            if chosen.deletions is not None:
+                loaded.deletions = chosen.deletions(pipeline, sql)
             on_phase("views")
-            if schema is not None and schema.version_hash != views.made_for:  # new tables or columns
+            if remake_views and schema is not None:
                 loaded.views = tuple(create_views(pipeline, sql))
                 views.made_for = schema.version_hash
     on_phase("done")

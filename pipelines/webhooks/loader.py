@@ -184,11 +184,11 @@ class WebhookLoader:
         types: list[DocumentType] = [self._types[resource] for resource in present]
 
         def deletions(pipeline: dlt.Pipeline, sql: SqlClientBase[Any]) -> Deletions:
-            return apply_deletions(pipeline, gone, hard, sql, self._clock) if gone else Deletions()
+            return apply_deletions(pipeline, gone, hard, sql, self._clock)
 
         def choose() -> Chosen:
             source = self.connector.fetched_source(present, options) if present else None
-            return Chosen(source, deletions, extract_under_lock=True)
+            return Chosen(source, deletions if gone else None, extract_under_lock=True)
 
         def rows(loaded: Loaded | None, error: BaseException | None) -> list[dict[str, Any]]:
             # a failed batch stays queued and is tried again: only what loaded is history
