@@ -176,6 +176,22 @@ def ws(tmp_path: Path, small_sandbox: Sandbox) -> Iterator[Workspace]:
         yield made
 
 
+@dataclass
+class Loaded:
+    workspace: Workspace
+    run: subprocess.CompletedProcess[str]  # the full load's exit code and output
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
+    """The default sandbox (three companies of 500) after one full load, shared by the tests of a
+    module that only read it (queries, the sandbox's GET endpoints): one load, not one per test."""
+    with running_sandbox(3, 500) as server, workspace_on(tmp_path_factory.mktemp("loaded"), server) as made:
+        run = made.cli("run", "--no-progress")
+        assert run.returncode == 0, run.stderr + run.stdout
+        yield Loaded(made, run)
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """One real PostgreSQL server for the whole test session."""
@@ -213,6 +229,7 @@ SLOW = {
     "e2e/test_listener.py::test_the_listener_and_scheduled_runs_at_once_keep_the_warehouse_exact",
     "e2e/test_destinations.py::test_second_run_while_the_first_runs_exits_4_and_disturbs_nothing",
     "e2e/test_destinations.py::test_second_run_with_wait_runs_after_the_first",
+    "e2e/test_bigquery_offline.py::test_bigquery_loads_into_one_dataset_take_turns_through_the_token_store",
     # the fault matrix under real retry delays, each fault then a clean rerun (tests/unit/test_client.py
     # has each retry rule with a fake clock; make test keeps the 429 storm and the access-token faults)
     "e2e/test_faults.py::test_client_pacing_keeps_a_rate_limited_api_free_of_429s",
@@ -226,6 +243,7 @@ SLOW = {
     "e2e/test_history.py::test_three_rounds_of_changes_leave_exactly_the_versions_served",
     "e2e/test_reconcile.py::test_reconcile_marks_exactly_the_deleted_documents_and_loads_silent_changes[false]",
     "e2e/test_reconcile.py::test_a_sweep_comes_by_itself_when_the_last_is_older_than_reconcile_every_hours",
+    "e2e/test_reconcile.py::test_reconcile_on_postgres",
     "e2e/test_run.py::test_quiet_run_loads_no_document_but_a_late_write_still_loads",
     "e2e/test_destinations.py::test_switching_destinations_loads_each_completely",
     "e2e/test_destinations.py::test_restored_warehouse_backup_gets_the_changes_it_lost",
@@ -233,10 +251,12 @@ SLOW = {
     "e2e/test_api_variants.py::test_a_refused_modified_filter_falls_back_to_whole_lists_and_stays_exact[plain]",
     "e2e/test_api_variants.py::test_an_ignored_modified_filter_is_noticed_and_the_load_stays_exact",
     "e2e/test_api_variants.py::test_a_document_type_a_company_lacks_is_reported_once_not_failed",
-    "e2e/test_bigquery_offline.py::test_bigquery_loads_into_one_dataset_take_turns_through_the_token_store[postgres]",
+    "e2e/test_api_variants.py::test_date_fields_fill_timestamp_columns_in_either_form[datetime]",
     "e2e/test_run_history.py::test_history_and_freshness_after_a_run_with_a_failing_company[postgres]",
     # output over time, and the documents' own commands
     "e2e/test_operator_output.py::test_progress_in_a_log_is_a_line_every_few_seconds",
+    "e2e/test_operator_output.py::test_each_failure_is_one_whole_line_in_a_log",
+    "e2e/test_operator_output.py::test_state_prints_whole_ids_and_cursors_in_a_log",
     "e2e/test_operator_output.py::test_a_debug_log_has_one_format_and_no_third_party_noise_unless_asked",
     "e2e/test_readme.py",
     "e2e/test_notebooks.py::test_notebook_runs_every_cell_and_renders_its_plots",

@@ -48,8 +48,14 @@ def test_login_with_loopback_listener_then_run(workspace: Workspace) -> None:
     port = free_port()
     process, url = start_login(workspace, "--redirect-uri", f"http://127.0.0.1:{port}/callback")
     assert "response_type=code" in url and "offline_access" in url and "state=" in url
-    time.sleep(0.5)  # let the listener bind
-    response = httpx.get(url, follow_redirects=True, timeout=30)  # the "browser"
+    for _ in range(200):  # the "browser", once the listener has bound its port
+        try:
+            response = httpx.get(url, follow_redirects=True, timeout=30)
+            break
+        except httpx.ConnectError:
+            time.sleep(0.05)
+    else:
+        raise AssertionError("the login's listener never bound its port")
     assert response.status_code == 200
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr

@@ -8,7 +8,7 @@ import sqlglot
 
 from approvalmax_pipeline.pipelines.warehouse.views import view_statements
 
-from ..conftest import Workspace
+from ..conftest import Loaded, Workspace
 from .truth import export
 
 
@@ -23,16 +23,15 @@ def planted(workspace: Workspace) -> dict[str, set[str]]:
     return {k: set(v) for k, v in workspace.admin("GET", "planted").items()}
 
 
-def test_views_find_exactly_the_planted_cases(workspace: Workspace) -> None:
-    result = workspace.cli("run", "--no-progress")
-    assert result.returncode == 0, result.stderr
+def test_views_find_exactly_the_planted_cases(loaded: Loaded) -> None:
+    workspace, result = loaded.workspace, loaded.run
     views = result.stdout.replace("\n", " ").split("views: ", 1)[1]
     assert views.startswith("company_currencies, requests, request_lines")
     assert exceptions(workspace) == planted(workspace)
 
 
-def test_views_agree_with_the_documents(workspace: Workspace) -> None:
-    assert workspace.cli("run", "--no-progress").returncode == 0
+def test_views_agree_with_the_documents(loaded: Loaded) -> None:
+    workspace = loaded.workspace
     truth = export(workspace)
     documents = [d for by_type in truth.values() for docs in by_type.values() for d in docs]
     assert workspace.query("select count(*) from approvalmax.requests") == [(len(documents),)]
@@ -53,8 +52,8 @@ def test_views_agree_with_the_documents(workspace: Workspace) -> None:
     assert workspace.query("select count(*) from approvalmax.request_line_tracking") == [(tracking,)]
 
 
-def test_approval_cycles_count_rejections_resets_and_approvers(workspace: Workspace) -> None:
-    assert workspace.cli("run", "--no-progress").returncode == 0
+def test_approval_cycles_count_rejections_resets_and_approvers(loaded: Loaded) -> None:
+    workspace = loaded.workspace
     cases = planted(workspace)
     rows = workspace.query(
         "select request_id, rejections, resets, approvers, cycle_hours from approvalmax.approval_cycles"
