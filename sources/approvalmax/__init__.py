@@ -1,7 +1,7 @@
-"""ApprovalMax for dlt: the source (`source.py`), the API client (`client.py`) and what they share.
+"""ApprovalMax for dlt: the sources (`source.py`), built by the one composition root (`connector.py`,
+which also holds the library's `approvalmax_source()`), the API client (`client.py`) and what they share.
 
-The source lives in `source.py`, not here, so that importing the client, the settings or the
-errors loads neither dlt nor pyarrow; its names are re-exported here on first use.
+Importing this package loads neither dlt nor pyarrow: its names are re-exported here on first use.
 """
 
 from __future__ import annotations
