@@ -12,7 +12,9 @@ import typer
 from approvalmax_pipeline.pipelines.cli.common import err, handle_errors, out
 from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK
 
-auth_app = typer.Typer(help="Authorise the connection and inspect the stored tokens.", no_args_is_help=True)
+auth_app = typer.Typer(
+    help="Authorise the connection and inspect the stored tokens.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 @auth_app.command()
