@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import dlt
+import pyarrow as pa
 
 from approvalmax_pipeline.pipelines.errors import interrupted
 from approvalmax_pipeline.pipelines.warehouse.dataset_lock import dataset_lock
@@ -140,13 +141,29 @@ def write_history(target: Target, rows: list[dict[str, Any]]) -> None:
     its own (`<pipeline>_history`, named after the rows' pipeline)."""
     pipeline = make_pipeline(replace(target, pipeline_name=str(rows[0]["pipeline"]) + "_history"))
     destination = resolve_destination(target.destination)
-    resource = dlt.resource(rows, name=TABLE, write_disposition="append", columns=COLUMNS)  # type: ignore[call-overload]
+    # as one Arrow table: dlt's row normaliser would spend a second on the 9,000 rows of a quiet run
+    # over 1,000 companies, Arrow's writes them as they are
+    resource = dlt.resource(as_arrow(rows), name=TABLE, write_disposition="append", columns=COLUMNS)  # type: ignore[call-overload]
     with dataset_lock(pipeline, target.lock_home):
         pipeline.run(resource, loader_file_format=loader_file_format(destination))  # type: ignore[arg-type]
         dialect = DIALECTS.get(destination.destination_name, "duckdb")
         with pipeline.sql_client() as client:
             for statement in freshness_statements(target.dataset, dialect):
                 client.execute_sql(statement)
+
+
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "text": pa.string(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "bigint": pa.int64(),
+    "double": pa.float64(),
+}
+
+
+def as_arrow(rows: list[dict[str, Any]]) -> pa.Table:
+    """The rows with the table's declared types, every column present."""
+    schema = pa.schema([pa.field(name, ARROW_TYPES[str(column["data_type"])]) for name, column in COLUMNS.items()])
+    return pa.Table.from_pylist(rows, schema=schema)
 
 
 def freshness_statements(ds: str, dialect: str) -> list[str]:
