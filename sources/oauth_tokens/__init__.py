@@ -9,12 +9,14 @@ from .errors import (
     ReauthorizationRequired,
     TokenEndpointError,
     TokenError,
+    TokenKeyError,
     TokenStoreError,
     TokenStoreUnusable,
 )
 from .password_grant import PasswordGrantTokens
 from .record import TokenRecord, fingerprint
 from .rotating import RotatingRefreshTokens
+from .sealing import TokenSealing, new_key, parse_keys
 from .store import FileTokenStore, TokenStore
 from .stored import StoredTokens
 
@@ -32,10 +34,14 @@ __all__ = [
     "TokenEndpoint",
     "TokenEndpointError",
     "TokenError",
+    "TokenKeyError",
     "TokenRecord",
     "TokenResponse",
+    "TokenSealing",
     "TokenStore",
     "TokenStoreError",
     "TokenStoreUnusable",
     "fingerprint",
+    "new_key",
+    "parse_keys",
 ]
