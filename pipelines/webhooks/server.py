@@ -1,7 +1,8 @@
 """The listener's HTTP side: ApprovalMax's webhook POSTs into the durable queue, and health checks.
 
 `POST /webhooks/approvalmax/<secret>` is the only path that changes anything; the secret is
-compared in constant time, and a wrong one gets the same 404 as any unknown path. A body is
+compared in constant time with the current secret and, while ApprovalMax is moved to a new one,
+the previous; a wrong one gets the same 404 as any unknown path. A body is
 capped in size, the endpoint in rate, and the answer (2xx only once the events are on disk)
 takes milliseconds, well within a webhook sender's timeout. Logs name ids, never contents.
 """
@@ -13,7 +14,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -53,13 +54,15 @@ class WebhookServer(ThreadingHTTPServer):
     def __init__(
         self,
         address: tuple[str, int],
-        secret: str,
+        secrets: Sequence[str],
         queue: EventQueue,
         rate: RateLimit,
         ready: Callable[[], bool],
     ) -> None:
         super().__init__(address, WebhookHandler)
-        self.secret = secret
+        if not secrets:
+            raise ValueError("a webhook server needs at least one secret")
+        self.secrets = tuple(secret.encode() for secret in secrets)  # the current one first
         self.queue = queue
         self.rate = rate
         self.ready = ready
@@ -134,8 +137,12 @@ class WebhookHandler(BaseHTTPRequestHandler):
     def _secret_matches(self) -> bool:
         if not self.path.startswith(WEBHOOK_PREFIX):
             return False
-        given = self.path[len(WEBHOOK_PREFIX) :].split("?", 1)[0]
-        return hmac.compare_digest(given.encode(), self.server.secret.encode())
+        given = self.path[len(WEBHOOK_PREFIX) :].split("?", 1)[0].encode()
+        # every secret is compared, so the time taken does not tell which one (if any) matched
+        matches = [hmac.compare_digest(given, secret) for secret in self.server.secrets]
+        if any(matches[1:]):
+            log.info("webhook with the previous secret: move ApprovalMax's webhook to the new one")
+        return any(matches)
 
     def _discard_body(self) -> None:
         """Read what was sent (up to the cap) so the connection stays in step."""
