@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from approvalmax_pipeline.sources.approvalmax.webhooks import PayloadError, pars
 log = logging.getLogger(__name__)
 
 WEBHOOK_PREFIX = "/webhooks/approvalmax/"
+SECRET_PATH = re.compile("(" + re.escape(WEBHOOK_PREFIX) + r")[^\s?\"]*")
 MAX_BODY_BYTES = 1_048_576
 READ_TIMEOUT_SECONDS = 10.0
 
@@ -79,7 +81,8 @@ class WebhookHandler(BaseHTTPRequestHandler):
     timeout = READ_TIMEOUT_SECONDS
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+        # the request line holds the secret path: it never reaches a log
+        log.debug("%s %s", self.address_string(), SECRET_PATH.sub(r"\1<secret>", format % args))
 
     def answer(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         payload = json.dumps(body).encode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,3 +69,11 @@ def test_the_server_takes_the_current_and_the_previous_secret_and_nothing_else(
 ) -> None:
     response = httpx.post(f"{server_url}{WEBHOOK_PREFIX}{secret}", content=BODY, timeout=10)
     assert response.status_code == status, response.text
+
+
+def test_no_secret_reaches_the_debug_log(server_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="approvalmax_pipeline.pipelines.webhooks.server"):
+        for secret in (CURRENT, PREVIOUS, "other-secret-0123456789"):
+            httpx.post(f"{server_url}{WEBHOOK_PREFIX}{secret}?x=1", content=BODY, timeout=10)
+    assert caplog.text.count("POST /webhooks/approvalmax/<secret>") == 3
+    assert all(secret not in caplog.text for secret in (CURRENT, PREVIOUS, "other-secret-0123456789"))
