@@ -11,6 +11,7 @@ from approvalmax_pipeline.pipelines.options import check_window, select_resource
 from approvalmax_pipeline.pipelines.warehouse.deletions import Deletions, mark_deleted
 from approvalmax_pipeline.pipelines.warehouse.factory import completed_target
 from approvalmax_pipeline.pipelines.warehouse.load_step import Chosen, HistoryLog, Loaded, load_step
+from approvalmax_pipeline.pipelines.warehouse.phases import Phases
 from approvalmax_pipeline.pipelines.warehouse.run_history import RunRecord, history_rows
 from approvalmax_pipeline.pipelines.warehouse.state import resource_cursors
 from approvalmax_pipeline.pipelines.warehouse.target import Target
@@ -69,6 +70,7 @@ class RunResult:
     views: tuple[str, ...] = field(default_factory=tuple)
     deletions: Deletions = field(default_factory=Deletions)
     sweep_requests: int = 0  # requests of the lists read whole this run
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (warehouse/phases.py)
 
     @property
     def swept(self) -> list[tuple[str, str]]:
@@ -96,8 +98,10 @@ def run_pipeline(
     with run_lock(target), Connector(settings, request.record_to, clock) as connector:
         client = connector.client
         monitor.stats = client.stats
+        phases = Phases(clock)
         # the warehouse first: a busy DuckDB file stops the run before any API call
-        pipeline = restored_pipeline(target)
+        with phases.timed("restore"):
+            pipeline = restored_pipeline(target)
         record = RunRecord(target.pipeline_name, clock, resources=resources, cursors_before=resource_cursors(pipeline))
         chosen: list[Company] = []
         finished: list[float] = []
@@ -117,14 +121,19 @@ def run_pipeline(
         def rows(loaded: Loaded | None, error: BaseException | None) -> list[dict[str, Any]]:
             after = resource_cursors(loaded.pipeline) if loaded is not None else {}
             load_id = loaded.load_id if loaded is not None else None
-            return history_rows(record, connector.document_types, monitor.report, monitor.stats, after, load_id, error)
+            if monitor.report is not None:
+                phases.carve("history", out_of="extract", seconds=monitor.report.history_seconds)
+            return history_rows(
+                record, connector.document_types, monitor.report, monitor.stats, after, load_id, error, phases.seconds()
+            )
 
         def on_phase(phase: str) -> None:
             monitor.set_phase(phase)
             if phase == "done":
                 finished.append(clock.monotonic())  # before the history is written
 
-        loaded = load_step(pipeline, target, choose, HistoryLog(target, clock=clock), rows, on_phase=on_phase)
+        history = HistoryLog(target, clock=clock)
+        loaded = load_step(pipeline, target, choose, history, rows, on_phase=on_phase, phases=phases)
         report = monitor.report
         assert report is not None
         return RunResult(
@@ -143,6 +152,7 @@ def run_pipeline(
             views=loaded.views,
             deletions=loaded.deletions,
             sweep_requests=sweep_requests(client.stats, connector.document_types, report.swept),
+            phases=phases.seconds(),
         )
 
 

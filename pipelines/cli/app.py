@@ -28,6 +28,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
+    # click's plain help and usage errors: one line for a mistyped option instead of a box, and
+    # `--help` without importing rich's markdown and traceback renderers (a third of its start-up)
+    rich_markup_mode=None,
 )
 app.add_typer(auth_app, name="auth")
 
@@ -88,13 +91,15 @@ def print_version(value: bool) -> None:
         return
     from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        ours = version("approvalmax-pipeline")
-    except PackageNotFoundError:
-        ours = "unknown (not installed)"
-    import dlt
+    def installed(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "unknown (not installed)"
 
-    out.print(f"approvalmax-pipeline {ours} (dlt {dlt.__version__}, Python {sys.version.split()[0]})", markup=False)
+    # from the installed metadata: importing dlt for its __version__ would cost most of a second
+    ours, dlt_version = installed("approvalmax-pipeline"), installed("dlt")
+    out.print(f"approvalmax-pipeline {ours} (dlt {dlt_version}, Python {sys.version.split()[0]})", markup=False)
     raise typer.Exit(0)
 
 

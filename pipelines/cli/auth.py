@@ -16,6 +16,7 @@ from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK
 auth_app = typer.Typer(
     help="Authorise the connection, inspect the stored tokens, and manage the key that encrypts them.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 

@@ -32,6 +32,7 @@ def run_document(result: RunResult, exit_code: int) -> dict[str, Any]:
         "dataset": result.dataset,
         "pipeline": result.pipeline,
         "duration_seconds": round(result.duration, 3),
+        "phases": result.phases,
         "companies": [
             {
                 "company_id": cid,

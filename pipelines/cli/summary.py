@@ -72,6 +72,8 @@ def run_summary(result: RunResult) -> RenderableType:
     sweep = sweep_line(result)
     if sweep:
         parts.append(Text(sweep))
+    if result.phases:
+        parts.append(Text("time: " + phase_line(result.phases)))
     for absent in result.report.not_applicable:
         name = names.get(absent.company_id, absent.company_id)
         parts.append(
@@ -87,6 +89,11 @@ def run_summary(result: RunResult) -> RenderableType:
             Text(f"FAILED company {failure.company_id} ({name}) · {failure.resource} · {failure.message}", style="red")
         )
     return Group(*parts)
+
+
+def phase_line(phases: Mapping[str, float]) -> str:
+    """`restore 0.2 s · extract 6.1 s · …`: where the run's time went (warehouse/phases.py)."""
+    return " · ".join(f"{phase} {seconds:.1f} s" for phase, seconds in phases.items())
 
 
 def sweep_line(result: RunResult) -> str:

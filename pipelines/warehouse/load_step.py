@@ -21,6 +21,7 @@ from dlt.extract.source import DltSource
 from approvalmax_pipeline.pipelines.warehouse.dataset_lock import dataset_lock
 from approvalmax_pipeline.pipelines.warehouse.deletions import Deletions
 from approvalmax_pipeline.pipelines.warehouse.factory import loader_file_format, resolve_destination
+from approvalmax_pipeline.pipelines.warehouse.phases import Phases
 from approvalmax_pipeline.pipelines.warehouse.run_history import record_history
 from approvalmax_pipeline.pipelines.warehouse.target import Target
 from approvalmax_pipeline.pipelines.warehouse.views import create_views
@@ -53,6 +54,7 @@ class Loaded:
     """What the step did, for the summary, --json and run_history."""
 
     pipeline: dlt.Pipeline
+    phases: Phases
     load_id: str | None = None
     table_rows: dict[str, int] = field(default_factory=dict)
     deletions: Deletions = field(default_factory=Deletions)
@@ -101,24 +103,29 @@ def load_step(
     history_rows: HistoryRows,
     views: Views | None = None,
     on_phase: Callable[[str], None] = lambda phase: None,
+    phases: Phases | None = None,
 ) -> Loaded:
     """Load what `choose` picks through `pipeline` (restored from the warehouse by the caller:
     `working_folder.restored_pipeline`), and record it.
 
-    `history_rows` turns the outcome (or the error, which is raised again) into run_history rows."""
+    `history_rows` turns the outcome (or the error, which is raised again) into run_history rows;
+    `phases` (the caller's, when it timed a phase of its own before) gets each phase's seconds."""
+    loaded = Loaded(pipeline, phases or Phases())
     try:
-        loaded = _load(pipeline, target, choose(), views or Views(), on_phase)
+        _load(loaded, target, choose(), views or Views(), on_phase)
     except Exception as exc:
-        history.add(history_rows(None, exc))
+        rows = history_rows(None, exc)
+        with loaded.phases.timed("run_history"):
+            history.add(rows)
         raise
-    history.add(history_rows(loaded, None))
+    rows = history_rows(loaded, None)
+    with loaded.phases.timed("run_history"):
+        history.add(rows)
     return loaded
 
 
-def _load(
-    pipeline: dlt.Pipeline, target: Target, chosen: Chosen, views: Views, on_phase: Callable[[str], None]
-) -> Loaded:
-    loaded = Loaded(pipeline)
+def _load(loaded: Loaded, target: Target, chosen: Chosen, views: Views, on_phase: Callable[[str], None]) -> None:
+    pipeline, phases = loaded.pipeline, loaded.phases
     on_phase("loading")
     if chosen.source is not None and not chosen.extract_under_lock:
         _extract_and_normalize(pipeline, target, chosen.source, loaded)
@@ -129,7 +136,8 @@ def _load(
                 adopt_stored_schema(pipeline)  # no other load can store a newer one until this one is in
                 _extract_and_normalize(pipeline, target, chosen.source, loaded)
             try:
-                info = pipeline.load()
+                with phases.timed("load"):
+                    info = pipeline.load()
             except Exception as exc:
                 locked = duckdb_lock_error(exc)
                 if locked is not None:
@@ -140,23 +148,26 @@ def _load(
         remake_views = schema is not None and schema.version_hash != views.made_for  # new tables or columns
         if chosen.deletions is None and not remake_views:
             on_phase("done")
-            return loaded  # a listener batch of known tables and no 404: no connection to open
+            return  # a listener batch of known tables and no 404: no connection to open
         with pipeline.sql_client() as sql:  # one connection for both
             on_phase("deletions")
             if chosen.deletions is not None:
-                loaded.deletions = chosen.deletions(pipeline, sql)
+                with phases.timed("deletions"):
+                    loaded.deletions = chosen.deletions(pipeline, sql)
             on_phase("views")
             if remake_views and schema is not None:
-                loaded.views = tuple(create_views(pipeline, sql))
+                with phases.timed("views"):
+                    loaded.views = tuple(create_views(pipeline, sql))
                 views.made_for = schema.version_hash
     on_phase("done")
-    return loaded
 
 
 def _extract_and_normalize(pipeline: dlt.Pipeline, target: Target, source: DltSource, loaded: Loaded) -> None:
     destination = resolve_destination(target.destination)
-    pipeline.extract(source, loader_file_format=loader_file_format(destination))  # type: ignore[arg-type]
-    normalized = pipeline.normalize()
+    with loaded.phases.timed("extract"):
+        pipeline.extract(source, loader_file_format=loader_file_format(destination))  # type: ignore[arg-type]
+    with loaded.phases.timed("normalize"):
+        normalized = pipeline.normalize()
     loaded.table_rows = {
         table: count
         for table, count in (normalized.row_counts.items() if normalized is not None else [])

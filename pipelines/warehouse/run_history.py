@@ -19,6 +19,7 @@ import dlt
 from approvalmax_pipeline.pipelines.errors import interrupted
 from approvalmax_pipeline.pipelines.warehouse.dataset_lock import dataset_lock
 from approvalmax_pipeline.pipelines.warehouse.factory import loader_file_format, make_pipeline, resolve_destination
+from approvalmax_pipeline.pipelines.warehouse.phases import PHASES
 from approvalmax_pipeline.pipelines.warehouse.target import Target
 from approvalmax_pipeline.pipelines.warehouse.views import DIALECTS, translate
 from approvalmax_pipeline.sources.approvalmax.client import RequestStats
@@ -50,6 +51,9 @@ COLUMNS: dict[str, dict[str, Any]] = {
     "error": {"data_type": "text", "nullable": True},
     "cursor_before": {"data_type": "timestamp", "nullable": True},
     "cursor_after": {"data_type": "timestamp", "nullable": True},
+    # the run's seconds per phase, the same on each of its rows; run_history's own write is not known
+    # when its rows are made, so it is in the summary and --json only
+    **{f"{phase}_seconds": {"data_type": "double", "nullable": True} for phase in PHASES if phase != "run_history"},
 }
 
 
@@ -78,6 +82,7 @@ def history_rows(
     cursors_after: Mapping[str, Mapping[str, str]],
     load_id: str | None,
     error: BaseException | None = None,
+    phases: Mapping[str, float] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per company and resource; a run that failed before it knew its companies gets one
     row with neither."""
@@ -124,6 +129,7 @@ def history_rows(
                 "error": text,
                 "cursor_before": load_cursor(before),
                 "cursor_after": load_cursor(after),
+                **{f"{phase}_seconds": seconds for phase, seconds in (phases or {}).items() if phase != "run_history"},
             }
         )
     return rows

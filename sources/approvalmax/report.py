@@ -34,6 +34,7 @@ class RunReport:
     # (company, resource) lists read whole and complete this run (sweeps.py)
     swept: list[tuple[str, str]] = field(default_factory=list)
     warned: set[str] = field(default_factory=set)
+    history_seconds: float = 0.0  # spent making request_versions rows, part of extract (history.py)
 
     def warn_once(self, key: str, message: str) -> None:
         """One warning per run for what every page would otherwise repeat."""

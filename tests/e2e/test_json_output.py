@@ -43,6 +43,16 @@ def test_run_json_holds_rows_per_company_and_table_counts_and_failures(ws: Works
     assert loaded[victim]["xero_bills"] == bills > 0
     for table, total in ok["tables"].items():
         assert total == sum(rows.get(table, 0) for rows in loaded.values()), table
+    # where the time went: every phase a run with documents and a sweep reaches, in run order, and
+    # the same figures on the run's run_history rows
+    phases = ok["phases"]
+    assert list(phases) == ["restore", "extract", "normalize", "load", "deletions", "views", "history", "run_history"]
+    assert sum(phases.values()) <= ok["duration_seconds"] + phases["run_history"] + 0.01
+    stored = ws.query(
+        "select distinct extract_seconds, load_seconds, history_seconds from approvalmax.run_history "
+        "where status = 'ok' and extract_seconds is not null"
+    )
+    assert (phases["extract"], phases["load"], phases["history"]) in [tuple(row) for row in stored]
 
 
 def test_state_companies_and_doctor_json(ws: Workspace) -> None:

@@ -68,11 +68,20 @@ class ArrowSink:
         self._versions = versions or VersionLog.off()
 
     def prepare(self, page: Page) -> Prepared[Parsed]:
-        options = self._schema.explicit  # replaced by the extract thread, never changed in place
-        if options is not None and page.parsed is None and len(page.body) < self._min_page_bytes:
+        """In a fetch thread: the page read by Arrow when it can be, else json parsed."""
+        if page.parsed is not None:
+            return Prepared(page.requested_at, JsonDocuments(page.documents(), teaches=True))
+        options = self._schema.explicit  # replaced when the schema learns, never changed in place
+        if options is not None and len(page.body) < self._min_page_bytes:
             return Prepared(page.requested_at, JsonDocuments(page.documents(), teaches=False))
-        parsed = parse_page(page.body, options) if options is not None and page.parsed is None else None
-        return Prepared(page.requested_at, parsed if parsed is not None else JsonDocuments(page.documents(), True))
+        parsed = parse_page(page.body, options) if options is not None else None
+        if parsed is None:
+            # no schema yet, or a field it does not know: teach it this page, then try Arrow again
+            documents = page.documents()
+            parsed = parse_page(page.body, self._schema.learn(documents)) if documents else None
+            if parsed is None:
+                return Prepared(page.requested_at, JsonDocuments(documents, teaches=False))
+        return Prepared(page.requested_at, parsed)
 
     def prepare_documents(self, documents: Sequence[dict[str, Any]], requested_at: datetime) -> Prepared[Parsed]:
         return Prepared(requested_at, JsonDocuments(list(documents), teaches=True))

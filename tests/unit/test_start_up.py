@@ -1,0 +1,57 @@
+"""`approvalmax --version` and `--help` answer without importing what only a run needs.
+
+The start-up time itself is a `make bench` row; this guards its cause: dlt, pyarrow, httpx and
+PyJWT (with cryptography) cost most of a second to import, and none of them is needed to print
+the version or the help.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ..conftest import REPO
+
+HEAVY = ("dlt", "pyarrow", "httpx", "jwt", "duckdb", "rich.markdown")
+
+PROBE = """
+import json, sys
+heavy = json.loads(sys.argv[2])
+sys.argv = ["approvalmax", *json.loads(sys.argv[1])]
+from approvalmax_pipeline.pipelines.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+print(json.dumps(sorted(name for name in heavy if name in sys.modules)), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["auth", "--help"]])
+def test_version_and_help_import_nothing_heavy(argv: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(argv), json.dumps(HEAVY)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.strip(), done.stderr
+    assert json.loads(done.stderr.strip().splitlines()[-1]) == []
+
+
+def test_version_names_dlt_from_its_metadata() -> None:
+    from importlib.metadata import version
+
+    done = subprocess.run(
+        [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", "--version"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"(dlt {version('dlt')}, Python" in done.stdout
