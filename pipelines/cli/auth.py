@@ -1,11 +1,12 @@
-"""`approvalmax auth`: log in, import a refresh token, show the token status. Never prints a token."""
+"""`approvalmax auth`: log in, import a refresh token, show the token status, make and rotate the
+token store's key. Never prints a token; `new-key` prints only the key it makes."""
 
 from __future__ import annotations
 
 import sys
 import webbrowser
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -13,8 +14,23 @@ from approvalmax_pipeline.pipelines.cli.common import err, handle_errors, out
 from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK
 
 auth_app = typer.Typer(
-    help="Authorise the connection and inspect the stored tokens.", no_args_is_help=True, rich_markup_mode=None
+    help="Authorise the connection, inspect the stored tokens, and manage the key that encrypts them.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
+
+
+def _say_if_unencrypted(settings: Any) -> None:
+    """Once, where tokens are first stored: the store keeps them in plain text without a key."""
+    from approvalmax_pipeline.sources.approvalmax.config import env_name
+
+    if not settings.token_key:
+        out.print(
+            f"note: tokens are stored unencrypted; set {env_name('token_key')} to a key from "
+            "`approvalmax auth new-key` to encrypt them",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @auth_app.command()
@@ -71,6 +87,7 @@ def login(
         highlight=False,
         soft_wrap=True,
     )
+    _say_if_unencrypted(settings)
 
 
 @auth_app.command("import")
@@ -96,6 +113,7 @@ def import_token() -> None:
         highlight=False,
         soft_wrap=True,
     )
+    _say_if_unencrypted(settings)
 
 
 @auth_app.command()
@@ -105,13 +123,20 @@ def status() -> None:
     from approvalmax_pipeline.pipelines.cli.common import current_settings
     from approvalmax_pipeline.pipelines.errors import EXIT_REAUTHORIZE
     from approvalmax_pipeline.pipelines.operations.refresh_deadline import refresh_deadlines
+    from approvalmax_pipeline.sources.approvalmax.config import env_name
     from approvalmax_pipeline.sources.approvalmax.connector import settings_store
+    from approvalmax_pipeline.sources.oauth_tokens import parse_keys
 
     settings = current_settings()
     store = settings_store(settings)
     with store.lock():
         record = store.load()
     out.print(f"token store: {store.location}", highlight=False)
+    keys = len(parse_keys(settings.token_key))
+    if keys:
+        out.print(f"encryption: Fernet, under the newest of {keys} key(s) in {env_name('token_key')}", highlight=False)
+    else:
+        out.print(f"encryption: none, tokens are stored in plain text (set {env_name('token_key')})", highlight=False)
     if record is None or not record.refresh_token:
         if settings.credentials.refresh_token:
             out.print("no tokens stored yet: the next run starts from the configured refresh token")
@@ -170,6 +195,55 @@ def status() -> None:
             "but only `approvalmax auth login` renews one counted from consent",
             style="yellow",
         )
+
+
+@auth_app.command("new-key")
+@handle_errors
+def new_key_command() -> None:
+    """Print a fresh random key for token_key on stdout (how to use it goes to stderr)."""
+    from approvalmax_pipeline.sources.approvalmax.config import env_name
+    from approvalmax_pipeline.sources.oauth_tokens import new_key
+
+    setting = env_name("token_key")
+    err.print(
+        f"A new key for {setting}. First key: set {setting} to it. Rotating: put it first and keep the "
+        "old key(s) after it, comma-separated, then run `approvalmax auth rotate-key`. "
+        "Keep it where you keep the client secret: without it the stored tokens cannot be read.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    out.print(new_key(), highlight=False, markup=False, soft_wrap=True)
+
+
+@auth_app.command("rotate-key")
+@handle_errors
+def rotate_key() -> None:
+    """Re-encrypt the token store under the newest key in token_key (a plain-text store gets encrypted)."""
+    from approvalmax_pipeline.pipelines.cli.common import current_settings
+    from approvalmax_pipeline.sources.approvalmax.config import env_name
+    from approvalmax_pipeline.sources.approvalmax.connector import settings_store
+    from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
+    from approvalmax_pipeline.sources.oauth_tokens import parse_keys
+    from approvalmax_pipeline.sources.oauth_tokens.store import rewrite
+
+    settings = current_settings()
+    keys = len(parse_keys(settings.token_key))
+    if not keys:
+        raise ConfigError(
+            f"{env_name('token_key')} is not set: set it to a key from `approvalmax auth new-key` "
+            "(the newest first), then run `approvalmax auth rotate-key`"
+        )
+    store = settings_store(settings)
+    if rewrite(store) is None:
+        out.print(f"token store {store.location} holds no tokens: nothing to re-encrypt", highlight=False)
+        return
+    older = "; the older key(s) can now be removed from it" if keys > 1 else ""
+    out.print(
+        f"token store {store.location} re-encrypted under the newest of {keys} key(s) in "
+        f"{env_name('token_key')}{older}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _span(delta: timedelta) -> str:

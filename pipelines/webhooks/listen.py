@@ -43,11 +43,26 @@ class ListenRequest:
     max_requests_per_second: float = 50.0
 
 
-def check_secret(settings: ApprovalMaxSettings) -> str:
-    secret = settings.webhook_secret or ""
+def check_secrets(settings: ApprovalMaxSettings) -> tuple[str, ...]:
+    """The secrets the webhook path may end with: the current one, then the previous one while
+    ApprovalMax is being moved to the new (`webhook_previous_secret`, optional)."""
+    secrets = [_checked(settings.webhook_secret, "webhook_secret")]
+    if settings.webhook_previous_secret:
+        previous = _checked(settings.webhook_previous_secret, "webhook_previous_secret")
+        if previous == secrets[0]:
+            raise ConfigError(
+                f"{env_name('webhook_previous_secret')} is the same as {env_name('webhook_secret')}: give the old "
+                "secret there while ApprovalMax moves to the new one, or unset it"
+            )
+        secrets.append(previous)
+    return tuple(secrets)
+
+
+def _checked(value: str | None, name: str) -> str:
+    secret = value or ""
     if len(secret) < MIN_SECRET_LENGTH or not secret.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(
-            f"{env_name('webhook_secret')} must be set to {MIN_SECRET_LENGTH} or more letters, digits, - or _ "
+            f"{env_name(name)} must be set to {MIN_SECRET_LENGTH} or more letters, digits, - or _ "
             '(e.g. python -c "import secrets; print(secrets.token_urlsafe(32))"); it is the webhook URL\'s last part'
         )
     return secret
@@ -60,7 +75,7 @@ def listen(
     stop: threading.Event | None = None,
 ) -> LoaderStatus:
     """Serve until SIGTERM/SIGINT (or `stop`); returns what the loader did."""
-    secret = check_secret(settings)
+    secrets = check_secrets(settings)
     # a pipeline of its own, which never waits for a busy DuckDB file: a failed batch is tried again
     target = replace(completed_target(request.target, settings.token_store).for_pipeline("_listener"), wait=0.0)
     stop = stop or threading.Event()
@@ -71,7 +86,7 @@ def listen(
         ready = threading.Event()
         server = WebhookServer(
             (request.host, request.port),
-            secret,
+            secrets,
             queue,
             RateLimit(request.max_requests_per_second, burst),
             ready=lambda: ready.is_set() and loader.status.last_error is None,

@@ -1,7 +1,8 @@
 """The listener's HTTP side: ApprovalMax's webhook POSTs into the durable queue, and health checks.
 
 `POST /webhooks/approvalmax/<secret>` is the only path that changes anything; the secret is
-compared in constant time, and a wrong one gets the same 404 as any unknown path. A body is
+compared in constant time with the current secret and, while ApprovalMax is moved to a new one,
+the previous; a wrong one gets the same 404 as any unknown path. A body is
 capped in size, the endpoint in rate, and the answer (2xx only once the events are on disk)
 takes milliseconds, well within a webhook sender's timeout. Logs name ids, never contents.
 """
@@ -11,9 +12,10 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -23,6 +25,7 @@ from approvalmax_pipeline.sources.approvalmax.webhooks import PayloadError, pars
 log = logging.getLogger(__name__)
 
 WEBHOOK_PREFIX = "/webhooks/approvalmax/"
+SECRET_PATH = re.compile("(" + re.escape(WEBHOOK_PREFIX) + r")[^\s?\"]*")
 MAX_BODY_BYTES = 1_048_576
 READ_TIMEOUT_SECONDS = 10.0
 
@@ -53,13 +56,15 @@ class WebhookServer(ThreadingHTTPServer):
     def __init__(
         self,
         address: tuple[str, int],
-        secret: str,
+        secrets: Sequence[str],
         queue: EventQueue,
         rate: RateLimit,
         ready: Callable[[], bool],
     ) -> None:
         super().__init__(address, WebhookHandler)
-        self.secret = secret
+        if not secrets:
+            raise ValueError("a webhook server needs at least one secret")
+        self.secrets = tuple(secret.encode() for secret in secrets)  # the current one first
         self.queue = queue
         self.rate = rate
         self.ready = ready
@@ -76,7 +81,8 @@ class WebhookHandler(BaseHTTPRequestHandler):
     timeout = READ_TIMEOUT_SECONDS
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+        # the request line holds the secret path: it never reaches a log
+        log.debug("%s %s", self.address_string(), SECRET_PATH.sub(r"\1<secret>", format % args))
 
     def answer(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         payload = json.dumps(body).encode()
@@ -134,8 +140,12 @@ class WebhookHandler(BaseHTTPRequestHandler):
     def _secret_matches(self) -> bool:
         if not self.path.startswith(WEBHOOK_PREFIX):
             return False
-        given = self.path[len(WEBHOOK_PREFIX) :].split("?", 1)[0]
-        return hmac.compare_digest(given.encode(), self.server.secret.encode())
+        given = self.path[len(WEBHOOK_PREFIX) :].split("?", 1)[0].encode()
+        # every secret is compared, so the time taken does not tell which one (if any) matched
+        matches = [hmac.compare_digest(given, secret) for secret in self.server.secrets]
+        if any(matches[1:]):
+            log.info("webhook with the previous secret: move ApprovalMax's webhook to the new one")
+        return any(matches)
 
     def _discard_body(self) -> None:
         """Read what was sent (up to the cap) so the connection stays in step."""

@@ -62,6 +62,8 @@ class ApprovalMaxSettings(BaseConfiguration):
     identity_base_url: str = DEFAULT_IDENTITY_BASE_URL
     credentials: ApprovalMaxCredentials = None  # type: ignore[assignment]
     token_store: str = "~/.approvalmax/tokens.json"
+    # Keys that encrypt the token store (Fernet, newest first, comma-separated; a secret): none keeps it plain.
+    token_key: TSecretStrValue | None = None
     lookback_minutes: float = 10.0
     # Requests in flight per company, and for the whole run (companies x concurrency, at most this).
     concurrency: int = 4
@@ -94,6 +96,8 @@ class ApprovalMaxSettings(BaseConfiguration):
     keep_history: bool = True
     # `approvalmax listen`: the last part of the webhook URL, /webhooks/approvalmax/<secret> (a secret).
     webhook_secret: TSecretStrValue | None = None
+    # The secret before the last change, accepted too while ApprovalMax is moved to the new one.
+    webhook_previous_secret: TSecretStrValue | None = None
 
 
 def env_name(field_path: str) -> str:

@@ -16,7 +16,15 @@ from dlt.extract.source import DltSource
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..http_retry import RetryPolicy
-from ..oauth_tokens import BearerAuth, FileTokenStore, RotatingRefreshTokens, TokenEndpoint, TokenStore
+from ..oauth_tokens import (
+    BearerAuth,
+    FileTokenStore,
+    RotatingRefreshTokens,
+    TokenEndpoint,
+    TokenSealing,
+    TokenStore,
+    parse_keys,
+)
 from ..oauth_tokens.postgres_store import PostgresTokenStore, is_postgres_url
 from .client import ApprovalMaxClient
 from .companies import Company, companies_of, select_companies
@@ -38,18 +46,26 @@ REVOKED_HINT = (
 )
 
 
-def open_token_store(location: str, key: str = "approvalmax") -> TokenStore:
+def open_token_store(location: str, key: str = "approvalmax", sealing: TokenSealing | None = None) -> TokenStore:
     """A store from the `token_store` setting: a PostgreSQL URL, or else a file path."""
+    sealing = sealing or TokenSealing(setting=env_name("token_key"))
     if is_postgres_url(location):
-        return PostgresTokenStore(location, key=key)
+        return PostgresTokenStore(location, key=key, sealing=sealing)
     if not location.strip():
         raise ConfigError(f"{env_name('token_store')} is empty: give a file path or a postgresql:// URL")
-    return FileTokenStore(location)
+    return FileTokenStore(location, sealing=sealing)
+
+
+def token_sealing(settings: ApprovalMaxSettings) -> TokenSealing:
+    """How the store encrypts tokens: under the `token_key` setting's keys, newest first (none: plain text)."""
+    return TokenSealing(parse_keys(settings.token_key), setting=env_name("token_key"))
 
 
 def settings_store(settings: ApprovalMaxSettings) -> TokenStore:
     """The configured store; one token family per client id (the key in a shared database)."""
-    return open_token_store(settings.token_store, key=f"approvalmax:{settings.credentials.client_id}")
+    return open_token_store(
+        settings.token_store, key=f"approvalmax:{settings.credentials.client_id}", sealing=token_sealing(settings)
+    )
 
 
 def token_endpoint(settings: ApprovalMaxSettings) -> TokenEndpoint:

@@ -19,12 +19,14 @@ if TYPE_CHECKING:
         ReauthorizationRequired,
         TokenEndpointError,
         TokenError,
+        TokenKeyError,
         TokenStoreError,
         TokenStoreUnusable,
     )
     from .password_grant import PasswordGrantTokens
     from .record import TokenRecord, fingerprint
     from .rotating import RotatingRefreshTokens
+    from .sealing import TokenSealing, new_key, parse_keys
     from .store import FileTokenStore, TokenStore
     from .stored import StoredTokens
 
@@ -42,12 +44,16 @@ _EXPORTS = {
     "TokenEndpoint": ".endpoint",
     "TokenEndpointError": ".errors",
     "TokenError": ".errors",
+    "TokenKeyError": ".errors",
     "TokenRecord": ".record",
     "TokenResponse": ".endpoint",
+    "TokenSealing": ".sealing",
     "TokenStore": ".store",
     "TokenStoreError": ".errors",
     "TokenStoreUnusable": ".errors",
     "fingerprint": ".record",
+    "new_key": ".sealing",
+    "parse_keys": ".sealing",
 }
 
 __all__ = [
@@ -64,12 +70,16 @@ __all__ = [
     "TokenEndpoint",
     "TokenEndpointError",
     "TokenError",
+    "TokenKeyError",
     "TokenRecord",
     "TokenResponse",
+    "TokenSealing",
     "TokenStore",
     "TokenStoreError",
     "TokenStoreUnusable",
     "fingerprint",
+    "new_key",
+    "parse_keys",
 ]
 
 

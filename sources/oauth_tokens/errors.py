@@ -25,6 +25,10 @@ class TokenStoreUnusable(TokenStoreError):
     """The store holds something we must not use: corrupt, or readable by others. Left as it is."""
 
 
+class TokenKeyError(TokenStoreUnusable):
+    """The token key is malformed, missing for an encrypted store, or opens nothing in it. Left as it is."""
+
+
 class TokenEndpointError(TokenError):
     """The token endpoint failed in a way retries did not cure (network, 5xx, bad answer)."""
 

@@ -9,8 +9,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import first_line
-from .errors import TokenStoreError, TokenStoreUnusable
+from .errors import TokenStoreError
 from .record import TokenRecord
+from .sealing import PLAIN, TokenSealing, rewrite_in_current_form
 
 TABLE = "oauth_token_store"
 URL_SCHEMES = ("postgres://", "postgresql://")
@@ -38,10 +39,12 @@ class PostgresTokenStore:
 
     `lock()` holds a session-level advisory lock on the key from read through refresh to
     save. PostgreSQL drops it when the connection ends, so a killed worker never leaves the
-    store locked. Saves are committed before `save` returns.
+    store locked. Saves are committed before `save` returns. With keys in `sealing`, the
+    `record` column holds the record encrypted (a JSON string); a row in an older form read with
+    the lock held is rewritten in the newest form at once.
     """
 
-    def __init__(self, dsn: str, key: str, lock_timeout: float = 120.0) -> None:
+    def __init__(self, dsn: str, key: str, lock_timeout: float = 120.0, sealing: TokenSealing = PLAIN) -> None:
         try:
             import psycopg2
         except ImportError as exc:
@@ -50,6 +53,7 @@ class PostgresTokenStore:
         self._dsn = dsn
         self.key = key
         self.lock_timeout = lock_timeout
+        self.sealing = sealing
         self._connection: Any = None
 
     @property
@@ -109,20 +113,19 @@ class PostgresTokenStore:
     def load(self) -> TokenRecord | None:
         with self._cursor() as cursor:
             try:
-                cursor.execute(f"SELECT record FROM {TABLE} WHERE key = %s", (self.key,))
+                cursor.execute(f"SELECT record::text FROM {TABLE} WHERE key = %s", (self.key,))
             except self._psycopg2.errors.UndefinedTable:
                 return None
             row = cursor.fetchone()
         if row is None:
             return None
-        data = row[0] if not isinstance(row[0], str) else json.loads(row[0])
-        try:
-            return TokenRecord.from_json(data)
-        except TokenStoreError as exc:
-            raise TokenStoreUnusable(f"the token store {self.location} holds no token record ({exc})") from exc
+        opened = self.sealing.open(json.loads(row[0]), self.location)
+        if self._connection is not None:  # the lock is held
+            rewrite_in_current_form(opened, self.save, self.location)
+        return opened.record
 
     def save(self, record: TokenRecord) -> None:
-        payload = json.dumps(record.to_json())
+        payload = json.dumps(self.sealing.seal(record))
         try:
             with self._cursor() as cursor:
                 cursor.execute(

@@ -15,6 +15,7 @@ from filelock import FileLock, Timeout
 
 from .errors import TokenStoreError, TokenStoreUnusable
 from .record import TokenRecord
+from .sealing import PLAIN, TokenSealing, rewrite_in_current_form
 
 
 class TokenStore(Protocol):
@@ -38,12 +39,30 @@ class TokenStore(Protocol):
         ...
 
 
-class FileTokenStore:
-    """JSON file, mode 0600, replaced atomically, locked with a sibling `.lock` file."""
+def rewrite(store: TokenStore) -> TokenRecord | None:
+    """Read the store and write its record back in the form the store writes now (under the newest
+    key), with the store locked; the write is the store's atomic save. None when it is empty."""
+    with store.lock():
+        record = store.load()
+        if record is not None:
+            store.save(record)
+        return record
 
-    def __init__(self, path: str | os.PathLike[str], lock_timeout: float = 120.0) -> None:
+
+class FileTokenStore:
+    """JSON file, mode 0600, replaced atomically, locked with a sibling `.lock` file.
+
+    With keys in `sealing`, the file holds the record encrypted (a JSON string); a file in an
+    older form (plain text, or under an older key) read with the lock held is rewritten in the
+    newest form at once.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], lock_timeout: float = 120.0, sealing: TokenSealing = PLAIN
+    ) -> None:
         self.path = Path(path).expanduser()
         self.lock_timeout = lock_timeout
+        self.sealing = sealing
         self._lock = FileLock(str(self.path) + ".lock", timeout=lock_timeout, mode=0o600)
 
     @property
@@ -88,19 +107,17 @@ class FileTokenStore:
             data = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise TokenStoreUnusable(
-                f"the token file {self.path} is corrupt or truncated (not valid JSON); it was "
-                "left as it is: restore it from a backup or run `approvalmax auth import`"
+                f"the token file {self.path} is corrupt or truncated (not valid JSON); it was left as it is: "
+                "restore it from a backup or run `approvalmax auth import`"
             ) from exc
-        try:
-            return TokenRecord.from_json(data)
-        except TokenStoreError as exc:
-            raise TokenStoreUnusable(
-                f"the token file {self.path} is not a token record ({exc}); it was left as it is"
-            ) from exc
+        opened = self.sealing.open(data, str(self.path))
+        if self._lock.is_locked:
+            rewrite_in_current_form(opened, self.save, self.location)
+        return opened.record
 
     def save(self, record: TokenRecord) -> None:
         folder = self.path.parent
-        payload = json.dumps(record.to_json(), indent=2, sort_keys=True).encode()
+        payload = json.dumps(self.sealing.seal(record), indent=2, sort_keys=True).encode()
         tmp_name: str | None = None
         try:
             fd, tmp_name = tempfile.mkstemp(prefix=".tokens-", suffix=".tmp", dir=folder)

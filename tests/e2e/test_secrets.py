@@ -1,8 +1,8 @@
-"""No token or secret in output, logs, dlt's working files or the warehouse, at debug level."""
+"""No token or secret in output, logs, dlt's working files, the warehouse or the (encrypted) token store,
+at debug level."""
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from approvalmax_pipeline.sandbox import Sandbox, start_sandbox
+from approvalmax_pipeline.sources.oauth_tokens import FileTokenStore, TokenSealing, new_key
 
 from ..conftest import Workspace, workspace_env
 
@@ -24,17 +25,17 @@ def secret_workspace(tmp_path: Path) -> Iterator[Workspace]:
         server.stop()
 
 
-def files_outside_the_token_store(root: Path, token_folder: Path) -> Iterator[Path]:
-    for path in root.rglob("*"):
-        if path.is_file() and token_folder not in path.parents:
-            yield path
+def files_under(root: Path) -> Iterator[Path]:
+    return (path for path in root.rglob("*") if path.is_file())
 
 
 def test_debug_run_with_progress_leaks_no_token_or_secret(secret_workspace: Workspace) -> None:
     workspace = secret_workspace
     # one refresh in the middle of the run too: tokens live 2 s, refreshed 1 s before expiry
     workspace.admin("POST", "config", access_token_lifetime=2.0, latency=0.01)
+    key = new_key()
     env = {
+        "SOURCES__APPROVALMAX__TOKEN_KEY": key,
         "SOURCES__APPROVALMAX__TOKEN_REFRESH_SKEW_SECONDS": "1",
         "SOURCES__APPROVALMAX__MAX_CONCURRENCY": "2",  # long enough for a refresh mid-run
         "RUNTIME__LOG_LEVEL": "DEBUG",
@@ -45,23 +46,25 @@ def test_debug_run_with_progress_leaks_no_token_or_secret(secret_workspace: Work
     second = workspace.process("--log-level", "debug", "ping", env=env)
     assert second.returncode == 0
 
-    stored = json.loads(workspace.token_file.read_text())
+    stored = FileTokenStore(workspace.token_file, sealing=TokenSealing((key,))).load()
+    assert stored is not None and stored.access_token is not None
     secrets_to_find = {
         "client secret": workspace.sandbox.identity.client_secret,
-        "access token": stored["access_token"],
+        "token key": key,
+        "access token": stored.access_token,
         **{f"refresh token {i}": t for i, t in enumerate(workspace.sandbox.identity.refresh_tokens)},
     }
     assert len(secrets_to_find) >= 4  # seed + rotations
     assert workspace.admin("GET", "stats")["grants"]["refresh_token"] >= 2
     # the access token's signature part is what makes it secret
-    secrets_to_find["access token signature"] = stored["access_token"].rsplit(".", 1)[-1]
+    secrets_to_find["access token signature"] = stored.access_token.rsplit(".", 1)[-1]
 
     outputs = {"stdout": result.stdout + second.stdout, "stderr": result.stderr + second.stderr}
     for where, text in outputs.items():
         for name, value in secrets_to_find.items():
             assert value not in text, f"{name} in {where}"
     scanned = 0
-    for path in files_outside_the_token_store(workspace.root, workspace.token_file.parent):
+    for path in files_under(workspace.root):  # the token store included: it is encrypted
         data = path.read_bytes()
         scanned += 1
         for name, value in secrets_to_find.items():
