@@ -32,10 +32,45 @@ def test_bench_harness_prints_every_row(tmp_path: Path) -> None:
         "companies, 50 ms latency, quiet incremental",
         "history's cost",
         "webhooks, ",
+        "organisations, 20 ms latency: full load",
+        "organisations, 20 ms latency: quiet incremental",
+        "start-up, approvalmax --version",
+        "start-up, approvalmax --help",
     ):
         assert scenario in report
     rows = [line for line in report.splitlines() if line.startswith("| ") and "---" not in line][1:]
     # four contenders at full load, ours with history off and history's cost, the floor under latency, ours
-    # in four more, in two for many companies, and the listener
-    assert len(rows) == 14
-    assert all(int(row.split("|")[6]) > 0 for row in rows)  # every row made requests to the sandbox
+    # in four more, in two for many companies, the floor and ours twice for many organisations, the
+    # listener, and two start-up rows
+    assert len(rows) == 19
+    # every row but start-up's made requests to the sandbox
+    assert all(int(row.split("|")[6]) > 0 for row in rows if "start-up" not in row)
+    assert "dlt state written 0 bytes" in report  # a quiet run changes no cursor
+
+
+def test_bench_compares_each_row_with_a_git_ref(tmp_path: Path) -> None:
+    """The A/B: the ref's code runs beside this code and each row says how far apart they are."""
+    out = tmp_path / "results.md"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.run",
+            "--quick",
+            "--only",
+            "start-up",
+            "--baseline",
+            "HEAD",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        env={**clean_environ(), "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = out.read_text()
+    assert report.count("| ours at HEAD |") == 2
+    assert report.count("vs HEAD (<= +10%)") == 2
