@@ -7,23 +7,27 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import dlt
+from dlt.destinations.sql_client import SqlClientBase
+
 from approvalmax_pipeline.pipelines.options import check_window, select_resources
 from approvalmax_pipeline.pipelines.warehouse.deletions import Deletions, mark_deleted
 from approvalmax_pipeline.pipelines.warehouse.factory import completed_target
 from approvalmax_pipeline.pipelines.warehouse.load_step import Chosen, HistoryLog, Loaded, load_step
 from approvalmax_pipeline.pipelines.warehouse.phases import Phases
 from approvalmax_pipeline.pipelines.warehouse.run_history import RunRecord, history_rows
-from approvalmax_pipeline.pipelines.warehouse.state import resource_cursors
 from approvalmax_pipeline.pipelines.warehouse.target import Target
-from approvalmax_pipeline.pipelines.warehouse.working_folder import restored_pipeline, run_lock
+from approvalmax_pipeline.pipelines.warehouse.working_folder import restored_with, run_lock
 from approvalmax_pipeline.sources.approvalmax.client import RequestStats
 from approvalmax_pipeline.sources.approvalmax.companies import Company
 from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxSettings, document_types
 from approvalmax_pipeline.sources.approvalmax.connector import Connector
 from approvalmax_pipeline.sources.approvalmax.cursors import Window
 from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
+from approvalmax_pipeline.sources.approvalmax.positions import read_positions
 from approvalmax_pipeline.sources.approvalmax.report import RunReport
 from approvalmax_pipeline.sources.approvalmax.settings import RESOURCE_NAMES, DocumentType
+from approvalmax_pipeline.sources.approvalmax.state_layout import POSITIONS_TABLE, Positions
 from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK, Clock
 
 
@@ -101,25 +105,29 @@ def run_pipeline(
         phases = Phases(clock)
         # the warehouse first: a busy DuckDB file stops the run before any API call
         with phases.timed("restore"):
-            pipeline = restored_pipeline(target)
-        record = RunRecord(target.pipeline_name, clock, resources=resources, cursors_before=resource_cursors(pipeline))
+            pipeline, positions = restored_with(target, read_positions)  # where each company starts
+        record = RunRecord(target.pipeline_name, clock, resources=resources, cursors_before=positions.cursors())
         chosen: list[Company] = []
         finished: list[float] = []
+        left: list[Positions] = []  # the positions the load left, read under the dataset lock after it
+
+        def deletions(pipeline: dlt.Pipeline, sql: SqlClientBase[Any]) -> Deletions:
+            left.append(read_positions(pipeline, sql))
+            return mark_deleted(
+                pipeline, client, connector.document_types, settings.hard_deletes, sql, clock, positions=left[-1]
+            )
 
         def choose() -> Chosen:
             chosen.extend(connector.companies(request.companies))
             record.companies = [company.id for company in chosen]
-            options = connector.extract_options(window, strict=request.strict, reconcile=request.reconcile)
-            monitor.report = options.report
-            return Chosen(
-                connector.source(chosen, options).with_resources(*resources),
-                deletions=lambda pipeline, sql: mark_deleted(
-                    pipeline, client, connector.document_types, settings.hard_deletes, sql, clock
-                ),
+            options = connector.extract_options(
+                window, strict=request.strict, reconcile=request.reconcile, positions=positions
             )
+            monitor.report = options.report
+            return Chosen(connector.source(chosen, options).with_resources(*resources), deletions=deletions)
 
         def rows(loaded: Loaded | None, error: BaseException | None) -> list[dict[str, Any]]:
-            after = resource_cursors(loaded.pipeline) if loaded is not None else {}
+            after = (left[-1] if left else positions).cursors() if loaded is not None else {}
             load_id = loaded.load_id if loaded is not None else None
             if monitor.report is not None:
                 phases.carve("history", out_of="extract", seconds=monitor.report.history_seconds)
@@ -139,7 +147,7 @@ def run_pipeline(
         return RunResult(
             companies=chosen,
             report=report,
-            table_rows=loaded.table_rows,
+            table_rows={table: count for table, count in loaded.table_rows.items() if table != POSITIONS_TABLE},
             requests=client.stats.requests,
             retries=client.stats.retries,
             throttled=client.stats.throttled,

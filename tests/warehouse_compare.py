@@ -19,7 +19,7 @@ def columns(connection: duckdb.DuckDBPyConnection, dataset: str) -> dict[str, di
         "where c.table_schema = ? and t.table_type = 'BASE TABLE' "
         # run bookkeeping (load ids, times) differs between any two warehouses
         "and c.table_name not like '\\_dlt%' escape '\\' "
-        "and c.table_name not in ('run_history', 'approvalmax_sweep_checks')",
+        "and c.table_name not in ('run_history', 'approvalmax_sweep_checks', '_approvalmax_cursors')",
         [dataset],
     ).fetchall()
     tables: dict[str, dict[str, str]] = {}

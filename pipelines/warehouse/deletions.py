@@ -23,8 +23,9 @@ from dlt.destinations.sql_client import SqlClientBase
 from approvalmax_pipeline.pipelines.warehouse.views import DIALECTS, sql_session, translate
 from approvalmax_pipeline.sources.approvalmax.client import ApprovalMaxClient
 from approvalmax_pipeline.sources.approvalmax.hints import DELETED_AT
+from approvalmax_pipeline.sources.approvalmax.positions import read_positions
 from approvalmax_pipeline.sources.approvalmax.settings import DocumentType
-from approvalmax_pipeline.sources.approvalmax.state_layout import SOURCE_NAME, sweep_loads
+from approvalmax_pipeline.sources.approvalmax.state_layout import SOURCE_NAME, Positions
 from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK, Clock
 from approvalmax_pipeline.sources.errors import ConnectorError, first_line
 
@@ -59,15 +60,18 @@ def mark_deleted(
     hard: bool,
     sql: SqlClientBase[Any] | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    positions: Positions | None = None,
 ) -> Deletions:
-    """Check every sweep not checked yet; call it under the dataset's lock, after the load."""
+    """Check every sweep not checked yet; call it under the dataset's lock, after the load.
+    `positions`: the ones the load left (else read here)."""
     result = Deletions(hard=hard)
-    recorded = sweep_loads(pipeline.state, [doc.resource for doc in document_types])
-    if not recorded:
-        return result
     tables = pipeline.default_schema.tables
     dialect = DIALECTS.get(pipeline.destination.destination_name if pipeline.destination else "duckdb", "duckdb")
     with sql_session(pipeline, sql) as sql:
+        positions = positions if positions is not None else read_positions(pipeline, sql)
+        recorded = positions.sweep_loads([doc.resource for doc in document_types])
+        if not recorded:
+            return result
         checks = sql.make_qualified_table_name(CHECKS)
         sql.execute_sql(
             translate(

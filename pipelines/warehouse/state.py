@@ -1,15 +1,13 @@
-"""Read the per-company incremental cursors from the state dlt keeps in the warehouse."""
+"""Read the per-company positions (cursors, sweeps) a pipeline's next run starts from, from the warehouse."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-import dlt
-
 from approvalmax_pipeline.pipelines.warehouse.factory import duckdb_path, make_pipeline, resolve_destination
 from approvalmax_pipeline.pipelines.warehouse.target import Target
-from approvalmax_pipeline.pipelines.warehouse.working_folder import restored_pipeline, run_lock
-from approvalmax_pipeline.sources.approvalmax.state_layout import all_cursors
+from approvalmax_pipeline.pipelines.warehouse.working_folder import restored_with, run_lock
+from approvalmax_pipeline.sources.approvalmax.positions import read_positions
 
 
 def read_cursors(target: Target) -> dict[str, dict[str, str]]:
@@ -19,10 +17,5 @@ def read_cursors(target: Target) -> dict[str, dict[str, str]]:
     if path is not None and not path.exists():
         return {}  # nothing loaded yet; do not create the file by looking
     with run_lock(target):
-        pipeline = restored_pipeline(target)
-    return resource_cursors(pipeline)
-
-
-def resource_cursors(pipeline: dlt.Pipeline) -> dict[str, dict[str, str]]:
-    """resource -> company -> cursor, from the pipeline's state as it is now."""
-    return all_cursors(pipeline.state)
+        _, positions = restored_with(target, read_positions)
+    return positions.cursors()

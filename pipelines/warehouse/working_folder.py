@@ -1,7 +1,7 @@
 """The pipeline's working folder: one run at a time, and always restored from the warehouse.
 
-The warehouse is the one source of truth for cursors: dlt stores the state with every
-completed load, and restores only states whose load completed. A local working folder
+The warehouse is the one source of truth for cursors: they are loaded with the documents
+(`_approvalmax_cursors`, read back only from completed loads, as dlt restores its state). A local working folder
 left by another destination, a restored warehouse backup or a crashed run could
 otherwise hold cursors ahead of the data. Dropping it before each run costs a couple of
 queries and removes all of those cases.
@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import dlt
 from dlt.common.destination.client import WithStateSync
@@ -28,6 +29,7 @@ from approvalmax_pipeline.pipelines.warehouse.target import Target
 from approvalmax_pipeline.sources.approvalmax.state_layout import SOURCE_NAME
 
 BUSY_POLL_SECONDS = 1.0
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -66,6 +68,12 @@ def busy_error(locked: BaseException) -> BusyError:
 def restored_pipeline(target: Target) -> dlt.Pipeline:
     """A pipeline whose state and schema come from the warehouse, waiting up to `target.wait` s
     for a DuckDB file another process holds."""
+    return restored_with(target, lambda pipeline: None)[0]
+
+
+def restored_with(target: Target, read: Callable[[dlt.Pipeline], T]) -> tuple[dlt.Pipeline, T]:
+    """`restored_pipeline`, and what `read` reads from the warehouse under the same lock (a run's
+    positions: sources/approvalmax/positions.py)."""
     deadline = time.monotonic() + max(target.wait, 0.0)
     while True:
         pipeline = make_pipeline(target).drop()
@@ -74,7 +82,8 @@ def restored_pipeline(target: Target) -> dlt.Pipeline:
                 pipeline.sync_destination()
                 if SOURCE_NAME not in pipeline.schemas:  # a pipeline's first run: start from what others stored
                     adopt_stored_schema(pipeline)
-            return pipeline
+                found = read(pipeline)
+            return pipeline, found
         except Exception as exc:
             locked = duckdb_lock_error(exc)
             if locked is None:

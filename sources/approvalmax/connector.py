@@ -35,6 +35,7 @@ from .extract_options import ExtractOptions
 from .recording import Recorder
 from .settings import REFRESH_GRACE_MINUTES, REFRESH_TOKEN_LIFETIME_DAYS, TOKEN_PATH, DocumentType
 from .source import approvalmax_dlt_source, fetched_documents_source
+from .state_layout import Positions
 
 REAUTHORIZE_HINT = (
     "run `approvalmax auth login` (or `approvalmax auth import` with a new refresh token) "
@@ -141,7 +142,11 @@ class Connector:
         self.client.close()
 
     def extract_options(
-        self, window: Window | None = None, strict: bool = False, reconcile: bool = False
+        self,
+        window: Window | None = None,
+        strict: bool = False,
+        reconcile: bool = False,
+        positions: Positions | None = None,
     ) -> ExtractOptions:
         """How this run reads, from the settings: the one place ExtractOptions are built."""
         every = self.settings.reconcile_every_hours
@@ -155,6 +160,7 @@ class Connector:
             reconcile=reconcile,
             history=self.settings.keep_history,
             clock=self.clock,
+            positions=positions,
         )
 
     def companies(self, wanted: Sequence[str] | None = None) -> list[Company]:

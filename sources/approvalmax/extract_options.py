@@ -9,6 +9,7 @@ from ..clock import SYSTEM_CLOCK, Clock
 from .cursors import Window
 from .report import RunReport
 from .settings import DOCUMENT_TYPES, DocumentType
+from .state_layout import Positions
 
 
 @dataclass(frozen=True)
@@ -35,3 +36,6 @@ class ExtractOptions:
     history: bool = True
     # Every "now" of the extract (sweep times, the listener's fetch time).
     clock: Clock = SYSTEM_CLOCK
+    # Where each company starts (state_layout.py), read by the caller as it restored the pipeline;
+    # None: read from the running pipeline's warehouse on first use (a library user's run).
+    positions: Positions | None = None

@@ -21,12 +21,13 @@ from .extract_options import ExtractOptions
 from .fan_in import Done, Failed, Item, fan_in
 from .hints import DOCUMENT_KEY, column_hints, root_columns
 from .history import history_hints
+from .positions import LazyPositions, position_hints, rows_as_tables
 from .records import prepare_row
 from .report import CompanyFailure, RunReport
 from .settings import COMPANIES_RESOURCE, MODIFIED_FILTER, USER_PROFILES_RESOURCE, DocumentType
 from .sink import EVERY_DOCUMENT, Prepared
 from .sinks import open_sink
-from .state_layout import SOURCE_NAME
+from .state_layout import LEGACY_KEYS, SOURCE_NAME, Position, Positions, changed_rows, has_legacy, snapshot
 from .sweeps import SweepPolicy
 from .timestamps import format_timestamp
 
@@ -40,10 +41,12 @@ def approvalmax_dlt_source(
 ) -> Iterator[DltResource]:
     """Every resource for the given companies: each company's documents modified since its cursor."""
     company_ids = [company.id for company in companies]
+    # the CLI reads positions as it restores the pipeline; a library user's run reads them on first use
+    positions = LazyPositions(options.positions).get
     yield companies_resource(companies, options.report)
     yield user_profiles_resource(client, company_ids, options.report, options.strict)
     for document_type in options.document_types:
-        yield documents_resource(client, company_ids, document_type, options)
+        yield documents_resource(client, company_ids, document_type, options, positions)
 
 
 def companies_resource(companies: Sequence[Company], report: RunReport) -> DltResource:
@@ -79,12 +82,22 @@ def user_profiles_resource(
 
 
 def documents_resource(
-    client: ApprovalMaxClient, company_ids: Sequence[str], document_type: DocumentType, options: ExtractOptions
+    client: ApprovalMaxClient,
+    company_ids: Sequence[str],
+    document_type: DocumentType,
+    options: ExtractOptions,
+    positions: Callable[[], Positions] | None = None,
 ) -> DltResource:
-    """One document type for every company; each company's cursor moves only once all its pages are in."""
+    """One document type for every company; each company's cursor moves only once all its pages are
+    in, and reaches the warehouse as a `_approvalmax_cursors` row in the documents' load package."""
+
+    read = positions or LazyPositions(options.positions).get
 
     def extract() -> Iterator[Any]:
-        cursors = open_cursors(client, document_type, options)
+        # a backfill window reads and moves no position
+        state = read().resource_state(document_type.resource) if options.window is None else None
+        before = snapshot(state) if state is not None else {}
+        cursors = open_cursors(client, document_type, options, state)
         sink = open_sink(
             document_type, options.arrow, options.report, options.arrow_min_page_bytes, history=options.history
         )
@@ -107,8 +120,23 @@ def documents_resource(
             else:
                 company_failed(cursors[event.key], event, document_type.resource, options)
         yield from sink.flush(final=True)
+        if state is not None:
+            yield from rows_as_tables(moved_positions(document_type.resource, before, state))
 
-    return with_document_hints(dlt.resource(extract, name=document_type.resource), document_type, options)
+    resource = dlt.resource(extract, name=document_type.resource)
+    # a table variant starts from a copy of the resource's hints as they are then: before the documents'
+    resource.apply_hints(create_table_variant=True, **position_hints())
+    return with_document_hints(resource, document_type, options)
+
+
+def moved_positions(resource: str, before: Mapping[str, Position], state: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The `_approvalmax_cursors` rows of the companies whose position moved; the first run on a
+    warehouse of the previous version moves every position out of dlt state into the table."""
+    legacy = dlt.current.resource_state()
+    migrating = has_legacy(legacy)
+    for key in LEGACY_KEYS:
+        legacy.pop(key, None)
+    return changed_rows(dlt.current.pipeline().pipeline_name, resource, before, state, every=migrating)
 
 
 @dlt.source(name=SOURCE_NAME, section=SOURCE_NAME)
@@ -155,9 +183,10 @@ def with_document_hints(resource: DltResource, document_type: DocumentType, opti
     return resource.apply_hints(columns=root_columns(document_type), nested_hints=nested)
 
 
-def open_cursors(client: ApprovalMaxClient, document_type: DocumentType, options: ExtractOptions) -> ResourceCursors:
-    """Cursors kept in the resource's dlt state; a backfill window reads and moves none."""
-    state = dlt.current.resource_state() if options.window is None else None
+def open_cursors(
+    client: ApprovalMaxClient, document_type: DocumentType, options: ExtractOptions, state: dict[str, Any] | None
+) -> ResourceCursors:
+    """Cursors over the resource's positions (state_layout.py); a backfill (`state` None) reads and moves none."""
 
     def older_came_back(floor: datetime) -> None:
         if MODIFIED_FILTER not in client.refused_filters:

@@ -1,0 +1,102 @@
+"""The `_approvalmax_cursors` table: each company's position per resource, read at a run's start and
+appended to, in the documents' own load package, for the companies whose position changed.
+
+A row counts once its load completed (`_dlt_loads.status = 0`), and the newest such row of a key
+wins: the rule dlt restores its own state by, so a killed run's half-loaded rows never move a
+position. Superseded rows stay (the read picks the newest); nothing prunes them yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import dlt
+import pyarrow as pa
+from dlt.common.schema.typing import LOADS_TABLE_NAME
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
+from dlt.destinations.sql_client import SqlClientBase
+
+from .state_layout import POSITION_COLUMNS, POSITIONS_TABLE, Position, Positions, merge_legacy, position_from_row
+
+ARROW_TYPES = {"text": pa.string(), "bool": pa.bool_()}
+LOAD_ID = "_dlt_load_id"  # dlt adds it to rows, not to Arrow tables: the read joins on it
+SCHEMA = pa.schema(
+    [*(pa.field(name, ARROW_TYPES[kind]) for name, kind in POSITION_COLUMNS.items()), pa.field(LOAD_ID, pa.string())]
+)
+READ = [name for name in POSITION_COLUMNS if name != "pipeline_name"]
+
+
+def position_hints() -> dict[str, Any]:
+    """Append-only: a row is never rewritten, so a position moves only with a completed load."""
+    return {
+        "table_name": POSITIONS_TABLE,
+        "write_disposition": "append",
+        "primary_key": [],
+        "merge_key": [],
+        "columns": {
+            name: {"data_type": kind, "nullable": name not in ("pipeline_name", "resource", "company_id")}
+            for name, kind in POSITION_COLUMNS.items()
+        },
+    }
+
+
+def position_table(rows: list[dict[str, Any]]) -> Any:
+    """The rows as one Arrow table with the table's hints, for a resource to yield."""
+    load_id = dlt.current.load_package_state()["load_id"]
+    table = pa.Table.from_pylist([{**row, LOAD_ID: load_id} for row in rows], schema=SCHEMA)
+    return dlt.mark.with_hints(table, dlt.mark.make_hints(**position_hints()), create_table_variant=True)
+
+
+def newest_positions_sql(sql: SqlClientBase[Any]) -> str:
+    """Each key's newest row among completed loads (portable SQL: DuckDB, PostgreSQL, BigQuery)."""
+    table = sql.make_qualified_table_name(POSITIONS_TABLE)
+    loads = sql.make_qualified_table_name(LOADS_TABLE_NAME)
+    columns = ", ".join(READ)
+    return (
+        f"SELECT {columns} FROM (SELECT {', '.join('c.' + name for name in READ)}, ROW_NUMBER() OVER "
+        "(PARTITION BY c.resource, c.company_id ORDER BY c._dlt_load_id DESC) AS newest "
+        f"FROM {table} AS c JOIN {loads} AS l ON l.load_id = c._dlt_load_id "
+        "WHERE c.pipeline_name = %s AND l.status = 0) AS ranked WHERE newest = 1"
+    )
+
+
+def stored_positions(pipeline: dlt.Pipeline, sql: SqlClientBase[Any]) -> dict[str, dict[str, Position]]:
+    """resource -> company -> position from the table alone (empty before its first row)."""
+    query = newest_positions_sql(sql)
+    try:
+        rows = sql.execute_sql(query, pipeline.pipeline_name) or []
+    except DatabaseUndefinedRelation:
+        return {}  # no load has written a position (or anything) into this dataset yet
+    stored: dict[str, dict[str, Position]] = {}
+    for row in rows:
+        named: Mapping[str, Any] = dict(zip(READ, row, strict=True))
+        stored.setdefault(str(named["resource"]), {})[str(named["company_id"])] = position_from_row(named)
+    return stored
+
+
+def read_positions(pipeline: dlt.Pipeline, sql: SqlClientBase[Any] | None = None) -> Positions:
+    """Every position the pipeline's next run starts from: the table's, and what the previous
+    version left in dlt state (state_layout.merge_legacy). `sql`: a connection the caller has open."""
+    if sql is not None:
+        return merge_legacy(stored_positions(pipeline, sql), pipeline.state)
+    with pipeline.sql_client() as opened:
+        return merge_legacy(stored_positions(pipeline, opened), pipeline.state)
+
+
+class LazyPositions:
+    """The positions the caller read (the CLI, as it restores the pipeline), else read once, on first
+    use, from the pipeline dlt is running: a library user's `pipeline.run(approvalmax_source())`."""
+
+    def __init__(self, read: Positions | None = None) -> None:
+        self._read = read
+
+    def get(self) -> Positions:
+        if self._read is None:
+            self._read = read_positions(dlt.current.pipeline())
+        return self._read
+
+
+def rows_as_tables(rows: list[dict[str, Any]]) -> Iterator[Any]:
+    if rows:
+        yield position_table(rows)
