@@ -552,8 +552,10 @@ class Dataset:
             collection = self.collections[(company_id, doc_type)]
             return [self.document(company_id, doc_type, header) for header in collection.headers]
 
-    def mutate(self, modify: int, add: int, now: datetime, delete: int = 0, silent: int = 0) -> dict[str, list[str]]:
-        """Change `modify` existing documents and add `add` new ones per company, stamped `now`.
+    def mutate(
+        self, modify: int, add: int, now: datetime, delete: int = 0, silent: int = 0, only: str | None = None
+    ) -> dict[str, list[str]]:
+        """Change `modify` existing documents and add `add` new ones per company (or in company `only`), stamped `now`.
         Changed documents get a new status, a changed amount, one line item fewer and an event.
         `delete` removes documents (their lists and `/{requestId}` forget them); `silent` changes
         a document's reference and total without moving its `modifiedAt`, a change an incremental
@@ -587,6 +589,8 @@ class Dataset:
                     silently.append(header.request_id)
             stamp = to_ticks(now)
             for company in self.companies:
+                if only is not None and company.company_id != only:
+                    continue
                 rng = stable_rng(self.seed, "mutate", round_no, company.company_id)
                 types = list(TYPE_WEIGHTS)
                 for _ in range(modify):

@@ -595,7 +595,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
             stamp = datetime.now(UTC) - timedelta(seconds=float(body.get("ago_seconds", 0)))
             counts = {name: int(body.get(name, 0)) for name in ("modify", "add", "delete", "silent")}
             result = sandbox.dataset.mutate(
-                counts["modify"], counts["add"], stamp, delete=counts["delete"], silent=counts["silent"]
+                counts["modify"],
+                counts["add"],
+                stamp,
+                delete=counts["delete"],
+                silent=counts["silent"],
+                only=body.get("company"),  # one company's documents only
             )
             sandbox.page_cache.clear()
             if sandbox.knobs.webhook_url:

@@ -33,7 +33,7 @@ class CompanyCursor:
         sweep: SweepPolicy | None = None,
     ) -> None:
         self.company_id = company_id
-        # the resource's dlt state; None for a backfill, which moves nothing
+        # the resource's positions (state_layout.py); None for a backfill, which moves nothing
         self._state = ResourceState(state) if state is not None else None
         self._versions = LoadedVersions(self._state.loaded_versions()) if self._state is not None else None
         self._lookback = lookback

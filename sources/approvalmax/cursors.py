@@ -37,7 +37,7 @@ def next_cursor(previous: datetime | None, newest_seen: datetime | None, fetch_s
 
 
 def load_cursor(value: object) -> datetime | None:
-    """A cursor from dlt state (stored as text)."""
+    """A cursor as positions store it (text)."""
     return parse_timestamp(value) if isinstance(value, str) else None
 
 

@@ -2,7 +2,7 @@
 
 An incremental run asks for documents modified since the cursor less the lookback, so it
 sees again the documents of the last few minutes. Their exact versions (request id and
-`modifiedAt`) are kept in dlt state with the cursor; a fetched document with a kept version
+`modifiedAt`) are kept with the cursor (state_layout.py); a fetched document with a kept version
 is skipped, while a late write, whose version is new, still loads.
 """
 
@@ -18,7 +18,7 @@ TRIM_AT = 10_000
 
 class LoadedVersions:
     def __init__(self, stored: dict[str, dict[str, str]]) -> None:
-        self._stored = stored  # company -> request id -> modifiedAt, in dlt resource state
+        self._stored = stored  # company -> request id -> modifiedAt, in the resource's positions
         self._fetched: dict[str, dict[str, datetime]] = {}
         self._trim_at: dict[str, int] = {}
 
