@@ -68,9 +68,12 @@ def cursors(result: subprocess.CompletedProcess[str]) -> list[dict[str, str]]:
     return found
 
 
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"])
 def test_a_warehouse_of_the_previous_version_keeps_its_cursors_and_moves_them_into_the_table(
-    ws: Workspace, previous_version: Path
+    ws: Workspace, previous_version: Path, destination: str, request: pytest.FixtureRequest
 ) -> None:
+    if destination == "postgres":
+        ws = ws.on_postgres(request.getfixturevalue("postgres_db"))
     loaded = run_previous(ws, previous_version, "run", "--no-progress")
     assert loaded.returncode == 0, loaded.stderr + loaded.stdout
     before = cursors(run_previous(ws, previous_version, "state", "--json"))
