@@ -91,7 +91,7 @@ def run_pipeline(
         raise ConfigError("--reconcile reads whole lists and cannot take --since/--until; run them apart")
     types = document_types(settings)
     resources = select_resources(request.resources, (*RESOURCE_NAMES[:2], *(doc.resource for doc in types)))
-    target = completed_target(request.target, settings.token_store)
+    target = completed_target(request.target, settings.token_store, settings.warehouse_retry_seconds)
     window = Window(request.since, request.until) if request.since or request.until else None
     with run_lock(target), Connector(settings, request.record_to, clock) as connector:
         client = connector.client

@@ -18,7 +18,7 @@ import typer
 
 from approvalmax_pipeline.pipelines.cli.auth import auth_app
 from approvalmax_pipeline.pipelines.cli.common import DEBUG, JsonOption, current_settings, err, handle_errors, out
-from approvalmax_pipeline.pipelines.errors import EXIT_FAILED, EXIT_OK
+from approvalmax_pipeline.pipelines.errors import EXIT_FAILED, EXIT_OK, interrupted
 from approvalmax_pipeline.pipelines.warehouse.target import DATASET_NAME, PIPELINE_NAME
 
 app = typer.Typer(
@@ -117,6 +117,29 @@ def log_to_stderr(level: int, third_party: bool = False) -> None:
     handler.approvalmax = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
+    dlt_logger = logging.getLogger("dlt")  # dlt logs to a handler of its own, named after its run context
+    for old in [f for f in dlt_logger.filters if isinstance(f, OneLineRecords)]:
+        dlt_logger.removeFilter(old)
+    dlt_logger.addFilter(OneLineRecords())
+
+
+class OneLineRecords(logging.Filter):
+    """dlt's records without tracebacks unless --debug: a warehouse fault it logs (say `Transient
+    exception in job ...`, once per job and attempt) is left out, because the retry and the one
+    line naming it say it; any other record keeps its text and its exception's first line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if DEBUG["on"] or not record.exc_info or record.exc_info[1] is None:
+            return True
+        from approvalmax_pipeline.pipelines.warehouse.faults import classify
+        from approvalmax_pipeline.sources.errors import first_line
+
+        exc = record.exc_info[1]
+        if classify(exc) is not None or interrupted(exc):
+            return False
+        record.msg, record.args = f"{record.getMessage()}: {first_line(exc)}", ()
+        record.exc_info, record.exc_text = None, None
+        return True
 
 
 # Off a terminal, `--progress` writes a status line this often instead of a live one.

@@ -10,7 +10,16 @@ from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
-from approvalmax_pipeline.pipelines.errors import EXIT_INTERRUPTED, OUR_ERRORS, exit_code, find_cause, interrupted
+from approvalmax_pipeline.pipelines.errors import (
+    EXIT_INTERRUPTED,
+    OUR_ERRORS,
+    WarehouseFault,
+    exception_chain,
+    exit_code,
+    find_cause,
+    interrupted,
+)
+from approvalmax_pipeline.pipelines.warehouse.faults import named
 from approvalmax_pipeline.sources.errors import first_line
 
 P = ParamSpec("P")
@@ -63,12 +72,16 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
             if interrupted(exc):
                 _interrupted(command.__name__, as_json)
             cause = find_cause(exc)
+            if not _is_ours(cause) and from_a_warehouse_driver(exc):
+                cause = named(exc, "the warehouse") or cause
             if DEBUG["on"]:
                 err.print("".join(traceback.format_exception(exc)), highlight=False, markup=False)
             message = first_line(cause)
             if not _is_ours(cause):
                 message = f"unexpected {type(cause).__name__}: {message} (rerun with --debug for details)"
-            err.print(f"error: {message}", style="red", highlight=False, markup=False, soft_wrap=True)
+            # a warehouse fault's line is `warehouse unavailable|refused: <where> · <reason> · <what to do>`
+            line = message if isinstance(cause, WarehouseFault) else f"error: {message}"
+            err.print(line, style="red", highlight=False, markup=False, soft_wrap=True)
             _fail(command.__name__, as_json, exit_code(cause), message)
 
     return wrapper
@@ -92,6 +105,14 @@ def _interrupted(command: str, as_json: bool) -> NoReturn:
 
 def _is_ours(exc: BaseException) -> bool:
     return isinstance(exc, OUR_ERRORS)
+
+
+# Exceptions from these packages may be warehouse faults; an HTTP client's "connection refused" is not.
+WAREHOUSE_DRIVERS = ("dlt", "psycopg2", "duckdb", "google")
+
+
+def from_a_warehouse_driver(exc: BaseException) -> bool:
+    return any(type(link).__module__.split(".")[0] in WAREHOUSE_DRIVERS for link in exception_chain(exc))
 
 
 def current_settings() -> Any:

@@ -18,9 +18,11 @@ import dlt
 from dlt.destinations.sql_client import SqlClientBase
 from dlt.extract.source import DltSource
 
+from approvalmax_pipeline.pipelines.errors import WarehouseFault
 from approvalmax_pipeline.pipelines.warehouse.dataset_lock import dataset_lock
 from approvalmax_pipeline.pipelines.warehouse.deletions import Deletions
 from approvalmax_pipeline.pipelines.warehouse.factory import loader_file_format, resolve_destination
+from approvalmax_pipeline.pipelines.warehouse.faults import is_warehouse_fault, with_warehouse_retries
 from approvalmax_pipeline.pipelines.warehouse.run_history import record_history
 from approvalmax_pipeline.pipelines.warehouse.target import Target
 from approvalmax_pipeline.pipelines.warehouse.views import create_views
@@ -69,7 +71,12 @@ class Views:
 
 class HistoryLog:
     """run_history rows, written by `record_history` at most every `every_seconds` (0: at once);
-    rows in between are summed into one per company and resource."""
+    rows in between are summed into one per company and resource.
+
+    A warehouse that stays away past the retry window fails a run that writes at once (its one
+    line and exit code); the listener, writing every so often, logs it and goes on. Either way the
+    rows are written with the next ones (run_history.write_history). A step that already failed
+    writes its rows with one attempt, and never raises over its error."""
 
     def __init__(self, target: Target, every_seconds: float = 0.0, clock: Clock = SYSTEM_CLOCK) -> None:
         self.target = target
@@ -78,16 +85,21 @@ class HistoryLog:
         self._rows: list[dict[str, Any]] = []
         self._written_at = clock.monotonic()
 
-    def add(self, rows: list[dict[str, Any]]) -> None:
+    def add(self, rows: list[dict[str, Any]], after: BaseException | None = None) -> None:
         self._rows.extend(rows)
-        self.flush(force=False)
+        self.flush(force=False, after=after)
 
-    def flush(self, force: bool = True) -> None:
+    def flush(self, force: bool = True, after: BaseException | None = None) -> None:
         if not self._rows or (not force and self._clock.monotonic() - self._written_at < self.every_seconds):
             return
         rows = self._rows if self.every_seconds <= 0 else merge_history(self._rows)
         self._rows, self._written_at = [], self._clock.monotonic()
-        record_history(self.target, rows)
+        try:
+            record_history(self.target, rows, patient=after is None or not is_warehouse_fault(after))
+        except WarehouseFault as exc:  # the rows wait in the history pipeline's working folder
+            if after is None and self.every_seconds <= 0:
+                raise
+            log.error("%s; the run_history rows are written with the next ones", exc)
 
 
 HistoryRows = Callable[[Loaded | None, BaseException | None], list[dict[str, Any]]]
@@ -109,7 +121,7 @@ def load_step(
     try:
         loaded = _load(pipeline, target, choose(), views or Views(), on_phase)
     except Exception as exc:
-        history.add(history_rows(None, exc))
+        history.add(history_rows(None, exc), after=exc)
         raise
     history.add(history_rows(loaded, None))
     return loaded
@@ -123,13 +135,14 @@ def _load(
     if chosen.source is not None and not chosen.extract_under_lock:
         _extract_and_normalize(pipeline, target, chosen.source, loaded)
     # other pipelines may load into this dataset at the same time
-    with dataset_lock(pipeline, target.lock_home):
+    with dataset_lock(pipeline, target.lock_home, retry_seconds=target.retry_seconds):
         if chosen.source is not None:
             if chosen.extract_under_lock:
-                adopt_stored_schema(pipeline)  # no other load can store a newer one until this one is in
+                # no other load can store a newer one until this one is in
+                with_warehouse_retries("reading the stored schema", lambda: adopt_stored_schema(pipeline), target)
                 _extract_and_normalize(pipeline, target, chosen.source, loaded)
             try:
-                info = pipeline.load()
+                info = with_warehouse_retries("loading", pipeline.load, target, pipeline)
             except Exception as exc:
                 locked = duckdb_lock_error(exc)
                 if locked is not None:
@@ -141,14 +154,18 @@ def _load(
         if chosen.deletions is None and not remake_views:
             on_phase("done")
             return loaded  # a listener batch of known tables and no 404: no connection to open
-        with pipeline.sql_client() as sql:  # one connection for both
-            on_phase("deletions")
-            if chosen.deletions is not None:
-                loaded.deletions = chosen.deletions(pipeline, sql)
-            on_phase("views")
-            if remake_views and schema is not None:
-                loaded.views = tuple(create_views(pipeline, sql))
-                views.made_for = schema.version_hash
+
+        def deletions_and_views() -> None:  # retried whole, on a new connection
+            with pipeline.sql_client() as sql:  # one connection for both
+                on_phase("deletions")
+                if chosen.deletions is not None:
+                    loaded.deletions = chosen.deletions(pipeline, sql)
+                on_phase("views")
+                if remake_views and schema is not None:
+                    loaded.views = tuple(create_views(pipeline, sql))
+                    views.made_for = schema.version_hash
+
+        with_warehouse_retries("deletions and views", deletions_and_views, target, pipeline)
     on_phase("done")
     return loaded
 

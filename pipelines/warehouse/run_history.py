@@ -16,9 +16,10 @@ from typing import Any
 
 import dlt
 
-from approvalmax_pipeline.pipelines.errors import interrupted
+from approvalmax_pipeline.pipelines.errors import WarehouseFault, interrupted
 from approvalmax_pipeline.pipelines.warehouse.dataset_lock import dataset_lock
 from approvalmax_pipeline.pipelines.warehouse.factory import loader_file_format, make_pipeline, resolve_destination
+from approvalmax_pipeline.pipelines.warehouse.faults import named, place, with_warehouse_retries
 from approvalmax_pipeline.pipelines.warehouse.target import Target
 from approvalmax_pipeline.pipelines.warehouse.views import DIALECTS, translate
 from approvalmax_pipeline.sources.approvalmax.client import RequestStats
@@ -129,18 +130,31 @@ def history_rows(
     return rows
 
 
-def write_history(target: Target, rows: list[dict[str, Any]]) -> None:
+def write_history(target: Target, rows: list[dict[str, Any]], patient: bool = True) -> None:
     """Append the rows and (re)create `company_freshness`, under the dataset's lock, by a pipeline of
-    its own (`<pipeline>_history`, named after the rows' pipeline)."""
+    its own (`<pipeline>_history`, named after the rows' pipeline).
+
+    The rows become a load package first; only loading it talks to the warehouse, and that is what a
+    warehouse that went away retries (`patient`). A package that still fails stays pending in the
+    pipeline's working folder and is loaded with the next rows, so rows are neither lost nor doubled."""
     pipeline = make_pipeline(replace(target, pipeline_name=str(rows[0]["pipeline"]) + "_history"))
     destination = resolve_destination(target.destination)
     resource = dlt.resource(rows, name=TABLE, write_disposition="append", columns=COLUMNS)  # type: ignore[call-overload]
-    with dataset_lock(pipeline, target.lock_home):
-        pipeline.run(resource, loader_file_format=loader_file_format(destination))  # type: ignore[arg-type]
-        dialect = DIALECTS.get(destination.destination_name, "duckdb")
-        with pipeline.sql_client() as client:
-            for statement in freshness_statements(target.dataset, dialect):
-                client.execute_sql(statement)
+    pipeline.extract(resource, loader_file_format=loader_file_format(destination))  # type: ignore[arg-type]
+    pipeline.normalize()
+
+    def load() -> None:
+        with dataset_lock(pipeline, target.lock_home, retry_seconds=target.retry_seconds):
+            pipeline.load()
+            dialect = DIALECTS.get(destination.destination_name, "duckdb")
+            with pipeline.sql_client() as client:
+                for statement in freshness_statements(target.dataset, dialect):
+                    client.execute_sql(statement)
+
+    if patient:
+        with_warehouse_retries("writing run_history", load, target, pipeline)
+    else:
+        load()
 
 
 def freshness_statements(ds: str, dialect: str) -> list[str]:
@@ -158,14 +172,21 @@ def freshness_statements(ds: str, dialect: str) -> list[str]:
     return [translate(f"CREATE OR REPLACE VIEW {ds}.{FRESHNESS_VIEW} AS {body}", dialect)]
 
 
-def record_history(target: Target, rows: list[dict[str, Any]]) -> None:
-    """write_history whose own failure is logged, never raised over the run's result or error;
-    Ctrl-C while it writes still stops the run with 130."""
+def record_history(target: Target, rows: list[dict[str, Any]], patient: bool = True) -> None:
+    """write_history, retrying a warehouse that went away for the target's retry window (`patient`;
+    else one attempt: the step already waited for it). A warehouse fault is raised as ours
+    (faults.py); any other failure is logged, never raised over the run's result or error; Ctrl-C
+    while it writes still stops the run with 130."""
     if not rows:
         return
     try:
-        write_history(target, rows)
+        write_history(target, rows, patient)
+    except WarehouseFault:
+        raise
     except Exception as exc:
         if interrupted(exc):
             raise
+        fault = named(exc, f"{place(target)} (writing run_history)")
+        if fault is not None:
+            raise fault from exc
         log.warning("could not write run_history for this run: %s", first_line(exc))

@@ -24,6 +24,7 @@ from filelock import FileLock, Timeout
 from approvalmax_pipeline.pipelines.errors import BusyError, exception_chain
 from approvalmax_pipeline.pipelines.warehouse.dataset_lock import dataset_lock
 from approvalmax_pipeline.pipelines.warehouse.factory import make_pipeline
+from approvalmax_pipeline.pipelines.warehouse.faults import with_warehouse_retries
 from approvalmax_pipeline.pipelines.warehouse.target import Target
 from approvalmax_pipeline.sources.approvalmax.state_layout import SOURCE_NAME
 
@@ -65,12 +66,17 @@ def busy_error(locked: BaseException) -> BusyError:
 
 def restored_pipeline(target: Target) -> dlt.Pipeline:
     """A pipeline whose state and schema come from the warehouse, waiting up to `target.wait` s
-    for a DuckDB file another process holds."""
+    for a DuckDB file another process holds, and retrying a warehouse that went away (faults.py)."""
+    return with_warehouse_retries("restoring the pipeline's state", lambda: _restored(target), target)
+
+
+def _restored(target: Target) -> dlt.Pipeline:
     deadline = time.monotonic() + max(target.wait, 0.0)
     while True:
         pipeline = make_pipeline(target).drop()
         try:
-            with dataset_lock(pipeline, target.lock_home):  # a DuckDB file is another run's while it loads
+            # a DuckDB file is another run's while it loads
+            with dataset_lock(pipeline, target.lock_home, retry_seconds=target.retry_seconds):
                 pipeline.sync_destination()
                 if SOURCE_NAME not in pipeline.schemas:  # a pipeline's first run: start from what others stored
                     adopt_stored_schema(pipeline)
