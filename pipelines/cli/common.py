@@ -73,7 +73,7 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
                 _interrupted(command.__name__, as_json)
             cause = find_cause(exc)
             if not _is_ours(cause) and from_a_warehouse_driver(exc):
-                cause = named(exc, "the warehouse") or cause
+                cause = named(exc, fault_place(exc)) or cause
             if DEBUG["on"]:
                 err.print("".join(traceback.format_exception(exc)), highlight=False, markup=False)
             message = first_line(cause)
@@ -109,6 +109,15 @@ def _is_ours(exc: BaseException) -> bool:
 
 # Exceptions from these packages may be warehouse faults; an HTTP client's "connection refused" is not.
 WAREHOUSE_DRIVERS = ("dlt", "psycopg2", "duckdb", "google")
+
+
+def fault_place(exc: BaseException) -> str:
+    """Where a fault no step named happened: dlt's extract and normalise write to the working folder."""
+    for link in exception_chain(exc):
+        step, pipeline = getattr(link, "step", None), getattr(link, "pipeline", None)
+        if step in ("extract", "normalize") and pipeline is not None:
+            return f"the working folder {pipeline.working_dir} ({step})"
+    return "the warehouse"
 
 
 def from_a_warehouse_driver(exc: BaseException) -> bool:

@@ -99,7 +99,8 @@ class HistoryLog:
         except WarehouseFault as exc:  # the rows wait in the history pipeline's working folder
             if after is None and self.every_seconds <= 0:
                 raise
-            log.error("%s; the run_history rows are written with the next ones", exc)
+            # after a failed step its own line says it; the listener goes on, so this is its line
+            log.log(logging.INFO if after else logging.ERROR, "%s; run_history rows follow with the next ones", exc)
 
 
 HistoryRows = Callable[[Loaded | None, BaseException | None], list[dict[str, Any]]]

@@ -151,10 +151,8 @@ def write_history(target: Target, rows: list[dict[str, Any]], patient: bool = Tr
                 for statement in freshness_statements(target.dataset, dialect):
                     client.execute_sql(statement)
 
-    if patient:
-        with_warehouse_retries("writing run_history", load, target, pipeline)
-    else:
-        load()
+    window = target if patient else replace(target, retry_seconds=0)
+    with_warehouse_retries("writing run_history", load, window, pipeline)
 
 
 def freshness_statements(ds: str, dialect: str) -> list[str]:

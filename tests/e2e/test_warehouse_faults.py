@@ -11,10 +11,13 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from ..conftest import Workspace
+from approvalmax_pipeline.sandbox import Sandbox
+
+from ..conftest import Workspace, workspace_on
 from ..postgres_server import PostgresServer, start_postgres
 from .truth import assert_equals_sandbox
 
@@ -171,3 +174,39 @@ def test_a_refused_login_exits_6_with_one_line_naming_the_fix(pg: Workspace, cha
     rerun = pg.cli("run", "--no-progress")
     assert rerun.returncode == 0, rerun.stderr
     assert_equals_sandbox(pg)
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` at `folder` (mounting needs root, as CI and these sessions run)."""
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+@pytest.mark.parametrize(
+    ("size", "where"),
+    [("3m", "DuckDB file"), ("400k", "the working folder")],
+    ids=["duckdb-file", "working-folder"],
+)
+def test_a_full_disk_exits_6_with_one_line_and_the_run_after_space_is_freed_is_exact(
+    tmp_path: Path, small_sandbox: Sandbox, size: str, where: str
+) -> None:
+    """The DuckDB file, the working folder and the token store on one small disk: which fills first
+    depends on its size (a 3 MB disk holds the extracted files but not the loaded tables)."""
+    with small_disk(tmp_path / "disk", size) as disk, workspace_on(disk, small_sandbox) as ws:
+        full = ws.process("run", "--no-progress")
+        lines = [line for line in full.stderr.splitlines() if line.strip()]
+        assert full.returncode == 6, full.stderr[-3000:]
+        assert len(lines) == 1, full.stderr[-3000:]
+        assert lines[0].startswith(f"warehouse refused: {where} "), lines[0]
+        assert " · the disk is full · free space there" in lines[0]
+        no_traceback(full.stderr)
+        subprocess.run(["mount", "-o", "remount,size=256m", str(disk)], check=True)
+        rerun = ws.cli("run", "--no-progress")
+        assert rerun.returncode == 0, rerun.stderr
+        assert_equals_sandbox(ws)
