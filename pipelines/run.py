@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from approvalmax_pipeline.pipelines.errors import EXIT_USAGE, exit_code, find_cause
 from approvalmax_pipeline.pipelines.options import check_window, select_resources
 from approvalmax_pipeline.pipelines.warehouse.deletions import Deletions, mark_deleted
 from approvalmax_pipeline.pipelines.warehouse.factory import completed_target
@@ -115,6 +116,8 @@ def run_pipeline(
             )
 
         def rows(loaded: Loaded | None, error: BaseException | None) -> list[dict[str, Any]]:
+            if error is not None and exit_code(find_cause(error)) == EXIT_USAGE:
+                return []  # a mistyped --company or --resource: nothing ran, so nothing to record
             after = resource_cursors(loaded.pipeline) if loaded is not None else {}
             load_id = loaded.load_id if loaded is not None else None
             return history_rows(record, connector.document_types, monitor.report, monitor.stats, after, load_id, error)

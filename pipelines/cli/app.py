@@ -414,12 +414,13 @@ def status(
         emit(status_document(freshness, failures, max_age, code))
         raise typer.Exit(code)
     for f in freshness:
-        when = f.last_success_at.isoformat() if f.last_success_at else "never"
         mark = "STALE" if f.stale else "ok"
-        out.print(
-            f"{mark} company {f.company_id} · {f.resource} · last loaded {when} ({age_text(f.age_seconds)} ago)",
-            markup=False,
+        when = (
+            f"last loaded {f.last_success_at.isoformat()} ({age_text(f.age_seconds)} ago)"
+            if f.last_success_at
+            else "never loaded"
         )
+        out.print(f"{mark} company {f.company_id} · {f.resource} · {when}", markup=False)
     for failure in failures:
         out.print(
             f"FAILED company {failure.company_id or '-'} · {failure.resource or '-'} · "

@@ -16,7 +16,7 @@ from typing import Any
 
 import dlt
 
-from approvalmax_pipeline.pipelines.errors import WarehouseFault, interrupted
+from approvalmax_pipeline.pipelines.errors import WarehouseFault, find_cause, interrupted
 from approvalmax_pipeline.pipelines.warehouse.dataset_lock import dataset_lock
 from approvalmax_pipeline.pipelines.warehouse.factory import loader_file_format, make_pipeline, resolve_destination
 from approvalmax_pipeline.pipelines.warehouse.faults import named, place, with_warehouse_retries
@@ -35,6 +35,7 @@ TABLE = "run_history"
 FRESHNESS_VIEW = "company_freshness"
 # A resource is fresh as of its last run that loaded it, or found it not applicable (404).
 FRESH_STATUSES = ("ok", "not_applicable")
+# The other statuses: "failed", and "interrupted" (Ctrl-C or SIGINT stopped the run).
 
 COLUMNS: dict[str, dict[str, Any]] = {
     "run_id": {"data_type": "text", "nullable": False},
@@ -87,14 +88,15 @@ def history_rows(
     paths[USER_PROFILES_RESOURCE] = USER_PROFILES_PATH
     failures = {(f.company_id, f.resource): f.message for f in (report.failures if report else [])}
     absent = {(f.company_id, f.resource) for f in (report.not_applicable if report else [])}
-    message = first_line(error) if error is not None else None
+    stopped = error is not None and interrupted(error)
+    message = error_text(error) if error is not None else None
     targets: list[tuple[str | None, str | None]] = [(c, r) for c in record.companies for r in record.resources]
     targets = targets or [(None, None)]
     rows = []
     for company, resource in targets:
         key = (company or "", resource or "")
         if error is not None:
-            status, text = "failed", message
+            status, text = ("interrupted" if stopped else "failed"), message
         elif key in failures:
             status, text = "failed", failures[key]
         elif key in absent:
@@ -128,6 +130,19 @@ def history_rows(
             }
         )
     return rows
+
+
+INTERRUPTED = (
+    "interrupted (Ctrl-C or SIGINT): nothing after the last completed load counts; the next run continues there"
+)
+
+
+def error_text(error: BaseException) -> str:
+    """The error's own words, not dlt's wrapper's first line (`Pipeline execution failed at step=...
+    with exception:`, cut where the cause begins)."""
+    if interrupted(error):
+        return INTERRUPTED
+    return first_line(find_cause(error))
 
 
 def write_history(target: Target, rows: list[dict[str, Any]], patient: bool = True) -> None:
