@@ -66,12 +66,21 @@ def find_cause(exc: BaseException) -> BaseException:
 
 def interrupted(exc: BaseException) -> bool:
     """Ctrl-C, however dlt wrapped it (`PipelineStepFailed`, its own `SignalReceivedException`), or
-    as DuckDB reports it when the signal lands inside a query (`InterruptException`)."""
+    as DuckDB reports it when the signal lands inside a query (`InterruptException`, or a
+    RuntimeError `Query interrupted`)."""
     from dlt.common.exceptions import SignalReceivedException
     from duckdb import InterruptException
 
     kinds = (KeyboardInterrupt, SignalReceivedException, InterruptException)
-    return any(isinstance(link, kinds) for link in exception_chain(exc))
+    return any(
+        isinstance(link, kinds) or (isinstance(link, RuntimeError) and str(link).startswith(DUCKDB_INTERRUPTED))
+        for link in exception_chain(exc)
+    )
+
+
+# DuckDB's words for a query Ctrl-C stopped while its result was being read (a plain RuntimeError),
+# as during dlt's truncate of a staging table.
+DUCKDB_INTERRUPTED = "Query interrupted"
 
 
 def exit_code(exc: BaseException) -> int:

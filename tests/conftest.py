@@ -217,9 +217,11 @@ def postgres_db(postgres: PostgresServer, request: pytest.FixtureRequest) -> str
 # or file::test (every parameter) or file::test[parameter].
 TIERS = {"unit", "e2e"}
 SLOW = {
-    # processes killed or interrupted mid-run (make test-kill runs the first with 18 seeds)
+    # processes killed or interrupted mid-run (make test-kill runs the first with 18 seeds, and the
+    # Ctrl-C at 30 moments)
     "e2e/test_faults.py::test_kill_9_during_extract_normalise_or_load_then_a_clean_rerun",
     "e2e/test_faults.py::test_ctrl_c_in_extract_normalise_or_load_exits_130_then_a_clean_rerun",
+    "e2e/test_faults.py::test_ctrl_c_at_moments_spread_over_a_whole_run_exits_130_each_time_then_a_clean_rerun",
     "e2e/test_token_safety.py::test_kill_9_during_a_refresh_never_needs_a_new_login",
     "e2e/test_token_safety.py::test_lost_rotation_past_the_grace_period_exits_3_with_how_to_recover",
     "e2e/test_token_safety.py::test_failed_save_stops_the_run_and_the_next_run_recovers_within_grace",
