@@ -202,7 +202,8 @@ WaitOption = Annotated[
     typer.Option(
         min=0,
         envvar="APPROVALMAX_WAIT",
-        help="Seconds to wait for another run of this pipeline, or a DuckDB file in use (else exit 4).",
+        help="Seconds to wait for another run of this pipeline (else exit 4); a DuckDB file in use is waited "
+        "for this long or warehouse_retry_seconds, whichever is longer.",
     ),
 ]
 PipelineOption = Annotated[str, typer.Option("--pipeline-name", help="dlt pipeline name (working folder and state).")]

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, TypeVar
 import tenacity
 
 from approvalmax_pipeline.pipelines.errors import (
+    BusyError,
     WarehouseFault,
     WarehouseRefused,
     WarehouseUnavailable,
@@ -51,11 +52,33 @@ DISK_FULL = "free space there (or move the file), then run again: nothing was lo
 
 @dataclass(frozen=True)
 class Fault:
-    """What went wrong, in words: whether it passes by itself, the reason and what to do."""
+    """What went wrong, in words: whether it passes by itself, the reason and what to do; `busy`:
+    another process has the DuckDB file open (a notebook, a BI tool), waited for quietly."""
 
     transient: bool
     reason: str
     fix: str
+    busy: bool = False
+
+
+DUCKDB_LOCKED = "Could not set lock on file"
+BUSY = Fault(True, "another process has the DuckDB file open", "", busy=True)
+# A wait for a DuckDB file longer than this is worth one line at the default level.
+LONG_WAIT = 10.0
+BUSY_FIRST_DELAY = 0.25
+
+
+def duckdb_lock_error(exc: BaseException) -> BaseException | None:
+    """The link of the chain saying a DuckDB file is held by another process, if any."""
+    return next((link for link in exception_chain(exc) if DUCKDB_LOCKED in str(link)), None)
+
+
+def busy_error(locked: BaseException) -> BusyError:
+    text = str(locked)
+    detail = text[text.find(DUCKDB_LOCKED) :].split(". See also")[0]
+    return BusyError(
+        f"{detail}: another process has the DuckDB file open; it was not touched. Try again when it is done"
+    )
 
 
 # (SQLSTATE, fault): PostgreSQL's codes, the surest sign where the driver gives one.
@@ -136,6 +159,8 @@ def classify(exc: BaseException) -> Fault | None:
     is never one)."""
     if interrupted(exc) or isinstance(exc, WarehouseFault):
         return None
+    if duckdb_lock_error(exc) is not None:
+        return BUSY
     chain = list(exception_chain(exc))
     for link in chain:
         code = getattr(link, "pgcode", None)
@@ -180,11 +205,17 @@ def place(target: Target, pipeline: dlt.Pipeline | None = None) -> str:
     return f"{name} dataset {target.dataset}"
 
 
-def named(exc: BaseException, where: str) -> WarehouseFault | None:
-    """`exc` as one of our warehouse errors, if it is a warehouse fault."""
+def named(exc: BaseException, where: str) -> WarehouseFault | BusyError | None:
+    """`exc` as one of our warehouse errors (BusyError, exit 4, for a DuckDB file another process
+    holds), if it is a warehouse fault."""
+    if isinstance(exc, BusyError):
+        return exc
     fault = classify(exc)
     if fault is None:
         return None
+    locked = duckdb_lock_error(exc)
+    if fault.busy and locked is not None:
+        return busy_error(locked)
     kind = WarehouseUnavailable if fault.transient else WarehouseRefused
     lead = "warehouse unavailable" if fault.transient else "warehouse refused"
     return kind(f"{lead}: {where} · {fault.reason} · {fault.fix}")
@@ -227,18 +258,31 @@ def with_warehouse_retries(
     def stop(state: tenacity.RetryCallState) -> bool:
         return clock.monotonic() - started >= window
 
+    def fault_of(state: tenacity.RetryCallState) -> Fault | None:
+        failure = state.outcome.exception() if state.outcome is not None else None
+        return classify(failure) if failure is not None else None
+
     def wait(state: tenacity.RetryCallState) -> float:
-        backoff = min(MAX_DELAY, FIRST_DELAY * 2.0 ** (state.attempt_number - 1))
+        fault = fault_of(state)
+        first = BUSY_FIRST_DELAY if fault is not None and fault.busy else FIRST_DELAY
+        backoff = min(MAX_DELAY, first * 2.0 ** (state.attempt_number - 1))
         return max(0.0, min(backoff, window - (clock.monotonic() - started)))
 
+    warned = {"long": False, "loud": False}  # a long wait for a busy file; any other fault
+
     def before_sleep(state: tenacity.RetryCallState) -> None:
-        assert state.outcome is not None
-        failure = state.outcome.exception()
-        fault = classify(failure) if failure is not None else None
+        fault = fault_of(state)
         reason = fault.reason if fault is not None else "?"
         delay = state.next_action.sleep if state.next_action is not None else 0.0
-        # the first retry is worth a line at the default level; the rest only with --log-level info
-        level = logging.WARNING if state.attempt_number == 1 else logging.INFO
+        # the first retry is worth a line at the default level, the rest only with --log-level info;
+        # a reader holding the DuckDB file is waited for quietly, with one line once it is long
+        if fault is not None and fault.busy:
+            long = clock.monotonic() - started + delay >= LONG_WAIT and not warned["long"]
+            warned["long"] = warned["long"] or long
+            level = logging.WARNING if long else logging.INFO
+        else:
+            level = logging.WARNING if not warned["loud"] else logging.INFO
+            warned["loud"] = True
         log.log(
             level,
             "warehouse %s: %s; retrying in %.0f s (for up to %.0f s)",
@@ -267,10 +311,18 @@ def with_warehouse_retries(
         result = retrying(attempt)
     except Exception as exc:
         fault = named(exc, f"{where or place(target, pipeline)} ({phase})")
-        if fault is None:
+        if fault is None or fault is exc:
             raise
         raise fault from exc
     attempts = retrying.statistics.get("attempt_number", 1)
     if attempts > 1:
-        log.warning("warehouse %s: back after %d attempts, %.0f s", phase, attempts, clock.monotonic() - started)
+        waited = clock.monotonic() - started
+        quiet = not warned["long"] and not warned["loud"]
+        log.log(
+            logging.INFO if quiet else logging.WARNING,
+            "warehouse %s: back after %d attempts, %.0f s",
+            phase,
+            attempts,
+            waited,
+        )
     return result

@@ -111,14 +111,17 @@ def test_second_run_with_wait_runs_after_the_first(workspace: Workspace) -> None
     assert_equals_sandbox(workspace)
 
 
-def test_duckdb_file_in_use_exits_4_before_any_api_call(workspace: Workspace) -> None:
+def test_duckdb_file_held_past_the_wait_exits_4_before_any_api_call(workspace: Workspace) -> None:
     assert workspace.cli("run", "--no-progress", "--resource", "companies").returncode == 0
     workspace.admin("POST", "reset-stats")
     before = workspace.token_file.read_text()
     workspace.release()
     holder = duckdb.connect(str(workspace.duckdb_file))  # e.g. an analyst's notebook with a write lock
     try:
-        result = workspace.process("run", "--no-progress", "--wait", "1")
+        # a held file is waited for up to warehouse_retry_seconds (180 by default): here 1 s
+        result = workspace.process(
+            "run", "--no-progress", "--wait", "1", env={"SOURCES__APPROVALMAX__WAREHOUSE_RETRY_SECONDS": "1"}
+        )
     finally:
         holder.close()
     assert result.returncode == 4, result.stderr
@@ -126,3 +129,32 @@ def test_duckdb_file_in_use_exits_4_before_any_api_call(workspace: Workspace) ->
     assert workspace.admin("GET", "stats")["requests"] == 0
     assert workspace.token_file.read_text() == before
     assert workspace.cli("run", "--no-progress").returncode == 0
+
+
+READER = (
+    "import duckdb, sys, time\n"
+    "db = duckdb.connect(sys.argv[1], read_only=True)\n"
+    "print('holding', flush=True)\n"
+    "time.sleep(float(sys.argv[2]))\n"
+)
+
+
+def test_a_reader_holding_the_duckdb_file_makes_a_run_wait_quietly_and_go_on(workspace: Workspace) -> None:
+    """An analyst's read-only connection (a notebook, a BI tool) open as the run starts, closed a few
+    seconds later: the run waits for it without a word and loads everything."""
+    assert workspace.cli("run", "--no-progress", "--resource", "companies").returncode == 0
+    workspace.release()
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(workspace.duckdb_file), "3"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "holding"
+        result = workspace.process("--log-level", "info", "run", "--no-progress")
+    finally:
+        reader.wait(timeout=60)
+    assert result.returncode == 0, result.stderr
+    waits = [line for line in result.stderr.splitlines() if "another process has the DuckDB file open" in line]
+    assert waits and all(" INFO " in line for line in waits), result.stderr  # it waited, quietly
+    loud = [line for line in result.stderr.splitlines() if " WARNING approvalmax" in line or " ERROR " in line]
+    assert loud == [], result.stderr
+    assert_equals_sandbox(workspace)

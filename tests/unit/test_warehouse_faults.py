@@ -16,6 +16,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from approvalmax_pipeline.pipelines.errors import (
     EXIT_WAREHOUSE_REFUSED,
     EXIT_WAREHOUSE_UNAVAILABLE,
+    BusyError,
     WarehouseFault,
     WarehouseRefused,
     WarehouseUnavailable,
@@ -120,8 +121,35 @@ def test_an_unknown_host_is_permanent() -> None:
     assert fault is not None and not fault.transient and fault.reason == "the host name is unknown"
 
 
-def test_a_duckdb_file_held_by_another_process_is_not_a_warehouse_fault() -> None:
-    assert classify(duckdb.IOException('Could not set lock on file "w.duckdb": Conflicting lock')) is None
+HELD = duckdb.IOException('IO Error: Could not set lock on file "w.duckdb": Conflicting lock is held in python (PID 7)')
+
+
+def test_a_duckdb_file_held_by_another_process_is_waited_for() -> None:
+    fault = classify(as_dlt_wraps_it(HELD))
+    assert fault is not None and fault.transient and fault.busy
+
+
+def test_a_reader_holding_the_file_briefly_is_waited_for_without_a_line(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    clock = FakeClock()
+    assert with_warehouse_retries("loading", Flaky(HELD, HELD, HELD), TARGET, clock=clock) == "done"
+    assert clock.slept == [0.25, 0.5, 1.0]
+    assert caplog.records == []
+
+
+def test_a_long_wait_for_the_file_is_one_line_then_its_end_another(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    clock = FakeClock()
+    with_warehouse_retries("loading", Flaky(*[HELD] * 8), TARGET, clock=clock)
+    assert sum(clock.slept) > faults.LONG_WAIT
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and "another process has the DuckDB file open" in lines[0], lines
+    assert lines[1].startswith("warehouse loading: back after 9 attempts")
+
+
+def test_a_file_held_past_the_window_is_busy_exit_4_not_unavailable() -> None:
+    with pytest.raises(BusyError, match=r"Could not set lock on file .*it was not touched"):
+        with_warehouse_retries("loading", Flaky(*[HELD] * 1000), TARGET, clock=FakeClock())
 
 
 def test_ctrl_c_is_never_a_warehouse_fault() -> None:
