@@ -7,18 +7,23 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import signal
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from approvalmax_pipeline.sandbox import Sandbox
 
 from ..conftest import Workspace, workspace_on
 from ..postgres_server import PostgresServer, start_postgres
+from .test_listener import listening
 from .truth import assert_equals_sandbox
 
 
@@ -210,3 +215,28 @@ def test_a_full_disk_exits_6_with_one_line_and_the_run_after_space_is_freed_is_e
         rerun = ws.cli("run", "--no-progress")
         assert rerun.returncode == 0, rerun.stderr
         assert_equals_sandbox(ws)
+
+
+def test_the_listener_keeps_accepting_while_the_server_is_down_and_loads_every_event_once_it_is_back(
+    pg: Workspace, server: PostgresServer
+) -> None:
+    assert pg.cli("run", "--no-progress").returncode == 0
+    with listening(pg, env={"SOURCES__APPROVALMAX__WAREHOUSE_RETRY_SECONDS": "2"}) as listener:
+        server.pause()
+        pg.admin("POST", "config", webhook_url=listener.endpoint)
+        changes = pg.admin("POST", "mutate", modify=3, add=2)  # the sandbox posts each change: all answered 200
+        expected = len(changes["modified"]) + len(changes["added"])
+        while httpx.get(f"{listener.url}/readyz", timeout=5).status_code != 503:  # a batch met the stopped server
+            assert listener.process.poll() is None
+            time.sleep(0.1)
+        with sqlite3.connect(listener.queue) as queue:
+            queued, attempts = queue.execute("select count(*), max(attempts) from events").fetchone()
+        assert queued >= expected and attempts == 0  # the warehouse's fault is not the events'
+        server.resume()
+        assert len(listener.wait_loaded(expected)) >= expected
+        listener.process.send_signal(signal.SIGTERM)
+        _out, err = listener.process.communicate(timeout=60)
+        assert listener.process.returncode == 0, err
+    no_traceback(err)
+    assert "waits for the warehouse: warehouse unavailable: PostgreSQL" in err
+    assert_equals_sandbox(pg)
