@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +26,8 @@ from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
 from approvalmax_pipeline.sources.approvalmax.report import RunReport
 from approvalmax_pipeline.sources.approvalmax.settings import RESOURCE_NAMES, DocumentType
 from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK, Clock
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -98,8 +101,10 @@ def run_pipeline(
         client = connector.client
         monitor.stats = client.stats
         # the warehouse first: a busy DuckDB file stops the run before any API call
+        log.info("run of pipeline %s: restoring its state from %s", target.pipeline_name, target.destination_name)
         pipeline = restored_pipeline(target)
         record = RunRecord(target.pipeline_name, clock, resources=resources, cursors_before=resource_cursors(pipeline))
+        log.info("restored: cursors of %d resources", len(record.cursors_before))
         chosen: list[Company] = []
         finished: list[float] = []
 
@@ -108,6 +113,8 @@ def run_pipeline(
             record.companies = [company.id for company in chosen]
             options = connector.extract_options(window, strict=request.strict, reconcile=request.reconcile)
             monitor.report = options.report
+            kind = "a backfill" if window else "a sweep" if request.reconcile else "incremental"
+            log.info("%d companies, %d resources, %s: fetching", len(chosen), len(resources), kind)
             return Chosen(
                 connector.source(chosen, options).with_resources(*resources),
                 deletions=lambda pipeline, sql: mark_deleted(
@@ -124,12 +131,15 @@ def run_pipeline(
 
         def on_phase(phase: str) -> None:
             monitor.set_phase(phase)
+            if phase in PHASE_LINES:
+                log.info("%s", PHASE_LINES[phase])
             if phase == "done":
                 finished.append(clock.monotonic())  # before the history is written
 
         loaded = load_step(pipeline, target, choose, HistoryLog(target, clock=clock), rows, on_phase=on_phase)
         report = monitor.report
         assert report is not None
+        log_outcome(loaded, report, client.stats, connector.tokens.refreshes)
         return RunResult(
             companies=chosen,
             report=report,
@@ -147,6 +157,30 @@ def run_pipeline(
             deletions=loaded.deletions,
             sweep_requests=sweep_requests(client.stats, connector.document_types, report.swept),
         )
+
+
+PHASE_LINES = {
+    "deletions": "loaded; checking deletions",
+    "views": "making the analyst views",
+    "done": "warehouse done; writing run_history",
+}
+
+
+def log_outcome(loaded: Loaded, report: RunReport, stats: RequestStats, refreshes: int) -> None:
+    """The run in a few info lines: one per company, then the totals."""
+    failed = {failure.company_id for failure in report.failures}
+    for company, tables in sorted(report.rows.items()):
+        mark = " (FAILED: see the summary)" if company in failed else ""
+        log.info("company %s: %d rows in %d tables%s", company, sum(tables.values()), len(tables), mark)
+    rows = sum(loaded.table_rows.values())
+    log.info("load %s: %d rows into %d tables", loaded.load_id or "(none)", rows, len(loaded.table_rows))
+    log.info(
+        "API: %d requests, %d retries, %d throttled, %d token refreshes",
+        stats.requests,
+        stats.retries,
+        stats.throttled,
+        refreshes,
+    )
 
 
 def sweep_requests(stats: RequestStats, types: tuple[DocumentType, ...], swept: list[tuple[str, str]]) -> int:

@@ -56,8 +56,10 @@ def options(
         err.print(f"error: --log-level {log_level!r} is not one of debug, info, warning, error", style="red")
         raise typer.Exit(2)
     log_to_stderr(level, log_third_party)
-    # dlt warns about every all-null column; keep its log at error unless asked for more.
-    os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR" if level >= logging.WARNING else log_level.upper())
+    # dlt warns about every all-null column; keep its log at error unless asked for more. Its info
+    # records (a line per normaliser, job and pool: hundreds a run) come with --log-level debug; at
+    # info the run log is ours (phases, companies, counts, retries) and dlt's warnings.
+    os.environ.setdefault("RUNTIME__LOG_LEVEL", DLT_LEVELS.get(level, "DEBUG"))
     # dlt's records in our layout, so a log has one format (dlt keeps a handler of its own)
     os.environ.setdefault("RUNTIME__LOG_FORMAT", DLT_LOG_FORMAT)
     # dlt would catch Ctrl-C during normalise and load, finish its running jobs and return as if all
@@ -98,6 +100,8 @@ def print_version(value: bool) -> None:
     raise typer.Exit(0)
 
 
+# dlt's own log level for each of ours (see options()).
+DLT_LEVELS = {logging.ERROR: "ERROR", logging.WARNING: "ERROR", logging.INFO: "WARNING"}
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 DLT_LOG_FORMAT = "{asctime} {levelname} {name}: {message}"  # the same, in dlt's `{` style
 # Libraries whose records say how connections and locks work, not what the run does.

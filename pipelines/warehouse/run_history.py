@@ -194,6 +194,7 @@ def record_history(target: Target, rows: list[dict[str, Any]], patient: bool = T
         return
     try:
         write_history(target, rows, patient)
+        log.info("run_history: %d rows written", len(rows))
     except WarehouseFault:
         raise
     except Exception as exc:

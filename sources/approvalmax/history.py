@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.schema.typing import TTableSchemaColumns
 
+from .nullability import with_hinted_nullability
 from .records import flatten_status, modified_at
 from .report import RunReport
 from .settings import DocumentType, TDataType
@@ -159,7 +160,9 @@ class VersionLog:
         if not self._chunks:
             return
         table, self._chunks = pa.concat_tables(self._chunks), []
-        yield dlt.mark.with_hints(table, dlt.mark.make_hints(**history_hints()), create_table_variant=True)
+        hints = history_hints()
+        table = with_hinted_nullability(table, hints["columns"])
+        yield dlt.mark.with_hints(table, dlt.mark.make_hints(**hints), create_table_variant=True)
 
 
 def history_hints() -> dict[str, Any]:
