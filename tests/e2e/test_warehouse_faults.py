@@ -135,6 +135,38 @@ def test_a_server_restarted_during_the_load_is_retried_and_the_run_exits_0(
     assert dict(statuses) == {"ok": 2 * 9 * len(pg.sandbox.dataset.companies)}  # both runs' rows, none lost
 
 
+@pytest.mark.parametrize(
+    ("line", "phases"),
+    [
+        ("loaded; checking deletions", ("deletions and views", "writing run_history", "taking the dataset lock")),
+        ("warehouse done; writing run_history", ("writing run_history", "taking the dataset lock")),
+    ],
+    ids=["views", "history"],
+)
+def test_a_server_stopped_at_a_later_phase_is_retried_there_and_nothing_is_lost(
+    pg: Workspace, server: PostgresServer, line: str, phases: tuple[str, ...]
+) -> None:
+    """The run is frozen (SIGSTOP) as it logs the phase, the server stopped, the run let go: the phase
+    meets the stopped server, retries, and goes on once the server is back."""
+    assert pg.cli("run", "--no-progress").returncode == 0
+    pg.admin("POST", "mutate", modify=5, add=3)
+    run = Run(pg, log_level="info")
+    run.wait_for(line)
+    run.process.send_signal(signal.SIGSTOP)
+    server.pause()
+    run.process.send_signal(signal.SIGCONT)
+    run.wait_for("; retrying in")
+    retried = run.stderr[-1]
+    server.resume()
+    code, stderr = run.finish()
+    assert code == 0, stderr[-3000:]
+    assert any(f"warehouse {phase}: " in retried for phase in phases), retried
+    no_traceback(stderr)
+    assert_equals_sandbox(pg)
+    statuses = pg.query("select status, count(*) from approvalmax.run_history group by 1")
+    assert dict(statuses) == {"ok": 2 * 9 * len(pg.sandbox.dataset.companies)}  # both runs' rows, none lost
+
+
 def test_a_server_down_longer_than_the_retry_window_exits_5_with_one_line_then_a_rerun_is_exact(
     pg: Workspace, server: PostgresServer
 ) -> None:
