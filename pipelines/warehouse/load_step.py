@@ -18,11 +18,10 @@ import dlt
 from dlt.destinations.sql_client import SqlClientBase
 from dlt.extract.source import DltSource
 
-from approvalmax_pipeline.pipelines.errors import WarehouseFault
 from approvalmax_pipeline.pipelines.warehouse.dataset_lock import dataset_lock
 from approvalmax_pipeline.pipelines.warehouse.deletions import Deletions
 from approvalmax_pipeline.pipelines.warehouse.factory import loader_file_format, resolve_destination
-from approvalmax_pipeline.pipelines.warehouse.faults import is_warehouse_fault, with_warehouse_retries
+from approvalmax_pipeline.pipelines.warehouse.faults import with_warehouse_retries
 from approvalmax_pipeline.pipelines.warehouse.run_history import record_history
 from approvalmax_pipeline.pipelines.warehouse.target import Target
 from approvalmax_pipeline.pipelines.warehouse.views import create_views
@@ -71,12 +70,7 @@ class Views:
 
 class HistoryLog:
     """run_history rows, written by `record_history` at most every `every_seconds` (0: at once);
-    rows in between are summed into one per company and resource.
-
-    A warehouse that stays away past the retry window fails a run that writes at once (its one
-    line and exit code); the listener, writing every so often, logs it and goes on. Either way the
-    rows are written with the next ones (run_history.write_history). A step that already failed
-    writes its rows with one attempt, and never raises over its error."""
+    rows in between are summed into one per company and resource; `after`: the step's own error."""
 
     def __init__(self, target: Target, every_seconds: float = 0.0, clock: Clock = SYSTEM_CLOCK) -> None:
         self.target = target
@@ -94,13 +88,7 @@ class HistoryLog:
             return
         rows = self._rows if self.every_seconds <= 0 else merge_history(self._rows)
         self._rows, self._written_at = [], self._clock.monotonic()
-        try:
-            record_history(self.target, rows, patient=after is None or not is_warehouse_fault(after))
-        except WarehouseFault as exc:  # the rows wait in the history pipeline's working folder
-            if after is None and self.every_seconds <= 0:
-                raise
-            # after a failed step its own line says it; the listener goes on, so this is its line
-            log.log(logging.INFO if after else logging.ERROR, "%s; run_history rows follow with the next ones", exc)
+        record_history(self.target, rows, after=after, keep_going=self.every_seconds > 0)
 
 
 HistoryRows = Callable[[Loaded | None, BaseException | None], list[dict[str, Any]]]

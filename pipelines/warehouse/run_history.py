@@ -19,7 +19,7 @@ import dlt
 from approvalmax_pipeline.pipelines.errors import WarehouseFault, find_cause, interrupted
 from approvalmax_pipeline.pipelines.warehouse.dataset_lock import dataset_lock
 from approvalmax_pipeline.pipelines.warehouse.factory import loader_file_format, make_pipeline, resolve_destination
-from approvalmax_pipeline.pipelines.warehouse.faults import named, place, with_warehouse_retries
+from approvalmax_pipeline.pipelines.warehouse.faults import is_warehouse_fault, named, place, with_warehouse_retries
 from approvalmax_pipeline.pipelines.warehouse.target import Target
 from approvalmax_pipeline.pipelines.warehouse.views import DIALECTS, translate
 from approvalmax_pipeline.sources.approvalmax.client import RequestStats
@@ -185,22 +185,32 @@ def freshness_statements(ds: str, dialect: str) -> list[str]:
     return [translate(f"CREATE OR REPLACE VIEW {ds}.{FRESHNESS_VIEW} AS {body}", dialect)]
 
 
-def record_history(target: Target, rows: list[dict[str, Any]], patient: bool = True) -> None:
-    """write_history, retrying a warehouse that went away for the target's retry window (`patient`;
-    else one attempt: the step already waited for it). A warehouse fault is raised as ours
-    (faults.py); any other failure is logged, never raised over the run's result or error; Ctrl-C
-    while it writes still stops the run with 130."""
+def record_history(
+    target: Target, rows: list[dict[str, Any]], after: BaseException | None = None, keep_going: bool = False
+) -> None:
+    """write_history, retrying a warehouse that went away for the target's retry window; rows that
+    still fail wait in the history pipeline's working folder and are written with the next ones.
+
+    `after` is the step's own error, if it failed: its rows get one attempt when that error was
+    the warehouse's (it was waited for already), and nothing here is raised over it. Otherwise a
+    warehouse that stays away fails the step with its one line and exit code, unless `keep_going`
+    (the listener: it logs the line and goes on). Any other failure is logged, never raised;
+    Ctrl-C while it writes still stops the run with 130."""
     if not rows:
         return
+    patient = after is None or not is_warehouse_fault(after)
     try:
         write_history(target, rows, patient)
         log.info("run_history: %d rows written", len(rows))
-    except WarehouseFault:
-        raise
     except Exception as exc:
         if interrupted(exc):
             raise
-        fault = named(exc, f"{place(target)} (writing run_history)")
-        if fault is not None:
+        fault = exc if isinstance(exc, WarehouseFault) else named(exc, f"{place(target)} (writing run_history)")
+        if fault is None:
+            log.warning("could not write run_history for this run: %s", first_line(exc))
+        elif after is None and not keep_going:
+            if fault is exc:
+                raise
             raise fault from exc
-        log.warning("could not write run_history for this run: %s", first_line(exc))
+        else:  # after a failed step its own line says it; the listener goes on, so this is its line
+            log.log(logging.INFO if after else logging.ERROR, "%s; run_history rows follow with the next ones", fault)
