@@ -274,14 +274,15 @@ def with_warehouse_retries(
         fault = fault_of(state)
         reason = fault.reason if fault is not None else "?"
         delay = state.next_action.sleep if state.next_action is not None else 0.0
-        # the first retry is worth a line at the default level, the rest only with --log-level info;
-        # a reader holding the DuckDB file is waited for quietly, with one line once it is long
+        # retries are info lines; at the default level a step says only that the warehouse came back
+        # (or, past the window, the one line of its error). A reader holding the DuckDB file is
+        # waited for quietly, with one warning once the wait is long.
+        level = logging.INFO
         if fault is not None and fault.busy:
             long = clock.monotonic() - started + delay >= LONG_WAIT and not warned["long"]
             warned["long"] = warned["long"] or long
             level = logging.WARNING if long else logging.INFO
         else:
-            level = logging.WARNING if not warned["loud"] else logging.INFO
             warned["loud"] = True
         log.log(
             level,

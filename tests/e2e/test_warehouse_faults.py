@@ -105,7 +105,7 @@ def test_a_server_down_when_the_run_starts_is_waited_for_and_the_run_exits_0(
     pg: Workspace, server: PostgresServer
 ) -> None:
     server.pause()
-    run = Run(pg)
+    run = Run(pg, log_level="info")
     run.wait_for("the server refuses connections (down or restarting); retrying")
     server.resume()
     code, stderr = run.finish()
@@ -120,7 +120,7 @@ def test_a_server_restarted_during_the_load_is_retried_and_the_run_exits_0(
 ) -> None:
     assert pg.cli("run", "--no-progress").returncode == 0
     pg.admin("POST", "mutate", modify=60, add=60)
-    run = Run(pg)
+    run = Run(pg, log_level="info")
     while not load_package_ready(pg):  # normalised: the load into the server is next
         assert run.process.poll() is None, "the run ended before its load"
     server.pause()
@@ -177,6 +177,7 @@ def test_a_server_down_longer_than_the_retry_window_exits_5_with_one_line_then_a
     code, stderr = run.finish()
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert code == 5, stderr[-3000:]
+    assert len(lines) == 1, stderr  # the retries are info lines
     database = pg.postgres_dsn.rsplit("/", 1)[1] if pg.postgres_dsn else ""
     where, reason, fix = lines[-1].split(" · ")
     assert where == f"warehouse unavailable: PostgreSQL 127.0.0.1:{server.port}/{database} (taking the dataset lock)"

@@ -234,13 +234,15 @@ def test_a_hooks_own_transient_failure_is_retried_like_the_step(monkeypatch: pyt
     assert lock.calls == 2
 
 
-def test_a_recovery_and_the_first_retry_are_each_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+def test_retries_are_info_lines_and_the_recovery_one_warning(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger=faults.__name__)
     with_warehouse_retries("loading", Flaky(DROPPED, DROPPED, DROPPED), TARGET, clock=FakeClock())
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 2
-    assert warnings[0].startswith("warehouse loading: the server closed the connection; retrying in 1 s")
-    assert warnings[1] == "warehouse loading: back after 4 attempts, 7 s"
+    assert len(infos) == 3 and infos[0].startswith(
+        "warehouse loading: the server closed the connection; retrying in 1 s"
+    )
+    assert warnings == ["warehouse loading: back after 4 attempts, 7 s"]
 
 
 def written_by(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> list[bool]:
