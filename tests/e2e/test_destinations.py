@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -176,3 +177,39 @@ def test_a_reader_holding_the_duckdb_file_makes_a_run_wait_quietly_and_go_on(wor
     loud = [line for line in stderr.splitlines() if " WARNING " in line or " ERROR " in line]
     assert loud == [], stderr
     assert_equals_sandbox(workspace)
+
+
+def test_a_reader_holding_the_duckdb_file_makes_a_listener_batch_wait_quietly_and_go_on(ws: Workspace) -> None:
+    from .test_listener import listening
+
+    assert ws.cli("run", "--no-progress").returncode == 0
+    with listening(ws, env={"APPROVALMAX_LOG_LEVEL": "info"}) as listener:
+        ws.release()
+        reader = subprocess.Popen(
+            [sys.executable, "-c", READER, str(ws.duckdb_file)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert reader.stdout is not None and reader.stdin is not None
+        assert reader.stdout.readline().strip() == "holding"
+        ws.admin("POST", "config", webhook_url=listener.endpoint)
+        changes = ws.admin("POST", "mutate", modify=2, add=1)
+        expected = len(changes["modified"]) + len(changes["added"])
+        assert listener.process.stderr is not None
+        lines = []
+        for line in listener.process.stderr:  # the batch says at info level that it waits
+            lines.append(line)
+            if "another process has the DuckDB file open" in line:
+                break
+        reader.stdin.close()  # the reader lets go (also if the listener ended, which fails below)
+        reader.wait(timeout=60)
+        assert len(listener.wait_loaded(expected)) >= expected
+        listener.process.send_signal(signal.SIGTERM)
+        _out, rest = listener.process.communicate(timeout=60)
+        stderr = "".join(lines) + rest
+        assert listener.process.returncode == 0, stderr
+    assert any("another process has the DuckDB file open" in line for line in lines), stderr
+    loud = [line for line in stderr.splitlines() if " WARNING " in line or " ERROR " in line or "Traceback" in line]
+    assert loud == [], stderr
+    assert_equals_sandbox(ws)
