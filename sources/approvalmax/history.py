@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.schema.typing import TTableSchemaColumns
 
+from .nullability import with_hinted_nullability
 from .records import flatten_status, modified_at
 from .report import RunReport
 from .settings import DocumentType, TDataType
@@ -162,21 +163,18 @@ class VersionLog:
             return
         if self._report is not None:
             self._report.counter(company_id)[HISTORY_TABLE] += count
-        for column, values in zip(
-            self._columns,
-            (
-                [self._resource] * count,
-                [company_id] * count,
-                [str(value) for value in request_ids],
-                modified,
-                [None if s is None else str(s) for s in statuses],
-                totals,
-                currencies,
-                digests,
-                [first_seen] * count,
-            ),
-            strict=True,
-        ):
+        rows: tuple[list[Any], ...] = (
+            [self._resource] * count,
+            [company_id] * count,
+            [str(value) for value in request_ids],
+            modified,
+            [None if s is None else str(s) for s in statuses],
+            totals,
+            currencies,
+            digests,
+            [first_seen] * count,
+        )
+        for column, values in zip(self._columns, rows, strict=True):
             column.extend(values)
 
     def flush(self) -> Iterator[Any]:
@@ -187,8 +185,10 @@ class VersionLog:
         table = pa.table(
             [pa.array(values, field.type) for values, field in zip(columns, SCHEMA, strict=True)], schema=SCHEMA
         )
+        hints = history_hints()
+        table = with_hinted_nullability(table, hints["columns"])
         self._spent(started)
-        yield dlt.mark.with_hints(table, dlt.mark.make_hints(**history_hints()), create_table_variant=True)
+        yield dlt.mark.with_hints(table, dlt.mark.make_hints(**hints), create_table_variant=True)
 
 
 def history_hints() -> dict[str, Any]:

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.common.schema.typing import TTableSchemaColumns
 
+from ..nullability import with_hinted_nullability
 from ..records import flatten_status, is_time_field, with_company
 from ..settings import ColumnTypes
 from .columns import ARROW_TYPES, python_column, rows_columns, time_column, with_variants
@@ -38,6 +39,7 @@ from .pages import (
 )
 
 _NAMING = NamingConvention()
+__all__ = ["ArrowDocuments", "nested_hints", "root_hints", "with_hinted_nullability"]
 
 ROW_KEY = "_dlt_id"
 LOAD_ID = "_dlt_load_id"
