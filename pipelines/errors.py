@@ -12,6 +12,8 @@ EXIT_FAILED = 1  # the run failed, or some companies could not be loaded
 EXIT_USAGE = 2  # bad option, bad or missing configuration
 EXIT_REAUTHORIZE = 3  # a person must authorise the connection again
 EXIT_BUSY = 4  # another run holds the pipeline, or another process the DuckDB file
+EXIT_WAREHOUSE_UNAVAILABLE = 5  # the warehouse stayed unreachable for the whole retry window
+EXIT_WAREHOUSE_REFUSED = 6  # the warehouse refused for a reason a person must fix (password, host, disk, ...)
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), in any phase
 
 OUR_ERRORS = (ApprovalMaxError, TokenError)
@@ -19,6 +21,19 @@ OUR_ERRORS = (ApprovalMaxError, TokenError)
 
 class BusyError(ApprovalMaxError):
     """Another run holds the pipeline, or another process its DuckDB file."""
+
+
+class WarehouseFault(ApprovalMaxError):
+    """The warehouse failed, named in one line: `<where> · <reason> · <what to do>`."""
+
+
+class WarehouseUnavailable(WarehouseFault):
+    """A fault that passes by itself (a restart, a dropped connection) outlasted the retry window."""
+
+
+class WarehouseRefused(WarehouseFault):
+    """A fault that does not pass by itself: wrong credentials, unknown host or database, no
+    permission, a full disk."""
 
 
 def exception_chain(exc: BaseException) -> Iterator[BaseException]:
@@ -51,15 +66,28 @@ def find_cause(exc: BaseException) -> BaseException:
 
 def interrupted(exc: BaseException) -> bool:
     """Ctrl-C, however dlt wrapped it (`PipelineStepFailed`, its own `SignalReceivedException`), or
-    as DuckDB reports it when the signal lands inside a query (`InterruptException`)."""
+    as DuckDB reports it when the signal lands inside a query (`InterruptException`, or a
+    RuntimeError `Query interrupted`)."""
     from dlt.common.exceptions import SignalReceivedException
     from duckdb import InterruptException
 
     kinds = (KeyboardInterrupt, SignalReceivedException, InterruptException)
-    return any(isinstance(link, kinds) for link in exception_chain(exc))
+    return any(
+        isinstance(link, kinds) or (isinstance(link, RuntimeError) and str(link).startswith(DUCKDB_INTERRUPTED))
+        for link in exception_chain(exc)
+    )
+
+
+# DuckDB's words for a query Ctrl-C stopped while its result was being read (a plain RuntimeError),
+# as during dlt's truncate of a staging table.
+DUCKDB_INTERRUPTED = "Query interrupted"
 
 
 def exit_code(exc: BaseException) -> int:
+    if isinstance(exc, WarehouseUnavailable):
+        return EXIT_WAREHOUSE_UNAVAILABLE
+    if isinstance(exc, WarehouseRefused):
+        return EXIT_WAREHOUSE_REFUSED
     if isinstance(exc, BusyError):
         return EXIT_BUSY
     if isinstance(exc, ReauthorizationRequired):

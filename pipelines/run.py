@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import dlt
 from dlt.destinations.sql_client import SqlClientBase
 
+from approvalmax_pipeline.pipelines.errors import EXIT_USAGE, exit_code, find_cause
 from approvalmax_pipeline.pipelines.options import check_window, select_resources
 from approvalmax_pipeline.pipelines.warehouse.deletions import Deletions, mark_deleted
 from approvalmax_pipeline.pipelines.warehouse.factory import completed_target
@@ -29,6 +31,8 @@ from approvalmax_pipeline.sources.approvalmax.report import RunReport
 from approvalmax_pipeline.sources.approvalmax.settings import RESOURCE_NAMES, DocumentType
 from approvalmax_pipeline.sources.approvalmax.state_layout import POSITIONS_TABLE, Positions
 from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK, Clock
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -97,16 +101,18 @@ def run_pipeline(
         raise ConfigError("--reconcile reads whole lists and cannot take --since/--until; run them apart")
     types = document_types(settings)
     resources = select_resources(request.resources, (*RESOURCE_NAMES[:2], *(doc.resource for doc in types)))
-    target = completed_target(request.target, settings.token_store)
+    target = completed_target(request.target, settings.token_store, settings.warehouse_retry_seconds)
     window = Window(request.since, request.until) if request.since or request.until else None
     with run_lock(target), Connector(settings, request.record_to, clock) as connector:
         client = connector.client
         monitor.stats = client.stats
         phases = Phases(clock)
         # the warehouse first: a busy DuckDB file stops the run before any API call
+        log.info("run of pipeline %s: restoring its state from %s", target.pipeline_name, target.destination_name)
         with phases.timed("restore"):
             pipeline, positions = restored_with(target, read_positions)  # where each company starts
         record = RunRecord(target.pipeline_name, clock, resources=resources, cursors_before=positions.cursors())
+        log.info("restored: cursors of %d resources", len(record.cursors_before))
         chosen: list[Company] = []
         finished: list[float] = []
         left: list[Positions] = []  # the positions the load left, read under the dataset lock after it
@@ -124,9 +130,13 @@ def run_pipeline(
                 window, strict=request.strict, reconcile=request.reconcile, positions=positions
             )
             monitor.report = options.report
+            kind = "a backfill" if window else "a sweep" if request.reconcile else "incremental"
+            log.info("%d companies, %d resources, %s: fetching", len(chosen), len(resources), kind)
             return Chosen(connector.source(chosen, options).with_resources(*resources), deletions=deletions)
 
         def rows(loaded: Loaded | None, error: BaseException | None) -> list[dict[str, Any]]:
+            if error is not None and exit_code(find_cause(error)) == EXIT_USAGE:
+                return []  # a mistyped --company or --resource: nothing ran, so nothing to record
             after = (left[-1] if left else positions).cursors() if loaded is not None else {}
             load_id = loaded.load_id if loaded is not None else None
             if monitor.report is not None:
@@ -137,6 +147,8 @@ def run_pipeline(
 
         def on_phase(phase: str) -> None:
             monitor.set_phase(phase)
+            if phase in PHASE_LINES:
+                log.info("%s", PHASE_LINES[phase])
             if phase == "done":
                 finished.append(clock.monotonic())  # before the history is written
 
@@ -144,6 +156,7 @@ def run_pipeline(
         loaded = load_step(pipeline, target, choose, history, rows, on_phase=on_phase, phases=phases)
         report = monitor.report
         assert report is not None
+        log_outcome(loaded, report, client.stats, connector.tokens.refreshes)
         return RunResult(
             companies=chosen,
             report=report,
@@ -162,6 +175,30 @@ def run_pipeline(
             sweep_requests=sweep_requests(client.stats, connector.document_types, report.swept),
             phases=phases.seconds(),
         )
+
+
+PHASE_LINES = {
+    "deletions": "loaded; checking deletions",
+    "views": "making the analyst views",
+    "done": "warehouse done; writing run_history",
+}
+
+
+def log_outcome(loaded: Loaded, report: RunReport, stats: RequestStats, refreshes: int) -> None:
+    """The run in a few info lines: one per company, then the totals."""
+    failed = {failure.company_id for failure in report.failures}
+    for company, tables in sorted(report.rows.items()):
+        mark = " (FAILED: see the summary)" if company in failed else ""
+        log.info("company %s: %d rows in %d tables%s", company, sum(tables.values()), len(tables), mark)
+    rows = sum(loaded.table_rows.values())
+    log.info("load %s: %d rows into %d tables", loaded.load_id or "(none)", rows, len(loaded.table_rows))
+    log.info(
+        "API: %d requests, %d retries, %d throttled, %d token refreshes",
+        stats.requests,
+        stats.retries,
+        stats.throttled,
+        refreshes,
+    )
 
 
 def sweep_requests(stats: RequestStats, types: tuple[DocumentType, ...], swept: list[tuple[str, str]]) -> int:

@@ -34,6 +34,7 @@ class PostgresServer:
     folder: Path
     port: int
     bin: Path
+    password: bool = False  # scram-sha-256 with the password `postgres`, instead of trusting loopback
 
     @property
     def dsn(self) -> str:
@@ -45,16 +46,43 @@ class PostgresServer:
 
     def start(self) -> None:
         data = self.folder / "data"
+        auth = ["-A", "trust"]
+        if self.password:
+            secret = self.folder / "pwfile"
+            secret.write_text("postgres\n")
+            if os.geteuid() == 0:
+                shutil.chown(secret, "postgres", "postgres")
+            auth = ["-A", "scram-sha-256", f"--pwfile={secret}"]
         subprocess.run(
-            self._as_owner(str(self.bin / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"),
+            self._as_owner(str(self.bin / "initdb"), "-D", str(data), *auth, "-U", "postgres", "--no-sync"),
             check=True,
             capture_output=True,
         )
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server (again, after `pause`), waiting until it accepts connections."""
         options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
         subprocess.run(
             self._as_owner(
-                str(self.bin / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.folder / "log"), "-w", "start"
+                str(self.bin / "pg_ctl"),
+                "-D",
+                str(self.folder / "data"),
+                "-o",
+                options,
+                "-l",
+                str(self.folder / "log"),
+                "-w",
+                "start",
             ),
+            check=True,
+            capture_output=True,
+        )
+
+    def pause(self) -> None:
+        """Stop the server as a maintenance window or a failover does: open connections are cut."""
+        subprocess.run(
+            self._as_owner(str(self.bin / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "fast", "-w", "stop"),
             check=True,
             capture_output=True,
         )
@@ -77,10 +105,10 @@ class PostgresServer:
         return self.dsn.rsplit("/", 1)[0] + "/" + name
 
 
-def start_postgres() -> PostgresServer:
+def start_postgres(password: bool = False) -> PostgresServer:
     folder = Path(tempfile.mkdtemp(prefix="am-pg-"))
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres", "postgres")
-    server = PostgresServer(folder, free_port(), pg_bin())
+    server = PostgresServer(folder, free_port(), pg_bin(), password)
     server.start()
     return server

@@ -1,5 +1,5 @@
 """`python -m approvalmax_pipeline.pipelines.cli`, as the tests and the bench start the command."""
 
-from approvalmax_pipeline.pipelines.cli.app import main
+from approvalmax_pipeline.pipelines.cli import main
 
 main()

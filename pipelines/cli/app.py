@@ -18,7 +18,7 @@ import typer
 
 from approvalmax_pipeline.pipelines.cli.auth import auth_app
 from approvalmax_pipeline.pipelines.cli.common import DEBUG, JsonOption, current_settings, err, handle_errors, out
-from approvalmax_pipeline.pipelines.errors import EXIT_FAILED, EXIT_OK
+from approvalmax_pipeline.pipelines.errors import EXIT_FAILED, EXIT_OK, interrupted
 from approvalmax_pipeline.pipelines.warehouse.target import DATASET_NAME, PIPELINE_NAME
 
 app = typer.Typer(
@@ -59,8 +59,10 @@ def options(
         err.print(f"error: --log-level {log_level!r} is not one of debug, info, warning, error", style="red")
         raise typer.Exit(2)
     log_to_stderr(level, log_third_party)
-    # dlt warns about every all-null column; keep its log at error unless asked for more.
-    os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR" if level >= logging.WARNING else log_level.upper())
+    # dlt warns about every all-null column; keep its log at error unless asked for more. Its info
+    # records (a line per normaliser, job and pool: hundreds a run) come with --log-level debug; at
+    # info the run log is ours (phases, companies, counts, retries) and dlt's warnings.
+    os.environ.setdefault("RUNTIME__LOG_LEVEL", DLT_LEVELS.get(level, "DEBUG"))
     # dlt's records in our layout, so a log has one format (dlt keeps a handler of its own)
     os.environ.setdefault("RUNTIME__LOG_FORMAT", DLT_LOG_FORMAT)
     # dlt would catch Ctrl-C during normalise and load, finish its running jobs and return as if all
@@ -103,6 +105,8 @@ def print_version(value: bool) -> None:
     raise typer.Exit(0)
 
 
+# dlt's own log level for each of ours (see options()).
+DLT_LEVELS = {logging.ERROR: "ERROR", logging.WARNING: "ERROR", logging.INFO: "WARNING"}
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 DLT_LOG_FORMAT = "{asctime} {levelname} {name}: {message}"  # the same, in dlt's `{` style
 # Libraries whose records say how connections and locks work, not what the run does.
@@ -122,6 +126,29 @@ def log_to_stderr(level: int, third_party: bool = False) -> None:
     handler.approvalmax = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
+    dlt_logger = logging.getLogger("dlt")  # dlt logs to a handler of its own, named after its run context
+    for old in [f for f in dlt_logger.filters if isinstance(f, OneLineRecords)]:
+        dlt_logger.removeFilter(old)
+    dlt_logger.addFilter(OneLineRecords())
+
+
+class OneLineRecords(logging.Filter):
+    """dlt's records without tracebacks unless --debug: a warehouse fault it logs (say `Transient
+    exception in job ...`, once per job and attempt) is left out, because the retry and the one
+    line naming it say it; any other record keeps its text and its exception's first line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if DEBUG["on"] or not record.exc_info or record.exc_info[1] is None:
+            return True
+        from approvalmax_pipeline.pipelines.warehouse.faults import classify
+        from approvalmax_pipeline.sources.errors import first_line
+
+        exc = record.exc_info[1]
+        if classify(exc) is not None or interrupted(exc):
+            return False
+        record.msg, record.args = f"{record.getMessage()}: {first_line(exc)}", ()
+        record.exc_info, record.exc_text = None, None
+        return True
 
 
 # Off a terminal, `--progress` writes a status line this often instead of a live one.
@@ -184,7 +211,8 @@ WaitOption = Annotated[
     typer.Option(
         min=0,
         envvar="APPROVALMAX_WAIT",
-        help="Seconds to wait for another run of this pipeline, or a DuckDB file in use (else exit 4).",
+        help="Seconds to wait for another run of this pipeline (else exit 4); a DuckDB file in use is waited "
+        "for this long or warehouse_retry_seconds, whichever is longer.",
     ),
 ]
 PipelineOption = Annotated[str, typer.Option("--pipeline-name", help="dlt pipeline name (working folder and state).")]
@@ -396,12 +424,13 @@ def status(
         emit(status_document(freshness, failures, max_age, code))
         raise typer.Exit(code)
     for f in freshness:
-        when = f.last_success_at.isoformat() if f.last_success_at else "never"
         mark = "STALE" if f.stale else "ok"
-        out.print(
-            f"{mark} company {f.company_id} · {f.resource} · last loaded {when} ({age_text(f.age_seconds)} ago)",
-            markup=False,
+        when = (
+            f"last loaded {f.last_success_at.isoformat()} ({age_text(f.age_seconds)} ago)"
+            if f.last_success_at
+            else "never loaded"
         )
+        out.print(f"{mark} company {f.company_id} · {f.resource} · {when}", markup=False)
     for failure in failures:
         out.print(
             f"FAILED company {failure.company_id or '-'} · {failure.resource or '-'} · "

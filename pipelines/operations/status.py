@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from approvalmax_pipeline.pipelines.warehouse.factory import duckdb_path, make_pipeline
-from approvalmax_pipeline.pipelines.warehouse.run_history import FRESHNESS_VIEW, TABLE
+from approvalmax_pipeline.pipelines.warehouse.run_history import FRESH_STATUSES, FRESHNESS_VIEW, TABLE
 from approvalmax_pipeline.pipelines.warehouse.target import Target
 from approvalmax_pipeline.sources.approvalmax.errors import ApprovalMaxError
 from approvalmax_pipeline.sources.errors import first_line
@@ -49,12 +49,7 @@ def read_status(target: Target, max_age_seconds: float) -> tuple[list[Freshness]
         f"LEFT JOIN {dataset}.{FRESHNESS_VIEW} AS f ON f.company_id = k.company_id AND f.resource = k.resource "
         "ORDER BY k.company_id, k.resource"
     )
-    failed_sql = (
-        f"SELECT h.company_id, h.resource, h.finished_at, h.error FROM {dataset}.{TABLE} AS h "
-        f"LEFT JOIN {dataset}.{FRESHNESS_VIEW} AS f ON f.company_id = h.company_id AND f.resource = h.resource "
-        "WHERE h.status = 'failed' AND (f.last_success_at IS NULL OR h.finished_at > f.last_success_at) "
-        "ORDER BY h.finished_at DESC LIMIT 100"
-    )
+    failed_sql = failures_sql(dataset)
     try:
         with pipeline.sql_client() as client:
             fresh = client.execute_sql(fresh_sql) or []
@@ -76,6 +71,22 @@ def read_status(target: Target, max_age_seconds: float) -> tuple[list[Freshness]
     ]
     failures = [Failure(company, resource, finished, str(error or "")) for company, resource, finished, error in failed]
     return freshness, failures
+
+
+def failures_sql(dataset: str) -> str:
+    """The failures newer than their resource's last success. A failure of a whole run (no company,
+    no resource: it failed before it knew them) is cleared by any later success of its pipeline;
+    a join on its NULL company would never find one."""
+    statuses = ", ".join(f"'{s}'" for s in FRESH_STATUSES)
+    return (
+        f"SELECT h.company_id, h.resource, h.finished_at, h.error FROM {dataset}.{TABLE} AS h "
+        f"LEFT JOIN {dataset}.{FRESHNESS_VIEW} AS f ON f.company_id = h.company_id AND f.resource = h.resource "
+        "WHERE h.status = 'failed' AND CASE WHEN h.company_id IS NULL THEN NOT EXISTS ("
+        f"SELECT 1 FROM {dataset}.{TABLE} AS s WHERE s.pipeline = h.pipeline AND s.status IN ({statuses}) "
+        "AND s.finished_at > h.finished_at) "
+        "ELSE (f.last_success_at IS NULL OR h.finished_at > f.last_success_at) END "
+        "ORDER BY h.finished_at DESC LIMIT 100"
+    )
 
 
 def age_text(seconds: float | None) -> str:

@@ -29,6 +29,8 @@ from filelock import FileLock, Timeout
 
 from approvalmax_pipeline.pipelines.errors import BusyError
 from approvalmax_pipeline.pipelines.warehouse.factory import duckdb_path
+from approvalmax_pipeline.pipelines.warehouse.faults import before_each_retry, with_warehouse_retries
+from approvalmax_pipeline.pipelines.warehouse.target import WAREHOUSE_RETRY_SECONDS, Target
 from approvalmax_pipeline.sources.oauth_tokens.postgres_store import is_postgres_url
 
 log = logging.getLogger(__name__)
@@ -39,17 +41,24 @@ DATASET_LOCK_TIMEOUT = 3600.0
 
 @contextlib.contextmanager
 def dataset_lock(
-    pipeline: dlt.Pipeline, lock_home: str | None = None, timeout: float = DATASET_LOCK_TIMEOUT
+    pipeline: dlt.Pipeline,
+    lock_home: str | None = None,
+    timeout: float = DATASET_LOCK_TIMEOUT,
+    retry_seconds: float = WAREHOUSE_RETRY_SECONDS,
 ) -> Iterator[None]:
     """Hold the pipeline's dataset for a load. `lock_home` (the `token_store` setting) hosts the lock for
-    destinations without one of their own; without it they pass straight through."""
+    destinations without one of their own; without it they pass straight through. A PostgreSQL
+    server that cannot be reached is retried for `retry_seconds` (faults.py)."""
     destination = pipeline.destination.destination_name if pipeline.destination else ""
     started = time.monotonic()
     lock: contextlib.AbstractContextManager[None]
     if destination == "postgres":
         credentials: Any = pipeline.destination_client().config.credentials
         key = f"approvalmax-load:{pipeline.dataset_name}"
-        lock = _advisory_lock(credentials.to_native_representation(), key, pipeline.dataset_name, timeout)
+        where = f"PostgreSQL {credentials.host}:{credentials.port}/{credentials.database}"
+        lock = _advisory_lock(
+            credentials.to_native_representation(), key, pipeline.dataset_name, timeout, retry_seconds, where
+        )
     elif destination == "duckdb" and (path := duckdb_path(pipeline)) is not None:
         lock = _file_lock(path.with_name(path.name + ".load.lock"), str(path), timeout)
     elif destination and lock_home:
@@ -57,7 +66,8 @@ def dataset_lock(
         fingerprint = pipeline.destination_client().config.fingerprint()
         key = f"approvalmax-load:{destination}:{fingerprint}:{pipeline.dataset_name}"
         if is_postgres_url(lock_home):
-            lock = _advisory_lock(lock_home, key, pipeline.dataset_name, timeout)
+            where = "the token store's PostgreSQL, which holds the dataset lock"
+            lock = _advisory_lock(lock_home, key, pipeline.dataset_name, timeout, retry_seconds, where)
         else:
             name = "approvalmax-load-" + hashlib.sha256(key.encode()).hexdigest()[:16] + ".lock"
             folder = Path(lock_home).expanduser().parent
@@ -83,23 +93,69 @@ def _file_lock(path: Path, what: str, timeout: float) -> Iterator[None]:
         ) from exc
 
 
-@contextlib.contextmanager
-def _advisory_lock(dsn: str, key: str, dataset: str, timeout: float) -> Iterator[None]:
-    """A session-level advisory lock on its own connection: the server drops it if the run dies."""
-    import psycopg2
+class _Advisory:
+    """A session-level advisory lock on a connection of its own: the server drops it if the run dies,
+    and also when the server restarts, so a retried step takes it again first (`regain`)."""
 
-    connection = psycopg2.connect(dsn)
-    try:
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute("SET statement_timeout = %s", (int(timeout * 1000),))
+    def __init__(self, dsn: str, key: str, dataset: str, timeout: float) -> None:
+        self.dsn, self.key, self.dataset, self.timeout = dsn, key, dataset, timeout
+        self.connection: Any = None
+
+    def acquire(self) -> None:
+        import psycopg2
+
+        self.close()
+        self.connection = psycopg2.connect(self.dsn)
+        self.connection.autocommit = True
+        with self.connection.cursor() as cursor:
+            cursor.execute("SET statement_timeout = %s", (int(self.timeout * 1000),))
             try:
-                cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+                cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", (self.key,))
             except psycopg2.errors.QueryCanceled as exc:
                 raise BusyError(
-                    f"other loads into dataset {dataset} held its lock for {timeout:.0f} s; "
+                    f"other loads into dataset {self.dataset} held its lock for {self.timeout:.0f} s; "
                     "nothing was changed: run again later"
                 ) from exc
+
+    def regain(self) -> None:
+        """Take the lock again if its connection is gone (a restart or failover dropped it)."""
+        import psycopg2
+
+        try:
+            with self.connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except psycopg2.Error:
+            log.info("the dataset lock's connection was lost: taking the lock of dataset %s again", self.dataset)
+            self.acquire()
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()  # the server drops the session's advisory lock with it
+            self.connection = None
+
+
+_HELD: list[_Advisory] = []
+
+
+def _regain_held() -> None:
+    for lock in list(_HELD):
+        lock.regain()
+
+
+before_each_retry(_regain_held)
+
+
+@contextlib.contextmanager
+def _advisory_lock(
+    dsn: str, key: str, dataset: str, timeout: float, retry_seconds: float, where: str
+) -> Iterator[None]:
+    lock = _Advisory(dsn, key, dataset, timeout)
+    target = Target("postgres", dataset, retry_seconds=retry_seconds)
+    try:
+        with_warehouse_retries("taking the dataset lock", lock.acquire, target, where=where)
+        _HELD.append(lock)
         yield
     finally:
-        connection.close()  # the server drops the session's advisory lock with it
+        if lock in _HELD:
+            _HELD.remove(lock)
+        lock.close()

@@ -114,11 +114,15 @@ def bound_duckdb_memory() -> None:
         os.environ[_env_name(DUCKDB_GLOBAL_CONFIG)] = json.dumps({"memory_limit": DUCKDB_MEMORY_LIMIT})
 
 
-def completed_target(target: Target, token_store: str) -> Target:
-    """The target with its destination resolved, and its dataset lock beside the token family
-    (the `token_store` setting) unless the caller named another home."""
+def completed_target(target: Target, token_store: str, retry_seconds: float | None = None) -> Target:
+    """The target with its destination resolved, its dataset lock beside the token family (the
+    `token_store` setting) unless the caller named another home, and the `warehouse_retry_seconds`
+    setting when given."""
     return replace(
-        target, destination=resolve_destination(target.destination), lock_home=target.lock_home or token_store
+        target,
+        destination=resolve_destination(target.destination),
+        lock_home=target.lock_home or token_store,
+        retry_seconds=target.retry_seconds if retry_seconds is None else retry_seconds,
     )
 
 

@@ -21,6 +21,7 @@ from dlt.extract.source import DltSource
 from approvalmax_pipeline.pipelines.warehouse.dataset_lock import dataset_lock
 from approvalmax_pipeline.pipelines.warehouse.deletions import Deletions
 from approvalmax_pipeline.pipelines.warehouse.factory import loader_file_format, resolve_destination
+from approvalmax_pipeline.pipelines.warehouse.faults import with_warehouse_retries
 from approvalmax_pipeline.pipelines.warehouse.phases import Phases
 from approvalmax_pipeline.pipelines.warehouse.run_history import record_history
 from approvalmax_pipeline.pipelines.warehouse.target import Target
@@ -71,7 +72,7 @@ class Views:
 
 class HistoryLog:
     """run_history rows, written by `record_history` at most every `every_seconds` (0: at once);
-    rows in between are summed into one per company and resource."""
+    rows in between are summed into one per company and resource; `after`: the step's own error."""
 
     def __init__(self, target: Target, every_seconds: float = 0.0, clock: Clock = SYSTEM_CLOCK) -> None:
         self.target = target
@@ -80,16 +81,16 @@ class HistoryLog:
         self._rows: list[dict[str, Any]] = []
         self._written_at = clock.monotonic()
 
-    def add(self, rows: list[dict[str, Any]]) -> None:
+    def add(self, rows: list[dict[str, Any]], after: BaseException | None = None) -> None:
         self._rows.extend(rows)
-        self.flush(force=False)
+        self.flush(force=False, after=after)
 
-    def flush(self, force: bool = True) -> None:
+    def flush(self, force: bool = True, after: BaseException | None = None) -> None:
         if not self._rows or (not force and self._clock.monotonic() - self._written_at < self.every_seconds):
             return
         rows = self._rows if self.every_seconds <= 0 else merge_history(self._rows)
         self._rows, self._written_at = [], self._clock.monotonic()
-        record_history(self.target, rows)
+        record_history(self.target, rows, after=after, keep_going=self.every_seconds > 0)
 
 
 HistoryRows = Callable[[Loaded | None, BaseException | None], list[dict[str, Any]]]
@@ -116,7 +117,7 @@ def load_step(
     except Exception as exc:
         rows = history_rows(None, exc)
         with loaded.phases.timed("run_history"):
-            history.add(rows)
+            history.add(rows, after=exc)
         raise
     rows = history_rows(loaded, None)
     with loaded.phases.timed("run_history"):
@@ -130,14 +131,15 @@ def _load(loaded: Loaded, target: Target, chosen: Chosen, views: Views, on_phase
     if chosen.source is not None and not chosen.extract_under_lock:
         _extract_and_normalize(pipeline, target, chosen.source, loaded)
     # other pipelines may load into this dataset at the same time
-    with dataset_lock(pipeline, target.lock_home):
+    with dataset_lock(pipeline, target.lock_home, retry_seconds=target.retry_seconds):
         if chosen.source is not None:
             if chosen.extract_under_lock:
-                adopt_stored_schema(pipeline)  # no other load can store a newer one until this one is in
+                # no other load can store a newer one until this one is in
+                with_warehouse_retries("reading the stored schema", lambda: adopt_stored_schema(pipeline), target)
                 _extract_and_normalize(pipeline, target, chosen.source, loaded)
             try:
                 with phases.timed("load"):
-                    info = pipeline.load()
+                    info = with_warehouse_retries("loading", pipeline.load, target, pipeline)
             except Exception as exc:
                 locked = duckdb_lock_error(exc)
                 if locked is not None:
@@ -149,16 +151,20 @@ def _load(loaded: Loaded, target: Target, chosen: Chosen, views: Views, on_phase
         if chosen.deletions is None and not remake_views:
             on_phase("done")
             return  # a listener batch of known tables and no 404: no connection to open
-        with pipeline.sql_client() as sql:  # one connection for both
-            on_phase("deletions")
-            if chosen.deletions is not None:
-                with phases.timed("deletions"):
-                    loaded.deletions = chosen.deletions(pipeline, sql)
-            on_phase("views")
-            if remake_views and schema is not None:
-                with phases.timed("views"):
-                    loaded.views = tuple(create_views(pipeline, sql))
-                views.made_for = schema.version_hash
+
+        def deletions_and_views() -> None:  # retried whole, on a new connection
+            with pipeline.sql_client() as sql:  # one connection for both
+                on_phase("deletions")
+                if chosen.deletions is not None:
+                    with phases.timed("deletions"):
+                        loaded.deletions = chosen.deletions(pipeline, sql)
+                on_phase("views")
+                if remake_views and schema is not None:
+                    with phases.timed("views"):
+                        loaded.views = tuple(create_views(pipeline, sql))
+                    views.made_for = schema.version_hash
+
+        with_warehouse_retries("deletions and views", deletions_and_views, target, pipeline)
     on_phase("done")
 
 

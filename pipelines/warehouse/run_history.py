@@ -17,9 +17,10 @@ from typing import Any
 import dlt
 import pyarrow as pa
 
-from approvalmax_pipeline.pipelines.errors import interrupted
+from approvalmax_pipeline.pipelines.errors import WarehouseFault, find_cause, interrupted
 from approvalmax_pipeline.pipelines.warehouse.dataset_lock import dataset_lock
 from approvalmax_pipeline.pipelines.warehouse.factory import loader_file_format, make_pipeline, resolve_destination
+from approvalmax_pipeline.pipelines.warehouse.faults import is_warehouse_fault, named, place, with_warehouse_retries
 from approvalmax_pipeline.pipelines.warehouse.phases import PHASES
 from approvalmax_pipeline.pipelines.warehouse.target import Target
 from approvalmax_pipeline.pipelines.warehouse.views import DIALECTS, translate
@@ -36,6 +37,7 @@ TABLE = "run_history"
 FRESHNESS_VIEW = "company_freshness"
 # A resource is fresh as of its last run that loaded it, or found it not applicable (404).
 FRESH_STATUSES = ("ok", "not_applicable")
+# The other statuses: "failed", and "interrupted" (Ctrl-C or SIGINT stopped the run).
 
 COLUMNS: dict[str, dict[str, Any]] = {
     "run_id": {"data_type": "text", "nullable": False},
@@ -92,14 +94,15 @@ def history_rows(
     paths[USER_PROFILES_RESOURCE] = USER_PROFILES_PATH
     failures = {(f.company_id, f.resource): f.message for f in (report.failures if report else [])}
     absent = {(f.company_id, f.resource) for f in (report.not_applicable if report else [])}
-    message = first_line(error) if error is not None else None
+    stopped = error is not None and interrupted(error)
+    message = error_text(error) if error is not None else None
     targets: list[tuple[str | None, str | None]] = [(c, r) for c in record.companies for r in record.resources]
     targets = targets or [(None, None)]
     rows = []
     for company, resource in targets:
         key = (company or "", resource or "")
         if error is not None:
-            status, text = "failed", message
+            status, text = ("interrupted" if stopped else "failed"), message
         elif key in failures:
             status, text = "failed", failures[key]
         elif key in absent:
@@ -136,20 +139,44 @@ def history_rows(
     return rows
 
 
-def write_history(target: Target, rows: list[dict[str, Any]]) -> None:
+INTERRUPTED = (
+    "interrupted (Ctrl-C or SIGINT): nothing after the last completed load counts; the next run continues there"
+)
+
+
+def error_text(error: BaseException) -> str:
+    """The error's own words, not dlt's wrapper's first line (`Pipeline execution failed at step=...
+    with exception:`, cut where the cause begins)."""
+    if interrupted(error):
+        return INTERRUPTED
+    return first_line(find_cause(error))
+
+
+def write_history(target: Target, rows: list[dict[str, Any]], patient: bool = True) -> None:
     """Append the rows and (re)create `company_freshness`, under the dataset's lock, by a pipeline of
-    its own (`<pipeline>_history`, named after the rows' pipeline)."""
+    its own (`<pipeline>_history`, named after the rows' pipeline).
+
+    The rows become a load package first; only loading it talks to the warehouse, and that is what a
+    warehouse that went away retries (`patient`). A package that still fails stays pending in the
+    pipeline's working folder and is loaded with the next rows, so rows are neither lost nor doubled."""
     pipeline = make_pipeline(replace(target, pipeline_name=str(rows[0]["pipeline"]) + "_history"))
     destination = resolve_destination(target.destination)
     # as one Arrow table: dlt's row normaliser would spend a second on the 9,000 rows of a quiet run
     # over 1,000 companies, Arrow's writes them as they are
     resource = dlt.resource(as_arrow(rows), name=TABLE, write_disposition="append", columns=COLUMNS)  # type: ignore[call-overload]
-    with dataset_lock(pipeline, target.lock_home):
-        pipeline.run(resource, loader_file_format=loader_file_format(destination))  # type: ignore[arg-type]
-        dialect = DIALECTS.get(destination.destination_name, "duckdb")
-        with pipeline.sql_client() as client:
-            for statement in freshness_statements(target.dataset, dialect):
-                client.execute_sql(statement)
+    pipeline.extract(resource, loader_file_format=loader_file_format(destination))  # type: ignore[arg-type]
+    pipeline.normalize()
+
+    def load() -> None:
+        with dataset_lock(pipeline, target.lock_home, retry_seconds=target.retry_seconds):
+            pipeline.load()
+            dialect = DIALECTS.get(destination.destination_name, "duckdb")
+            with pipeline.sql_client() as client:
+                for statement in freshness_statements(target.dataset, dialect):
+                    client.execute_sql(statement)
+
+    window = target if patient else replace(target, retry_seconds=0)
+    with_warehouse_retries("writing run_history", load, window, pipeline)
 
 
 ARROW_TYPES: dict[str, pa.DataType] = {
@@ -162,7 +189,13 @@ ARROW_TYPES: dict[str, pa.DataType] = {
 
 def as_arrow(rows: list[dict[str, Any]]) -> pa.Table:
     """The rows with the table's declared types, every column present."""
-    schema = pa.schema([pa.field(name, ARROW_TYPES[str(column["data_type"])]) for name, column in COLUMNS.items()])
+    # nullability as declared, so dlt sees no hint differing from the table's (and warns of none)
+    schema = pa.schema(
+        [
+            pa.field(name, ARROW_TYPES[str(column["data_type"])], nullable=bool(column["nullable"]))
+            for name, column in COLUMNS.items()
+        ]
+    )
     return pa.Table.from_pylist(rows, schema=schema)
 
 
@@ -181,14 +214,32 @@ def freshness_statements(ds: str, dialect: str) -> list[str]:
     return [translate(f"CREATE OR REPLACE VIEW {ds}.{FRESHNESS_VIEW} AS {body}", dialect)]
 
 
-def record_history(target: Target, rows: list[dict[str, Any]]) -> None:
-    """write_history whose own failure is logged, never raised over the run's result or error;
+def record_history(
+    target: Target, rows: list[dict[str, Any]], after: BaseException | None = None, keep_going: bool = False
+) -> None:
+    """write_history, retrying a warehouse that went away for the target's retry window; rows that
+    still fail wait in the history pipeline's working folder and are written with the next ones.
+
+    `after` is the step's own error, if it failed: its rows get one attempt when that error was
+    the warehouse's (it was waited for already), and nothing here is raised over it. Otherwise a
+    warehouse that stays away fails the step with its one line and exit code, unless `keep_going`
+    (the listener: it logs the line and goes on). Any other failure is logged, never raised;
     Ctrl-C while it writes still stops the run with 130."""
     if not rows:
         return
+    patient = after is None or not is_warehouse_fault(after)
     try:
-        write_history(target, rows)
+        write_history(target, rows, patient)
+        log.info("run_history: %d rows written", len(rows))
     except Exception as exc:
         if interrupted(exc):
             raise
-        log.warning("could not write run_history for this run: %s", first_line(exc))
+        fault = exc if isinstance(exc, WarehouseFault) else named(exc, f"{place(target)} (writing run_history)")
+        if fault is None:
+            log.warning("could not write run_history for this run: %s", first_line(exc))
+        elif after is None and not keep_going:
+            if fault is exc:
+                raise
+            raise fault from exc
+        else:  # after a failed step its own line says it; the listener goes on, so this is its line
+            log.log(logging.INFO if after else logging.ERROR, "%s; run_history rows follow with the next ones", fault)

@@ -9,6 +9,9 @@ if TYPE_CHECKING:  # the CLI reads the defaults below without loading dlt
     from dlt.common.destination import Destination
 
 PIPELINE_NAME = "approvalmax"
+# How long a warehouse that went away (a restart, a failover, a dropped connection) is waited for,
+# retrying, before a run gives up with exit 5 (the `warehouse_retry_seconds` setting).
+WAREHOUSE_RETRY_SECONDS = 180.0
 DATASET_NAME = "approvalmax"
 
 
@@ -16,7 +19,8 @@ DATASET_NAME = "approvalmax"
 class Target:
     """A destination's dataset, loaded by a named dlt pipeline whose working folder is `pipelines_dir`
     (None: dlt's default). `wait` is how long to wait for another run of the pipeline or a busy DuckDB
-    file; `lock_home` (the `token_store` setting) hosts the dataset lock of destinations without one."""
+    file; `lock_home` (the `token_store` setting) hosts the dataset lock of destinations without one;
+    `retry_seconds` is how long a warehouse that went away is retried for (warehouse/faults.py)."""
 
     destination: str | Destination[Any, Any] = "duckdb"
     dataset: str = DATASET_NAME
@@ -24,6 +28,7 @@ class Target:
     pipelines_dir: str | None = None
     wait: float = 0.0
     lock_home: str | None = None
+    retry_seconds: float = WAREHOUSE_RETRY_SECONDS
 
     def for_pipeline(self, suffix: str) -> Target:
         """The same dataset, loaded by a pipeline of its own (`<name>_history`, `<name>_listener`)."""

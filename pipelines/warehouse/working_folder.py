@@ -22,14 +22,16 @@ from dlt.common.pipeline import get_dlt_pipelines_dir
 from dlt.common.schema import Schema
 from filelock import FileLock, Timeout
 
-from approvalmax_pipeline.pipelines.errors import BusyError, exception_chain
+from approvalmax_pipeline.pipelines.errors import BusyError
 from approvalmax_pipeline.pipelines.warehouse.dataset_lock import dataset_lock
 from approvalmax_pipeline.pipelines.warehouse.factory import make_pipeline
+from approvalmax_pipeline.pipelines.warehouse.faults import busy_error, duckdb_lock_error, with_warehouse_retries
 from approvalmax_pipeline.pipelines.warehouse.target import Target
 from approvalmax_pipeline.sources.approvalmax.state_layout import SOURCE_NAME
 
 BUSY_POLL_SECONDS = 1.0
 T = TypeVar("T")
+__all__ = ["adopt_stored_schema", "busy_error", "duckdb_lock_error", "restored_pipeline", "restored_with", "run_lock"]
 
 
 @contextlib.contextmanager
@@ -49,36 +51,26 @@ def run_lock(target: Target) -> Iterator[None]:
         ) from exc
 
 
-DUCKDB_LOCKED = "Could not set lock on file"
-
-
-def duckdb_lock_error(exc: BaseException) -> BaseException | None:
-    """The link of the chain saying a DuckDB file is held by another process, if any."""
-    return next((link for link in exception_chain(exc) if DUCKDB_LOCKED in str(link)), None)
-
-
-def busy_error(locked: BaseException) -> BusyError:
-    text = str(locked)
-    detail = text[text.find(DUCKDB_LOCKED) :].split(". See also")[0]
-    return BusyError(
-        f"{detail}: another process has the DuckDB file open; it was not touched. Try again when it is done"
-    )
-
-
 def restored_pipeline(target: Target) -> dlt.Pipeline:
     """A pipeline whose state and schema come from the warehouse, waiting up to `target.wait` s
-    for a DuckDB file another process holds."""
+    for a DuckDB file another process holds (and, like a warehouse that went away, for up to
+    `target.retry_seconds`: faults.py)."""
     return restored_with(target, lambda pipeline: None)[0]
 
 
 def restored_with(target: Target, read: Callable[[dlt.Pipeline], T]) -> tuple[dlt.Pipeline, T]:
-    """`restored_pipeline`, and what `read` reads from the warehouse under the same lock (a run's
-    positions: sources/approvalmax/positions.py)."""
+    """`restored_pipeline`, and what `read` reads from the warehouse under the same lock and retries
+    (a run's positions: sources/approvalmax/positions.py)."""
+    return with_warehouse_retries("restoring the pipeline's state", lambda: _restored(target, read), target)
+
+
+def _restored(target: Target, read: Callable[[dlt.Pipeline], T]) -> tuple[dlt.Pipeline, T]:
     deadline = time.monotonic() + max(target.wait, 0.0)
     while True:
         pipeline = make_pipeline(target).drop()
         try:
-            with dataset_lock(pipeline, target.lock_home):  # a DuckDB file is another run's while it loads
+            # a DuckDB file is another run's while it loads
+            with dataset_lock(pipeline, target.lock_home, retry_seconds=target.retry_seconds):
                 pipeline.sync_destination()
                 if SOURCE_NAME not in pipeline.schemas:  # a pipeline's first run: start from what others stored
                     adopt_stored_schema(pipeline)

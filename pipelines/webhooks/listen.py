@@ -77,7 +77,12 @@ def listen(
     """Serve until SIGTERM/SIGINT (or `stop`); returns what the loader did."""
     secrets = check_secrets(settings)
     # a pipeline of its own, which never waits for a busy DuckDB file: a failed batch is tried again
-    target = replace(completed_target(request.target, settings.token_store).for_pipeline("_listener"), wait=0.0)
+    target = replace(
+        completed_target(request.target, settings.token_store, settings.warehouse_retry_seconds).for_pipeline(
+            "_listener"
+        ),
+        wait=0.0,
+    )
     stop = stop or threading.Event()
     with run_lock(target), Connector(settings) as connector:
         queue = EventQueue(request.queue_path)

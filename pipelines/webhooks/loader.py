@@ -22,6 +22,7 @@ import dlt
 from dlt.destinations.sql_client import SqlClientBase
 
 from approvalmax_pipeline.pipelines.warehouse.deletions import Deletions, apply_deletions
+from approvalmax_pipeline.pipelines.warehouse.faults import is_warehouse_fault
 from approvalmax_pipeline.pipelines.warehouse.load_step import Chosen, HistoryLog, Loaded, Views, load_step
 from approvalmax_pipeline.pipelines.warehouse.run_history import RunRecord, history_rows
 from approvalmax_pipeline.pipelines.warehouse.target import Target
@@ -110,6 +111,9 @@ class WebhookLoader:
         except Exception as exc:  # nothing of this batch counts; its events stay queued
             self._pipeline = None  # the next batch starts from the warehouse again
             self.status.last_error = first_line(exc)
+            if is_warehouse_fault(exc):  # not the events' fault: they keep their attempts
+                log.error("webhook batch of %d events waits for the warehouse: %s", len(batch), self.status.last_error)
+                return
             log.error("webhook batch of %d events not loaded: %s", len(batch), self.status.last_error)
             self._gave_up(self.queue.failed(batch, self.status.last_error))
             return

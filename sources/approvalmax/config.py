@@ -94,6 +94,9 @@ class ApprovalMaxSettings(BaseConfiguration):
     hard_deletes: bool = False
     # Keep every version seen in request_versions (docs/tables.md); false: the latest only.
     keep_history: bool = True
+    # Seconds a warehouse that went away (a restart, a failover, a dropped connection, a lock
+    # timeout) is retried for before a run gives up with exit 5; 0: not retried.
+    warehouse_retry_seconds: float = 180.0
     # `approvalmax listen`: the last part of the webhook URL, /webhooks/approvalmax/<secret> (a secret).
     webhook_secret: TSecretStrValue | None = None
     # The secret before the last change, accepted too while ApprovalMax is moved to the new one.
@@ -139,6 +142,8 @@ def validate(settings: ApprovalMaxSettings) -> None:
         raise ConfigError(f"{env_name('rate_limit_per_minute')} must be 0 (off) or more")
     if settings.max_attempts < 1:
         raise ConfigError(f"{env_name('max_attempts')} must be 1 or more")
+    if settings.warehouse_retry_seconds < 0:
+        raise ConfigError(f"{env_name('warehouse_retry_seconds')} must be 0 (no retries) or more")
     if settings.reconcile_every_hours < 0:
         raise ConfigError(f"{env_name('reconcile_every_hours')} must be 0 (only with --reconcile) or more")
 

@@ -27,7 +27,8 @@ class LoadedVersions:
         if not isinstance(request_id, str) or not request_id or modified is None:
             return False
         self._fetched.setdefault(company_id, {})[request_id] = modified
-        return self._stored.get(company_id, {}).get(request_id) == format_timestamp(modified)
+        stored = self._stored.get(company_id, {}).get(request_id)
+        return stored is not None and stored == format_timestamp(modified)  # formatted only when kept
 
     def trim(self, company_id: str, below: datetime) -> None:
         """Forget this run's versions older than `below`, a time the next run's floor cannot fall

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -111,14 +112,17 @@ def test_second_run_with_wait_runs_after_the_first(workspace: Workspace) -> None
     assert_equals_sandbox(workspace)
 
 
-def test_duckdb_file_in_use_exits_4_before_any_api_call(workspace: Workspace) -> None:
+def test_duckdb_file_held_past_the_wait_exits_4_before_any_api_call(workspace: Workspace) -> None:
     assert workspace.cli("run", "--no-progress", "--resource", "companies").returncode == 0
     workspace.admin("POST", "reset-stats")
     before = workspace.token_file.read_text()
     workspace.release()
     holder = duckdb.connect(str(workspace.duckdb_file))  # e.g. an analyst's notebook with a write lock
     try:
-        result = workspace.process("run", "--no-progress", "--wait", "1")
+        # a held file is waited for up to warehouse_retry_seconds (180 by default): here 1 s
+        result = workspace.process(
+            "run", "--no-progress", "--wait", "1", env={"SOURCES__APPROVALMAX__WAREHOUSE_RETRY_SECONDS": "1"}
+        )
     finally:
         holder.close()
     assert result.returncode == 4, result.stderr
@@ -126,3 +130,86 @@ def test_duckdb_file_in_use_exits_4_before_any_api_call(workspace: Workspace) ->
     assert workspace.admin("GET", "stats")["requests"] == 0
     assert workspace.token_file.read_text() == before
     assert workspace.cli("run", "--no-progress").returncode == 0
+
+
+READER = (
+    "import duckdb, sys\n"
+    "db = duckdb.connect(sys.argv[1], read_only=True)\n"
+    "print('holding', flush=True)\n"
+    "sys.stdin.readline()\n"
+)
+
+
+def test_a_reader_holding_the_duckdb_file_makes_a_run_wait_quietly_and_go_on(workspace: Workspace) -> None:
+    """An analyst's read-only connection (a notebook, a BI tool) open as the run starts, closed once
+    the run is waiting for it: the run waits without a word at the default level and loads everything."""
+    assert workspace.cli("run", "--no-progress", "--resource", "companies").returncode == 0
+    workspace.release()
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(workspace.duckdb_file)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert reader.stdout is not None and reader.stdin is not None
+    assert reader.stdout.readline().strip() == "holding"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", "--log-level", "info", "run", "--no-progress"],
+        cwd=workspace.root,
+        env=workspace.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert run.stderr is not None
+    lines = []
+    for line in run.stderr:  # the run says at info level that it waits; then the reader lets go
+        lines.append(line)
+        if "another process has the DuckDB file open" in line:
+            break
+    reader.stdin.close()  # ends the reader (also if the run ended without waiting, which fails below)
+    reader.wait(timeout=60)
+    _stdout, rest = run.communicate(timeout=180)
+    stderr = "".join(lines) + rest
+    assert run.returncode == 0, stderr
+    waits = [line for line in stderr.splitlines() if "another process has the DuckDB file open" in line]
+    assert waits and all(" INFO " in line for line in waits), stderr  # it waited, quietly
+    loud = [line for line in stderr.splitlines() if " WARNING " in line or " ERROR " in line]
+    assert loud == [], stderr
+    assert_equals_sandbox(workspace)
+
+
+def test_a_reader_holding_the_duckdb_file_makes_a_listener_batch_wait_quietly_and_go_on(ws: Workspace) -> None:
+    from .test_listener import listening
+
+    assert ws.cli("run", "--no-progress").returncode == 0
+    with listening(ws, env={"APPROVALMAX_LOG_LEVEL": "info"}) as listener:
+        ws.release()
+        reader = subprocess.Popen(
+            [sys.executable, "-c", READER, str(ws.duckdb_file)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert reader.stdout is not None and reader.stdin is not None
+        assert reader.stdout.readline().strip() == "holding"
+        ws.admin("POST", "config", webhook_url=listener.endpoint)
+        changes = ws.admin("POST", "mutate", modify=2, add=1)
+        expected = len(changes["modified"]) + len(changes["added"])
+        assert listener.process.stderr is not None
+        lines = []
+        for line in listener.process.stderr:  # the batch says at info level that it waits
+            lines.append(line)
+            if "another process has the DuckDB file open" in line:
+                break
+        reader.stdin.close()  # the reader lets go (also if the listener ended, which fails below)
+        reader.wait(timeout=60)
+        assert len(listener.wait_loaded(expected)) >= expected
+        listener.process.send_signal(signal.SIGTERM)
+        _out, rest = listener.process.communicate(timeout=60)
+        stderr = "".join(lines) + rest
+        assert listener.process.returncode == 0, stderr
+    assert any("another process has the DuckDB file open" in line for line in lines), stderr
+    loud = [line for line in stderr.splitlines() if " WARNING " in line or " ERROR " in line or "Traceback" in line]
+    assert loud == [], stderr
+    assert_equals_sandbox(ws)

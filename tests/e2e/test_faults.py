@@ -263,3 +263,71 @@ def test_ctrl_c_in_extract_normalise_or_load_exits_130_then_a_clean_rerun(big_wo
     rerun = workspace.cli("run", "--no-progress")
     assert rerun.returncode == 0, f"interrupted in {phase}: {rerun.stderr}"
     assert_equals_sandbox(workspace)
+
+
+CTRL_C_MOMENTS = int(os.environ.get("CTRL_C_MOMENTS", "30"))
+# Before this the interpreter is starting, and Python's own handling of SIGINT applies, not ours.
+INTERPRETER_START = 0.15
+
+
+def interrupt_at(workspace: Workspace, seconds: float, args: list[str]) -> subprocess.CompletedProcess[str] | None:
+    """Start a run and send it SIGINT (as Ctrl-C does) `seconds` later; None if it ended first."""
+    run = subprocess.Popen(
+        [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", *args],
+        cwd=workspace.root,
+        env=workspace.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a terminal
+    )
+    try:
+        run.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        run.send_signal(signal.SIGINT)
+        stdout, stderr = run.communicate(timeout=120)
+        return subprocess.CompletedProcess(args, run.returncode, stdout, stderr)
+    run.communicate()
+    return None
+
+
+def ended_before(result: subprocess.CompletedProcess[str]) -> bool:
+    """The run had finished (its summary printed, nothing on stderr) and the interpreter was ending:
+    there Python runs no more handlers (exit 0), or has left SIGINT to the system, which ends the
+    process by the signal (-2; a shell shows 130)."""
+    return result.returncode in (0, -signal.SIGINT) and not result.stderr and "API requests" in result.stdout
+
+
+def test_ctrl_c_at_moments_spread_over_a_whole_run_exits_130_each_time_then_a_clean_rerun(
+    workspace: Workspace,
+) -> None:
+    """SIGINT at CTRL_C_MOMENTS moments spread evenly over a backfill (which does every phase each
+    time: restore, extract, normalise, load with its merges and truncates, views, history): exit 130
+    and one line each time, never a traceback; run_history says `interrupted`; the next run is exact."""
+    args = ["run", "--no-progress", "--since", "2000-01-01"]
+    started = time.monotonic()
+    whole = workspace.process(*args)
+    duration = time.monotonic() - started
+    assert whole.returncode == 0, whole.stderr
+    interrupted = 0
+    for moment in range(CTRL_C_MOMENTS):
+        at = INTERPRETER_START + (duration - INTERPRETER_START) * (moment + 0.5) / CTRL_C_MOMENTS
+        workspace.admin("POST", "mutate", modify=2, add=1)
+        workspace.release()
+        result = interrupt_at(workspace, at, args)
+        if result is None or ended_before(result):
+            continue  # this run was quicker than the measured one and had ended
+        interrupted += 1
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        context = f"SIGINT {at:.2f} s into a {duration:.2f} s run: {result.stderr[-3000:]}"
+        assert result.returncode == 130, context
+        assert lines and lines[-1].startswith("interrupted: stopped cleanly"), context
+        assert "Traceback" not in result.stderr and "unexpected" not in result.stderr, context
+    assert interrupted >= CTRL_C_MOMENTS * 0.8, f"only {interrupted} of {CTRL_C_MOMENTS} runs were still running"
+    statuses = {status for (status,) in workspace.query("select distinct status from approvalmax.run_history")}
+    assert "failed" not in statuses, statuses
+    assert "interrupted" in statuses, statuses
+    workspace.admin("POST", "mutate", modify=2, add=1)
+    rerun = workspace.cli("run", "--no-progress")
+    assert rerun.returncode == 0, rerun.stderr
+    assert_equals_sandbox(workspace)

@@ -87,3 +87,20 @@ def test_a_debug_log_has_one_format_and_no_third_party_noise_unless_asked(ws: Wo
     noisy = ws.process("--log-level", "debug", "--log-third-party", "run", "--no-progress")
     assert noisy.returncode == 0
     assert any(" DEBUG httpcore." in line for line in noisy.stderr.splitlines())
+
+
+def test_an_info_log_is_the_run_in_tens_of_lines_without_dlts_hint_warnings(ws: Workspace) -> None:
+    """Phases, companies, counts, API totals: the run readable at a glance. dlt's own info records
+    (a line per normaliser, job and pool) come with --log-level debug."""
+    result = ws.process("--log-level", "info", "run", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert 5 <= len(lines) <= 60, result.stderr
+    assert not [line for line in lines if "column hints were different" in line or "overwrite arrow hint" in line]
+    for company in ws.sandbox.dataset.company_ids():
+        assert any(f"company {company}: " in line for line in lines), result.stderr
+    assert any("API: " in line and " requests" in line for line in lines), result.stderr
+    # at debug dlt logs each column whose hint differs: there is none
+    debug = ws.process("--log-level", "debug", "run", "--no-progress", "--since", "2000-01-01")
+    assert debug.returncode == 0, debug.stderr[-3000:]
+    assert "overwrite arrow hint" not in debug.stderr and "column hints were different" not in debug.stderr

@@ -51,7 +51,7 @@ def test_history_and_freshness_after_a_run_with_a_failing_company(
     status = ws.cli("status")
     assert status.returncode == 1, status.stdout + status.stderr
     assert f"FAILED company {victim} · xero_bills" in status.stdout
-    assert f"STALE company {victim} · xero_bills · last loaded never" in status.stdout
+    assert f"STALE company {victim} · xero_bills · never loaded\n" in status.stdout
 
     ws.admin("POST", "config", disabled_companies=[])
     ws.admin("POST", "mutate", modify=3, add=2)
@@ -79,6 +79,19 @@ def test_a_run_that_fails_outright_is_in_the_history(ws: Workspace) -> None:
     ws.admin("POST", "enable")
     last = history(ws)[-1]
     assert last["status"] == "failed" and last["company_id"] is None and "disabled or deleted" in last["error"]
+    failing = ws.cli("status")
+    assert failing.returncode == 0 and "FAILED company - · - · " in failing.stdout, failing.stdout
+    # a later success of the pipeline clears the whole run's failure
+    assert ws.cli("run", "--no-progress").returncode == 0
+    cleared = ws.cli("status")
+    assert cleared.returncode == 0 and "FAILED" not in cleared.stdout and "0 failure(s)" in cleared.stdout
+
+
+def test_a_usage_error_writes_no_history(ws: Workspace) -> None:
+    assert ws.cli("run", "--no-progress").returncode == 0
+    before = history(ws)
+    assert ws.cli("run", "--no-progress", "--company", "not-a-company").returncode == 2
+    assert history(ws) == before
 
 
 def test_status_without_a_warehouse_says_so(ws: Workspace) -> None:

@@ -181,3 +181,19 @@ def test_row_ids_are_unique_within_and_across_builders() -> None:
     first, second = RowIds(), RowIds()
     drawn = [next(first) for _ in range(1000)] + [next(second) for _ in range(1000)]
     assert len(set(drawn)) == 2000 and {len(i) for i in drawn} == {20}
+
+
+def test_row_ids_taken_at_once_are_the_ones_next_would_make() -> None:
+    import itertools
+
+    from approvalmax_pipeline.sources.approvalmax.arrow.tables import RowIds
+
+    one_by_one, at_once = RowIds(), RowIds()
+    at_once._prefix = one_by_one._prefix
+    expected = [next(one_by_one) for _ in range(7)]
+    assert [next(at_once), *at_once.take(5).to_pylist(), next(at_once)] == expected
+    assert at_once.take(0).to_pylist() == []
+    near_the_end = RowIds()
+    near_the_end._count = itertools.count(0xFFFFFFFE)
+    ids = near_the_end.take(3).to_pylist()
+    assert ids[-1].endswith("100000000") and len(set(ids)) == 3  # longer, never repeated

@@ -13,6 +13,8 @@ from approvalmax_pipeline.pipelines.warehouse import run_history
 from approvalmax_pipeline.pipelines.warehouse.target import Target
 
 ROWS = [{"pipeline": "p"}]
+# what DuckDB raises when Ctrl-C lands while a result is read (dlt's truncate of a staging table)
+QUERY_INTERRUPTED = RuntimeError("Query interrupted")
 
 
 def failing(error: BaseException) -> Any:
@@ -32,7 +34,9 @@ def wrapped(cause: BaseException) -> Exception:
             return outer
 
 
-@pytest.mark.parametrize("cause", [KeyboardInterrupt(), duckdb.InterruptException("INTERRUPT Error")])
+@pytest.mark.parametrize(
+    "cause", [KeyboardInterrupt(), duckdb.InterruptException("INTERRUPT Error"), QUERY_INTERRUPTED]
+)
 def test_an_interrupt_while_writing_run_history_is_raised(
     monkeypatch: pytest.MonkeyPatch, cause: BaseException
 ) -> None:
@@ -51,7 +55,9 @@ def test_any_other_failure_writing_run_history_is_logged_and_the_run_goes_on(mon
 
 
 @pytest.mark.parametrize("as_json", [False, True])
-@pytest.mark.parametrize("cause", [KeyboardInterrupt(), duckdb.InterruptException("INTERRUPT Error")])
+@pytest.mark.parametrize(
+    "cause", [KeyboardInterrupt(), duckdb.InterruptException("INTERRUPT Error"), QUERY_INTERRUPTED]
+)
 def test_ctrl_c_in_any_command_exits_130_with_one_line(
     capsys: pytest.CaptureFixture[str], cause: BaseException, as_json: bool
 ) -> None:
@@ -79,3 +85,7 @@ def test_ctrl_c_in_any_command_exits_130_with_one_line(
         assert document["exit_code"] == 130 and document["command"] == "run"
     else:
         assert captured.out == ""
+
+
+def test_a_runtime_error_that_only_mentions_an_interruption_is_not_one() -> None:
+    assert not interrupted(RuntimeError("the job failed: Query interrupted earlier was retried"))

@@ -28,7 +28,7 @@ def row(company: str, resource: str, finished: int, rows: int) -> dict[str, Any]
 @pytest.fixture
 def written(monkeypatch: pytest.MonkeyPatch) -> list[list[dict[str, Any]]]:
     calls: list[list[dict[str, Any]]] = []
-    monkeypatch.setattr(load_step, "record_history", lambda target, rows: calls.append(rows))
+    monkeypatch.setattr(load_step, "record_history", lambda target, rows, **_: calls.append(rows))
     return calls
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from approvalmax_pipeline.pipelines.webhooks.queue import MAX_ATTEMPTS, EventQueue
-from approvalmax_pipeline.pipelines.webhooks.server import RateLimit
+from approvalmax_pipeline.pipelines.webhooks.server import RateLimit, WebhookServer
 from approvalmax_pipeline.sources.approvalmax.config import merge_document_types
 from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
 from approvalmax_pipeline.sources.approvalmax.settings import DOCUMENT_TYPES, resource_for_request_type
@@ -107,3 +111,23 @@ def test_queued_events_are_on_disk_for_another_connection_until_done(tmp_path: P
     assert first.depth() == 0 and len(first.latencies()) == 1
     first.close()
     other.close()
+
+
+class FullDisk(EventQueue):
+    """A queue whose disk is full: SQLite refuses every write."""
+
+    def append(self, events: Any) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+
+def test_an_event_that_cannot_be_queued_is_answered_503_so_approvalmax_sends_it_again(tmp_path: Path) -> None:
+    queue = FullDisk(tmp_path / "q.sqlite")
+    server = WebhookServer(("127.0.0.1", 0), ["s" * 20], queue, RateLimit(100, 100), ready=lambda: True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        answer = httpx.post(f"{server.url}/webhooks/approvalmax/{'s' * 20}", content=json.dumps(DOCUMENTED), timeout=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+        queue.close()
+    assert answer.status_code == 503 and answer.json() == {"error": "queue unavailable"}

@@ -9,6 +9,7 @@ and takes the Python path: the tables, columns and values are the same either wa
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from collections import Counter
@@ -120,7 +121,9 @@ SCALAR_CHECKS: tuple[Callable[[pa.DataType], bool], ...] = (
 )
 
 
+@functools.cache
 def is_plain_scalar(kind: pa.DataType) -> bool:
+    """Asked for every field of every page: a handful of distinct types, so remembered."""
     return any(check(kind) for check in SCALAR_CHECKS)
 
 

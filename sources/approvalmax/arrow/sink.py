@@ -19,7 +19,7 @@ from ..sink import Admission, Prepared
 from .dlt_compat import allow_arrow_in_nested_tables
 from .pages import ArrowPage, parse_page
 from .schema import PageSchema
-from .tables import ArrowDocuments, nested_hints, root_hints
+from .tables import ArrowDocuments, nested_hints, root_hints, with_hinted_nullability
 
 # Documents per batch of Arrow tables: big enough to amortise dlt's per-item cost, small
 # enough to keep memory flat (about 10 MB of rows).
@@ -117,19 +117,20 @@ class ArrowSink:
         for name, arrow in self._batch.flush():
             parent = self._batch.parent_of(name)
             if parent is None:
+                columns = {**root_columns(self._type), **root_hints()}
                 hints = dlt.mark.make_hints(
-                    table_name=name,
-                    primary_key=DOCUMENT_KEY,
-                    write_disposition="merge",
-                    columns={**root_columns(self._type), **root_hints()},
+                    table_name=name, primary_key=DOCUMENT_KEY, write_disposition="merge", columns=columns
                 )
             else:
+                columns = {**column_hints(declared.get(name, {})), **nested_hints()}
                 hints = dlt.mark.make_hints(
                     table_name=name,
                     parent_table_name=parent,
                     primary_key=[],
                     write_disposition="merge",
-                    columns={**column_hints(declared.get(name, {})), **nested_hints()},
+                    columns=columns,
                 )
+            key = DOCUMENT_KEY if parent is None else ()
+            arrow = with_hinted_nullability(arrow, columns, key)
             yield dlt.mark.with_hints(arrow, hints, create_table_variant=True)
         yield from self._versions.flush()

@@ -18,11 +18,13 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.common.schema.typing import TTableSchemaColumns
 
+from ..nullability import with_hinted_nullability
 from ..records import flatten_status, is_time_field, with_company
 from ..settings import ColumnTypes
 from .columns import ARROW_TYPES, python_column, rows_columns, time_column, with_variants
@@ -37,6 +39,7 @@ from .pages import (
 )
 
 _NAMING = NamingConvention()
+__all__ = ["ArrowDocuments", "nested_hints", "root_hints", "with_hinted_nullability"]
 
 ROW_KEY = "_dlt_id"
 LOAD_ID = "_dlt_load_id"
@@ -64,6 +67,9 @@ def nested_hints() -> TTableSchemaColumns:
     }
 
 
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
 class RowIds:
     """Unique row ids: a random 72-bit prefix per builder and a counter, 20 characters."""
 
@@ -75,8 +81,20 @@ class RowIds:
         return f"{self._prefix}{next(self._count):08x}"
 
     def take(self, count: int) -> pa.Array:
-        prefix, counter = self._prefix, self._count
-        return pa.array([f"{prefix}{next(counter):08x}" for _ in range(count)], type=pa.string())
+        """`count` ids at once, as `next` makes them, built as bytes with numpy (a full load takes
+        200,000 of them; a Python string each cost a tenth of the extract thread)."""
+        start = next(self._count)
+        self._count = itertools.count(start + count)
+        if start + count > 0xFFFFFFFF:  # past eight hex digits the ids grow longer, as next() makes them
+            return pa.array([f"{self._prefix}{number:08x}" for number in range(start, start + count)], pa.string())
+        numbers = np.arange(start, start + count, dtype=np.uint64)
+        shifts = np.arange(28, -4, -4, dtype=np.uint64)  # eight hex digits, most significant first
+        digits = _HEX[((numbers[:, None] >> shifts) & np.uint64(0xF)).astype(np.intp)]
+        prefix = np.frombuffer(self._prefix.encode(), dtype=np.uint8)
+        chars = np.concatenate([np.broadcast_to(prefix, (count, prefix.size)), digits], axis=1)
+        width = chars.shape[1]
+        offsets = pa.py_buffer(np.arange(0, (count + 1) * width, width, dtype=np.int32).tobytes())
+        return pa.StringArray.from_buffers(count, offsets, pa.py_buffer(np.ascontiguousarray(chars).tobytes()))
 
 
 class _Rows:
