@@ -17,6 +17,7 @@ from dlt.common.schema.typing import LOADS_TABLE_NAME
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.sql_client import SqlClientBase
 
+from .nullability import with_hinted_nullability
 from .state_layout import POSITION_COLUMNS, POSITIONS_TABLE, Position, Positions, merge_legacy, position_from_row
 
 ARROW_TYPES = {"text": pa.string(), "bool": pa.bool_()}
@@ -35,8 +36,11 @@ def position_hints() -> dict[str, Any]:
         "primary_key": [],
         "merge_key": [],
         "columns": {
-            name: {"data_type": kind, "nullable": name not in ("pipeline_name", "resource", "company_id")}
-            for name, kind in POSITION_COLUMNS.items()
+            **{
+                name: {"data_type": kind, "nullable": name not in ("pipeline_name", "resource", "company_id")}
+                for name, kind in POSITION_COLUMNS.items()
+            },
+            LOAD_ID: {"data_type": "text", "nullable": False},
         },
     }
 
@@ -44,8 +48,11 @@ def position_hints() -> dict[str, Any]:
 def position_table(rows: list[dict[str, Any]]) -> Any:
     """The rows as one Arrow table with the table's hints, for a resource to yield."""
     load_id = dlt.current.load_package_state()["load_id"]
+    hints = position_hints()
     table = pa.Table.from_pylist([{**row, LOAD_ID: load_id} for row in rows], schema=SCHEMA)
-    return dlt.mark.with_hints(table, dlt.mark.make_hints(**position_hints()), create_table_variant=True)
+    # dlt's own nullability on the fields, so it has no hint difference to warn about
+    table = with_hinted_nullability(table, hints["columns"])
+    return dlt.mark.with_hints(table, dlt.mark.make_hints(**hints), create_table_variant=True)
 
 
 def newest_positions_sql(sql: SqlClientBase[Any]) -> str:
