@@ -23,6 +23,17 @@ def floor() -> None:
     with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
         companies = client.get("/api/v1/companies").json()
 
+        def get(path: str, params: dict[str, Any]) -> httpx.Response:
+            # a dropped keep-alive connection is asked again, as any client would (32 threads at once
+            # met one now and then)
+            for attempt in range(3):
+                try:
+                    return client.get(path, params=params)
+                except httpx.TransportError:
+                    if attempt == 2:
+                        raise
+            raise AssertionError("unreachable")
+
         def fetch(job: tuple[str, str]) -> int:
             company, path = job
             count, token_ = 0, None
@@ -30,7 +41,7 @@ def floor() -> None:
                 params: dict[str, Any] = {"limit": PAGE_LIMIT}
                 if token_:
                     params["continuationToken"] = token_
-                body = client.get(f"/api/v1/companies/{company}/{path}", params=params).json()
+                body = get(f"/api/v1/companies/{company}/{path}", params).json()
                 count += len(body["payload"])
                 token_ = body.get("continuationToken")
                 if not token_:
