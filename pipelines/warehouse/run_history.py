@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any
 
 import dlt
-import pyarrow as pa
 
 from approvalmax_pipeline.pipelines.errors import WarehouseFault, find_cause, interrupted
 from approvalmax_pipeline.pipelines.warehouse.dataset_lock import dataset_lock
@@ -161,9 +160,9 @@ def write_history(target: Target, rows: list[dict[str, Any]], patient: bool = Tr
     pipeline's working folder and is loaded with the next rows, so rows are neither lost nor doubled."""
     pipeline = make_pipeline(replace(target, pipeline_name=str(rows[0]["pipeline"]) + "_history"))
     destination = resolve_destination(target.destination)
-    # as one Arrow table: dlt's row normaliser would spend a second on the 9,000 rows of a quiet run
-    # over 1,000 companies, Arrow's writes them as they are
-    resource = dlt.resource(as_arrow(rows), name=TABLE, write_disposition="append", columns=COLUMNS)  # type: ignore[call-overload]
+    # rows for dlt's normaliser, which adds `_dlt_load_id` and `_dlt_id` as the table has always had
+    # them (an Arrow table without them fails a warehouse whose run_history an earlier version made)
+    resource = dlt.resource(rows, name=TABLE, write_disposition="append", columns=COLUMNS)  # type: ignore[call-overload]
     pipeline.extract(resource, loader_file_format=loader_file_format(destination))  # type: ignore[arg-type]
     pipeline.normalize()
 
@@ -177,26 +176,6 @@ def write_history(target: Target, rows: list[dict[str, Any]], patient: bool = Tr
 
     window = target if patient else replace(target, retry_seconds=0)
     with_warehouse_retries("writing run_history", load, window, pipeline)
-
-
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "text": pa.string(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-    "bigint": pa.int64(),
-    "double": pa.float64(),
-}
-
-
-def as_arrow(rows: list[dict[str, Any]]) -> pa.Table:
-    """The rows with the table's declared types, every column present."""
-    # nullability as declared, so dlt sees no hint differing from the table's (and warns of none)
-    schema = pa.schema(
-        [
-            pa.field(name, ARROW_TYPES[str(column["data_type"])], nullable=bool(column["nullable"]))
-            for name, column in COLUMNS.items()
-        ]
-    )
-    return pa.Table.from_pylist(rows, schema=schema)
 
 
 def freshness_statements(ds: str, dialect: str) -> list[str]:
