@@ -27,9 +27,11 @@ def git(*args: str) -> subprocess.CompletedProcess[bytes]:
 
 @pytest.fixture(scope="module")
 def previous_version(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The code of the last commit without the positions table (HEAD while it is not committed yet)."""
+    """The previous release's code (the newest tag), which users upgrade from; without tags, the
+    last commit without the positions table (HEAD while it is not committed yet)."""
+    tag = git("describe", "--tags", "--abbrev=0").stdout.decode().strip()
     added = git("log", "--diff-filter=A", "--format=%H", "--", POSITIONS_MODULE).stdout.decode().split()
-    ref = f"{added[-1]}^" if added else "HEAD"
+    ref = tag or (f"{added[-1]}^" if added else "HEAD")
     archive = git("archive", ref)
     if archive.returncode != 0:
         pytest.skip(f"this clone does not have {ref} (a shallow clone): fetch more history")
@@ -86,6 +88,10 @@ def test_a_warehouse_of_the_previous_version_keeps_its_cursors_and_moves_them_in
     ws.admin("POST", "reset-stats")
     quiet = ws.cli("run", "--no-progress")
     assert quiet.returncode == 0, quiet.stderr + quiet.stdout
+    # its run_history rows join the previous version's in the same table (nothing refused, no warning)
+    assert "could not write run_history" not in quiet.stderr, quiet.stderr
+    runs = ws.query("select count(distinct run_id) from approvalmax.run_history")
+    assert runs == [(2,)]
     requests = document_requests(ws)
     assert len(requests) == 2 * 7 and all("modifiedAtOrAfter" in e["query"] for e in requests)
     assert root_load_ids(ws) == loads
