@@ -19,6 +19,7 @@ from .test_run import document_requests, root_load_ids
 from .truth import assert_equals_sandbox
 
 POSITIONS_MODULE = "sources/approvalmax/positions.py"
+PREVIOUS_RELEASE = "f0f8e28aa255cb724f6a86e93b0376529a1bc121"  # v0.1.0
 
 
 def git(*args: str) -> subprocess.CompletedProcess[bytes]:
@@ -27,11 +28,9 @@ def git(*args: str) -> subprocess.CompletedProcess[bytes]:
 
 @pytest.fixture(scope="module")
 def previous_version(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The previous release's code (the newest tag), which users upgrade from; without tags, the
-    last commit without the positions table (HEAD while it is not committed yet)."""
-    tag = git("describe", "--tags", "--abbrev=0").stdout.decode().strip()
-    added = git("log", "--diff-filter=A", "--format=%H", "--", POSITIONS_MODULE).stdout.decode().split()
-    ref = tag or (f"{added[-1]}^" if added else "HEAD")
+    """The previous release's code, v0.1.0, which users upgrade from (by its commit when a clone
+    has no tags)."""
+    ref = PREVIOUS_RELEASE if git("rev-parse", "--verify", "-q", "v0.1.0").returncode else "v0.1.0"
     archive = git("archive", ref)
     if archive.returncode != 0:
         pytest.skip(f"this clone does not have {ref} (a shallow clone): fetch more history")
