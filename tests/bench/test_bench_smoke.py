@@ -9,10 +9,11 @@ from pathlib import Path
 from ..conftest import REPO, clean_environ
 
 
-def test_bench_harness_prints_every_row(tmp_path: Path) -> None:
+def bench(tmp_path: Path, *options: str) -> str:
+    """`python -m benchmarks.run --quick OPTIONS`: the report it wrote."""
     out = tmp_path / "results.md"
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out)],
+        [sys.executable, "-m", "benchmarks.run", "--quick", *options, "--out", str(out)],
         cwd=REPO,
         env={**clean_environ(), "PYTHONPATH": str(REPO)},
         capture_output=True,
@@ -20,7 +21,11 @@ def test_bench_harness_prints_every_row(tmp_path: Path) -> None:
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    report = out.read_text()
+    return out.read_text()
+
+
+def test_bench_harness_prints_every_row(tmp_path: Path) -> None:
+    report = bench(tmp_path)
     for contender in ("| floor |", "| rest_api |", "| rest_api_parquet |", "| ours |"):
         assert contender in report
     for scenario in (
@@ -50,27 +55,6 @@ def test_bench_harness_prints_every_row(tmp_path: Path) -> None:
 
 def test_bench_compares_each_row_with_a_git_ref(tmp_path: Path) -> None:
     """The A/B: the ref's code runs beside this code and each row says how far apart they are."""
-    out = tmp_path / "results.md"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.run",
-            "--quick",
-            "--only",
-            "start-up",
-            "--baseline",
-            "HEAD",
-            "--out",
-            str(out),
-        ],
-        cwd=REPO,
-        env={**clean_environ(), "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = out.read_text()
+    report = bench(tmp_path, "--only", "start-up", "--baseline", "HEAD")
     assert report.count("| ours at HEAD |") == 2
     assert report.count("vs HEAD (<= +10%)") == 2
