@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import duckdb
 
@@ -140,19 +141,24 @@ READER = (
 )
 
 
+def holding_reader(database: Path) -> subprocess.Popen[str]:
+    """A read-only connection to the DuckDB file in a process of its own, open once this returns;
+    it lets go when its stdin is closed."""
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(database)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert reader.stdout is not None
+    assert reader.stdout.readline().strip() == "holding"
+    return reader
+
+
 def test_a_reader_holding_the_duckdb_file_makes_a_run_wait_quietly_and_go_on(workspace: Workspace) -> None:
     """An analyst's read-only connection (a notebook, a BI tool) open as the run starts, closed once
     the run is waiting for it: the run waits without a word at the default level and loads everything."""
     assert workspace.cli("run", "--no-progress", "--resource", "companies").returncode == 0
     workspace.release()
-    reader = subprocess.Popen(
-        [sys.executable, "-c", READER, str(workspace.duckdb_file)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert reader.stdout is not None and reader.stdin is not None
-    assert reader.stdout.readline().strip() == "holding"
+    reader = holding_reader(workspace.duckdb_file)
+    assert reader.stdin is not None
     run = subprocess.Popen(
         [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", "--log-level", "info", "run", "--no-progress"],
         cwd=workspace.root,
@@ -185,14 +191,8 @@ def test_a_reader_holding_the_duckdb_file_makes_a_listener_batch_wait_quietly_an
     assert ws.cli("run", "--no-progress").returncode == 0
     with listening(ws, env={"APPROVALMAX_LOG_LEVEL": "info"}) as listener:
         ws.release()
-        reader = subprocess.Popen(
-            [sys.executable, "-c", READER, str(ws.duckdb_file)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert reader.stdout is not None and reader.stdin is not None
-        assert reader.stdout.readline().strip() == "holding"
+        reader = holding_reader(ws.duckdb_file)
+        assert reader.stdin is not None
         ws.admin("POST", "config", webhook_url=listener.endpoint)
         changes = ws.admin("POST", "mutate", modify=2, add=1)
         expected = len(changes["modified"]) + len(changes["added"])

@@ -101,6 +101,15 @@ def no_traceback(stderr: str) -> None:
     assert "Traceback" not in stderr and "unexpected" not in stderr, stderr[-3000:]
 
 
+def recovered(run: Run, pg: Workspace) -> None:
+    """The run waited for the server, exited 0 without a traceback, and the warehouse is exact."""
+    code, stderr = run.finish()
+    assert code == 0, stderr[-3000:]
+    assert ": back after" in stderr
+    no_traceback(stderr)
+    assert_equals_sandbox(pg)
+
+
 def test_a_server_down_when_the_run_starts_is_waited_for_and_the_run_exits_0(
     pg: Workspace, server: PostgresServer
 ) -> None:
@@ -108,11 +117,7 @@ def test_a_server_down_when_the_run_starts_is_waited_for_and_the_run_exits_0(
     run = Run(pg, log_level="info")
     run.wait_for("the server refuses connections (down or restarting); retrying")
     server.resume()
-    code, stderr = run.finish()
-    assert code == 0, stderr[-3000:]
-    assert ": back after" in stderr
-    no_traceback(stderr)
-    assert_equals_sandbox(pg)
+    recovered(run, pg)
 
 
 def test_a_server_restarted_during_the_load_is_retried_and_the_run_exits_0(
@@ -126,11 +131,7 @@ def test_a_server_restarted_during_the_load_is_retried_and_the_run_exits_0(
     server.pause()
     run.wait_for("; retrying in")  # whichever warehouse step met the stopped server
     server.resume()
-    code, stderr = run.finish()
-    assert code == 0, stderr[-3000:]
-    assert ": back after" in stderr
-    no_traceback(stderr)
-    assert_equals_sandbox(pg)
+    recovered(run, pg)
     statuses = pg.query("select status, count(*) from approvalmax.run_history group by 1")
     assert dict(statuses) == {"ok": 2 * 9 * len(pg.sandbox.dataset.companies)}  # both runs' rows, none lost
 
