@@ -649,6 +649,15 @@ def webhook_payload(touched: list[tuple[str, str, str]]) -> dict[str, Any]:
     return {"Events": events, "Entropy": secrets.token_hex(16)}
 
 
+def webhook_address(url: str, secret: str) -> str:
+    """Where to POST a listener's webhooks: `url` as given when it has a path, else the listener's
+    path with `secret` (what `approvalmax listen` serves)."""
+    parts = httpx.URL(url)
+    if parts.path not in ("", "/"):
+        return url
+    return f"{url.rstrip('/')}/webhooks/approvalmax/{secret}"
+
+
 def send_webhooks(url: str, touched: list[tuple[str, str, str]]) -> None:
     """POST the events in the background, one call per 50, as a webhook sender would (no retries)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import secrets
 import sys
 import threading
 import time
@@ -543,7 +544,17 @@ def sandbox(
     documents: Annotated[int, typer.Option(min=1, help="Documents per company.")] = 400,
     seed: Annotated[int, typer.Option(help="Data seed: the same seed serves the same data.")] = 7,
     latency: Annotated[float, typer.Option(help="Seconds added to every API request.")] = 0.0,
-    rate_limit: Annotated[int | None, typer.Option(help="Requests per minute per company, then 429.")] = None,
+    rate_limit: Annotated[
+        int | None, typer.Option(min=1, help="Requests per company per --rate-window, then 429 with Retry-After.")
+    ] = None,
+    rate_window: Annotated[float, typer.Option(min=0.1, help="Seconds --rate-limit counts in.")] = 60.0,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Where changes made with POST /_sandbox/mutate are sent as ApprovalMax webhooks: a listener's "
+            "address (http://127.0.0.1:8787), to which the printed webhook secret's path is added."
+        ),
+    ] = None,
     error_rate: Annotated[float, typer.Option(help="Share of API requests answered 503.")] = 0.0,
     disabled: Annotated[
         list[str] | None, typer.Option(help="Company id whose data endpoints answer 'disabled' (repeatable).")
@@ -556,11 +567,17 @@ def sandbox(
     """Run the bundled ApprovalMax-compatible server until Ctrl-C."""
     from approvalmax_pipeline.sandbox import SandboxKnobs, start_sandbox
     from approvalmax_pipeline.sandbox.replay import Replay
+    from approvalmax_pipeline.sandbox.server import webhook_address
     from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
 
+    if webhook_url is not None and not webhook_url.startswith(("http://", "https://")):
+        raise ConfigError(f"--webhook-url must be an http(s) URL, got {webhook_url!r}; e.g. http://127.0.0.1:8787")
+    webhook_secret = secrets.token_urlsafe(24)
     knobs = SandboxKnobs(
         latency=latency,
         rate_limit_per_minute=rate_limit,
+        rate_window_seconds=rate_window,
+        webhook_url=webhook_address(webhook_url, webhook_secret) if webhook_url else "",
         error_rate=error_rate,
         disabled_companies=list(disabled or ()),
     )
@@ -581,8 +598,7 @@ def sandbox(
     refresh_token = server.identity.issue_refresh_token()
     serving = f"the recording in {replay}" if replay is not None else f"{companies} companies"
     out.print(f"sandbox serving {serving} at {server.url} (identity and API); point the pipeline at it:")
-    # These are the sandbox's own throwaway credentials, not secrets of any real account.
-    for key, value in (
+    settings = [
         ("SOURCES__APPROVALMAX__API_BASE_URL", server.url),
         ("SOURCES__APPROVALMAX__IDENTITY_BASE_URL", server.url),
         ("SOURCES__APPROVALMAX__CREDENTIALS__CLIENT_ID", server.identity.client_id),
@@ -590,8 +606,18 @@ def sandbox(
         ("SOURCES__APPROVALMAX__CREDENTIALS__REFRESH_TOKEN", refresh_token),
         # absolute: a token store per folder would each start from the one refresh token printed here
         ("SOURCES__APPROVALMAX__TOKEN_STORE", os.path.abspath(".approvalmax/sandbox-tokens.json")),
-    ):
+    ]
+    if rate_limit is not None:  # the pipeline paces itself to the same limit
+        settings.append(("SOURCES__APPROVALMAX__RATE_LIMIT_PER_MINUTE", str(rate_limit)))
+        settings.append(("SOURCES__APPROVALMAX__RATE_LIMIT_WINDOW_SECONDS", f"{rate_window:g}"))
+    settings.append(("SOURCES__APPROVALMAX__WEBHOOK_SECRET", webhook_secret))  # the last line printed
+    # These are the sandbox's own throwaway credentials, not secrets of any real account.
+    for key, value in settings:
         out.print(f"export {key}={value}", highlight=False, soft_wrap=True)
+    if knobs.webhook_url:
+        out.print(
+            f"changes made with POST {server.url}/_sandbox/mutate are sent to {webhook_url} as webhooks", markup=False
+        )
     try:
         while True:
             time.sleep(3600)

@@ -1,8 +1,8 @@
 """The listener's loading side: queued events, in micro-batches, refetched by id and loaded.
 
-Each batch takes the oldest events, keeps one per document, and asks the API for each document
-by id: the answer is the document as it is now, so duplicate and out-of-order events change
-nothing. The documents go through the load step (warehouse/load_step.py) like a run's, by a
+Each batch takes the oldest events, keeps one per document, and reads each document as it is
+now (refetch.py: by list when that costs fewer calls, else by id), so duplicate and out-of-order
+events change nothing. The documents go through the load step (warehouse/load_step.py) like a run's, by a
 pipeline of its own (`<pipeline>_listener`, which keeps no cursors), so they share its sinks,
 tables, merge, dataset lock, views and history; a 404 marks the document deleted by the sweeps'
 rule. Events leave the queue only once their batch has committed; a `RequestType` no document
@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import dlt
@@ -28,10 +28,12 @@ from approvalmax_pipeline.pipelines.warehouse.run_history import RunRecord, hist
 from approvalmax_pipeline.pipelines.warehouse.target import Target
 from approvalmax_pipeline.pipelines.warehouse.working_folder import restored_pipeline
 from approvalmax_pipeline.pipelines.webhooks.queue import EventQueue, QueuedEvent
+from approvalmax_pipeline.pipelines.webhooks.refetch import Key, refetch
 from approvalmax_pipeline.sources.approvalmax.connector import Connector
 from approvalmax_pipeline.sources.approvalmax.cursors import Window
 from approvalmax_pipeline.sources.approvalmax.settings import DocumentType, resource_for_request_type
-from approvalmax_pipeline.sources.errors import ConnectorError, first_line
+from approvalmax_pipeline.sources.approvalmax.timestamps import parse_timestamp
+from approvalmax_pipeline.sources.errors import first_line
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +51,22 @@ class LoaderStatus:
     events: int = 0
     documents: int = 0
     deleted: int = 0
+    list_pages: int = 0  # API calls: list pages read, and documents read by id
+    reads_by_id: int = 0
     last_error: str | None = None
     last_batch_at: float | None = None
     skipped_types: set[str] = field(default_factory=set)
 
 
-Key = tuple[str, str, str]  # company, resource, request id
+def oldest_change(events: list[QueuedEvent]) -> datetime:
+    """When the oldest of a document's events happened: its TimeStamp, or its receipt if earlier
+    (or if it has none), so a sender's clock ahead of ours cannot start a list read too late."""
+    times = []
+    for queued in events:
+        received = datetime.fromtimestamp(queued.received_at, UTC)
+        stamped = parse_timestamp(queued.event.timestamp) if queued.event.timestamp else None
+        times.append(min(received, stamped) if stamped is not None else received)
+    return min(times)
 
 
 class WebhookLoader:
@@ -102,7 +114,10 @@ class WebhookLoader:
                 outcomes[queued.id] = "unknown type"
                 continue
             wanted.setdefault((queued.event.company_id, resource, queued.event.request_id), []).append(queued)
-        fetched, failed = self._fetch(list(wanted))
+        read = refetch(
+            self.connector.client, self._types, {key: oldest_change(events) for key, events in wanted.items()}
+        )
+        fetched, failed = read.documents, read.failed
         ok = [q for key, events in wanted.items() if key not in failed for q in events]
         skipped = [q for q in batch if outcomes.get(q.id) == "unknown type"]
         try:
@@ -130,10 +145,14 @@ class WebhookLoader:
         self.status.documents += sum(1 for d in fetched.values() if d is not None)
         self.status.deleted += sum(1 for d in fetched.values() if d is None)
         self.status.last_batch_at = self._clock.now().timestamp()
+        self.status.list_pages += read.list_pages
+        self.status.reads_by_id += read.by_id
         log.info(
-            "webhook batch: %d events, %d documents in %.2f s",
+            "webhook batch: %d events, %d documents (%d list pages, %d by id) in %.2f s",
             len(batch),
             len(fetched),
+            read.list_pages,
+            read.by_id,
             self._clock.monotonic() - started,
         )
 
@@ -146,31 +165,6 @@ class WebhookLoader:
                 queued.event.request_id,
                 queued.attempts + 1,
             )
-
-    def _fetch(self, keys: list[Key]) -> tuple[dict[Key, dict[str, Any] | None], dict[Key, str]]:
-        """Each document by id (None: the API answered 404), and the keys whose request failed."""
-        client = self.connector.client
-
-        def one(key: Key) -> tuple[Key, dict[str, Any] | None, str | None]:
-            company, resource, request_id = key
-            try:
-                return key, client.document(company, self._types[resource], request_id), None
-            except ConnectorError as exc:
-                return key, None, first_line(exc)
-
-        fetched: dict[Key, dict[str, Any] | None] = {}
-        failed: dict[Key, str] = {}
-        if not keys:
-            return fetched, failed
-        workers = client.in_flight(len({company for company, _r, _i in keys}))
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(keys)))) as pool:
-            for key, document, error in pool.map(one, keys):
-                if error is None:
-                    fetched[key] = document
-                else:
-                    log.warning("webhook %s %s %s: not fetched (%s); retried next batch", *key, error)
-                    failed[key] = error
-        return fetched, failed
 
     def _load(self, fetched: dict[Key, dict[str, Any] | None]) -> None:
         """The documents read (and the 404s) through the load step."""

@@ -25,6 +25,7 @@ from .errors import ApiError, ApiResponseError, ApiUnavailable
 from .pacing import CompanyPacer
 from .pages import NotAnEnvelope, Page, objects, read_envelope
 from .problem import api_error, clean_text
+from .rate_budget import RateBudget
 from .settings import (
     COMPANIES_PATH,
     COMPANY_PATH,
@@ -96,6 +97,7 @@ class ApprovalMaxClient:
         max_concurrency: int | None = None,
         rate_limit_per_minute: int = 0,
         rate_limit_window_seconds: float = 60.0,
+        rate_budget: RateBudget | None = None,
         transport: httpx.BaseTransport | None = None,
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
@@ -111,7 +113,7 @@ class ApprovalMaxClient:
         self._slots = threading.BoundedSemaphore(self.max_concurrency)
         self._company_slots: dict[str, threading.BoundedSemaphore] = {}
         self._company_slots_lock = threading.Lock()
-        self.pacer = CompanyPacer(rate_limit_per_minute, rate_limit_window_seconds, clock=clock)
+        self.pacer = CompanyPacer(rate_limit_per_minute, rate_limit_window_seconds, clock=clock, shared=rate_budget)
         self.refused_filters: set[str] = set()
         self._refused_lock = threading.Lock()
         self._http = httpx.Client(
@@ -129,6 +131,7 @@ class ApprovalMaxClient:
 
     def close(self) -> None:
         self._http.close()
+        self.pacer.close()
 
     def in_flight(self, companies: int) -> int:
         """Requests at once for a run over `companies`: `concurrency` each, `max_concurrency` in all."""

@@ -32,6 +32,7 @@ from .config import ApprovalMaxSettings, document_types, env_name, load_settings
 from .cursors import Window
 from .errors import ConfigError
 from .extract_options import ExtractOptions
+from .rate_budget import RateBudget, open_rate_budget
 from .recording import Recorder
 from .settings import REFRESH_GRACE_MINUTES, REFRESH_TOKEN_LIFETIME_DAYS, TOKEN_PATH, DocumentType
 from .source import approvalmax_dlt_source, fetched_documents_source
@@ -62,11 +63,21 @@ def token_sealing(settings: ApprovalMaxSettings) -> TokenSealing:
     return TokenSealing(parse_keys(settings.token_key), setting=env_name("token_key"))
 
 
+def token_family(settings: ApprovalMaxSettings) -> str:
+    """The key of the client id's token family (and of its shared rate budget) in a shared store."""
+    return f"approvalmax:{settings.credentials.client_id}"
+
+
+def shared_rate_budget(settings: ApprovalMaxSettings) -> RateBudget | None:
+    """The client id's per-company budget, beside its tokens, which every process pacing it shares."""
+    if settings.rate_limit_per_minute <= 0:
+        return None
+    return open_rate_budget(settings.token_store, token_family(settings))
+
+
 def settings_store(settings: ApprovalMaxSettings) -> TokenStore:
     """The configured store; one token family per client id (the key in a shared database)."""
-    return open_token_store(
-        settings.token_store, key=f"approvalmax:{settings.credentials.client_id}", sealing=token_sealing(settings)
-    )
+    return open_token_store(settings.token_store, key=token_family(settings), sealing=token_sealing(settings))
 
 
 def token_endpoint(settings: ApprovalMaxSettings) -> TokenEndpoint:
@@ -114,6 +125,7 @@ def open_client(
         max_concurrency=settings.max_concurrency,
         rate_limit_per_minute=settings.rate_limit_per_minute,
         rate_limit_window_seconds=settings.rate_limit_window_seconds,
+        rate_budget=shared_rate_budget(settings),
         on_response=Recorder(record_to) if record_to is not None else None,
         clock=clock,
     )

@@ -4,16 +4,21 @@ ApprovalMax reportedly allows about 100 reads per minute per client and company.
 our side keeps each company's budget busy without spending requests on 429s. A request
 counts from the moment it may go until its response arrives, and is then dated by that
 response: the server saw it earlier, so our window is never looser than the server's, however
-long the request waited for a connection.
+long the request waited for a connection. With a shared budget (rate_budget.py) the window is
+the one every process of the same client id keeps; without one, this process's own.
 """
 
 from __future__ import annotations
 
 import collections
+import logging
 import math
 import threading
 
 from ..clock import SYSTEM_CLOCK, Clock
+from .rate_budget import RateBudget
+
+log = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 60.0
 POLL_SECONDS = 0.05  # how often to look again while the oldest request is still in flight
@@ -22,23 +27,27 @@ POLL_SECONDS = 0.05  # how often to look again while the oldest request is still
 class Ticket:
     """One request's place in its company's window; `done()` dates it by its response."""
 
-    __slots__ = ("finished",)
+    __slots__ = ("finished", "shared")
 
     def __init__(self) -> None:
         self.finished = math.inf  # in flight
+        self.shared: int | None = None  # its row in the shared budget
 
 
 class CompanyPacer:
-    """A sliding window per key, shared by every thread of the run. `limit` 0 turns it off."""
+    """A sliding window per key, shared by every thread of the run (and, with `shared`, by every
+    process of the client id). `limit` 0 turns it off."""
 
     def __init__(
         self,
         limit: int,
         window: float = WINDOW_SECONDS,
         clock: Clock = SYSTEM_CLOCK,
+        shared: RateBudget | None = None,
     ) -> None:
         self.limit = limit
         self.window = window
+        self.shared = shared if limit > 0 else None
         self._clock = clock
         self._lock = threading.Lock()
         self._sent: dict[str, collections.deque[Ticket]] = {}
@@ -48,6 +57,11 @@ class CompanyPacer:
         ticket = Ticket()
         if self.limit <= 0:
             return ticket
+        if self.shared is not None:
+            try:
+                return self._acquire_shared(key, ticket)
+            except Exception as exc:  # the budget file or database failed: pace this process alone
+                self._lose_shared(exc)
         while True:
             with self._lock:
                 now = self._clock.monotonic()
@@ -61,7 +75,37 @@ class CompanyPacer:
                 wait = POLL_SECONDS if oldest == math.inf else oldest + self.window - now
             self._clock.sleep(wait)
 
+    def _acquire_shared(self, key: str, ticket: Ticket) -> Ticket:
+        assert self.shared is not None
+        while True:
+            claimed, wait = self.shared.claim(key, self.limit, self.window)
+            if claimed is not None:
+                ticket.shared = claimed
+                return ticket
+            self._clock.sleep(wait)
+
     def done(self, ticket: Ticket) -> None:
         """The response arrived (or the request failed): date the ticket now."""
+        if ticket.shared is not None and self.shared is not None:
+            try:
+                self.shared.finish(ticket.shared)
+            except Exception as exc:
+                self._lose_shared(exc)
+            return
         with self._lock:
             ticket.finished = self._clock.monotonic()
+
+    def _lose_shared(self, exc: Exception) -> None:
+        with self._lock:
+            if self.shared is None:
+                return
+            self.shared = None
+        log.warning(
+            "the shared rate budget failed (%s: %s); pacing this process on its own from now on",
+            type(exc).__name__,
+            str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+        )
+
+    def close(self) -> None:
+        if self.shared is not None:
+            self.shared.close()

@@ -19,6 +19,7 @@ import pytest
 
 from approvalmax_pipeline.pipelines.webhooks.queue import EventQueue
 
+from ..conftest import REPO as REPO_ROOT
 from ..conftest import Workspace
 from .test_reconcile import marked
 from .truth import assert_equals_sandbox
@@ -191,3 +192,93 @@ def test_the_listener_and_scheduled_runs_at_once_keep_the_warehouse_exact(
         listener.wait_loaded(sent)
     assert_equals_sandbox(pg)
     assert marked(pg) == deleted  # by the webhooks' 404s or the sweeps, whichever came first
+
+
+def test_a_burst_for_one_company_and_a_run_meanwhile_share_the_api_limit_and_load_exactly(
+    ws: Workspace, postgres_db: str
+) -> None:
+    """The sandbox enforces 6 calls a second per company; the listener and a sweep of the same
+    company pace one shared budget, so neither meets a 429, and the burst's documents come from
+    list reads, in far fewer calls than one per document."""
+    pg = ws.on_postgres(postgres_db)
+    assert pg.cli("run", "--no-progress").returncode == 0
+    company = pg.sandbox.dataset.companies[0].company_id
+    limit = {"SOURCES__APPROVALMAX__RATE_LIMIT_PER_MINUTE": "6", "SOURCES__APPROVALMAX__RATE_LIMIT_WINDOW_SECONDS": "1"}
+    pg.admin("POST", "config", rate_limit_per_minute=6, rate_window_seconds=1.0)
+    with listening(pg, "--destination", "postgres", env=limit) as listener:
+        pg.admin("POST", "config", webhook_url=listener.endpoint)
+        pg.admin("POST", "reset-stats")
+        changes = pg.admin("POST", "mutate", modify=60, company=company)
+        sent = len(changes["modified"])
+        run = subprocess.Popen(
+            [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", "run", "--no-progress", "--reconcile"],
+            cwd=pg.root,
+            env={**pg.env, **limit},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        out, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err + out
+        listener.wait_loaded(sent, timeout=120)
+    by_id = [e for e in pg.sandbox.stats.log if re.search(r"/[0-9a-f-]{36}/[a-z-]+/[a-z-]+/[0-9a-f-]{36}$", e["path"])]
+    assert pg.sandbox.stats.by_status[429] == 0
+    assert len(by_id) < sent / 3, f"{len(by_id)} documents read by id for {sent} events"
+    assert_equals_sandbox(pg)
+
+
+def test_the_sandboxs_printed_settings_are_enough_to_run_and_listen_under_its_rate_limit(tmp_path: Path) -> None:
+    """As docs/webhooks.md has it: `approvalmax sandbox --webhook-url ... --rate-limit ...`, its export
+    lines and nothing else, then `run` and `listen`; a change made in the sandbox reaches the warehouse."""
+    from approvalmax_pipeline.pipelines.webhooks.queue import EventQueue
+
+    from ..conftest import clean_environ
+    from ..postgres_server import free_port
+    from .test_readme import start_sandbox_process
+
+    port = free_port()
+    limit = ("--rate-limit", "20", "--rate-window", "2")
+    sandbox, exports = start_sandbox_process(
+        tmp_path / "sandbox.log",
+        "--companies",
+        "1",
+        "--documents",
+        "60",
+        *limit,
+        "--webhook-url",
+        f"http://127.0.0.1:{port}",
+    )
+    assert exports["SOURCES__APPROVALMAX__RATE_LIMIT_PER_MINUTE"] == "20"
+    env = {**clean_environ(), **exports, "HOME": str(tmp_path), "PYTHONPATH": str(REPO_ROOT)}
+    approvalmax = [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli"]
+    try:
+        run = subprocess.run(
+            [*approvalmax, "run", "--no-progress"], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert run.returncode == 0, run.stderr
+        listener = subprocess.Popen(
+            [*approvalmax, "listen", "--port", str(port), "--batch-seconds", "0.5"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert listener.stderr is not None and READY.search(listener.stderr.readline())
+        changed = httpx.post(f"{exports['SOURCES__APPROVALMAX__API_BASE_URL']}/_sandbox/mutate", json={"modify": 5})
+        sent = len(changed.json()["modified"])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            queue = EventQueue(tmp_path / ".approvalmax" / "webhooks.sqlite")
+            loaded = len(queue.latencies())
+            queue.close()
+            if loaded >= sent:
+                break
+            time.sleep(0.2)
+        listener.send_signal(signal.SIGTERM)
+        out, err = listener.communicate(timeout=60)
+        assert listener.returncode == 0, err
+        assert f"{sent} events, {sent} documents loaded" in out, out + err
+    finally:
+        sandbox.terminate()
+        sandbox.wait(timeout=30)

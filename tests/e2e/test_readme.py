@@ -26,12 +26,12 @@ def readme_commands() -> list[str]:
     return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
 
 
-def start_sandbox_process(log: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
-    """`approvalmax sandbox` as the README starts it, and the export lines it prints."""
+def start_sandbox_process(log: Path, *args: str) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """`approvalmax sandbox` as the README starts it (with `args` if given), and the export lines it prints."""
     approvalmax = str(Path(sys.executable).parent / "approvalmax")
     env = {**clean_environ(), "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
-        [approvalmax, "sandbox", "--port", "0", "--companies", "2", "--documents", "80"],
+        [approvalmax, "sandbox", "--port", "0", *(args or ("--companies", "2", "--documents", "80"))],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         env=env,
@@ -39,7 +39,7 @@ def start_sandbox_process(log: Path) -> tuple[subprocess.Popen[bytes], dict[str,
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         exports = dict(re.findall(r"^export (\w+)=(\S+)$", log.read_text(), flags=re.MULTILINE))
-        if len(exports) >= 6:
+        if "SOURCES__APPROVALMAX__WEBHOOK_SECRET" in exports:  # the last one
             return process, exports
         time.sleep(0.2)
     process.kill()
