@@ -563,7 +563,7 @@ def webhooks_once(
 ) -> tuple[list[float], int, float, int]:
     """The listener of the code in `code` on a sandbox of its own: (latencies, events sent, seconds
     sending, requests by id)."""
-    from approvalmax_pipeline.pipelines.webhooks.queue import EventQueue
+    from approvalmax_pipeline.pipelines.webhooks.queue import open_queue
 
     with sandbox_process(companies, documents) as sandbox, tempfile.TemporaryDirectory() as tmp:
         env = ours_env(sandbox, Path(tmp), code, webhook_secret="bench-secret-0123456789")
@@ -590,7 +590,7 @@ def webhooks_once(
             deadline = time.monotonic() + 120
             latencies: list[float] = []
             while time.monotonic() < deadline:
-                q = EventQueue(queue)
+                q = open_queue(str(queue))
                 latencies = q.latencies()
                 q.close()
                 if len(latencies) >= sent:

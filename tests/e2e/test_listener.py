@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from approvalmax_pipeline.pipelines.webhooks.queue import EventQueue
+from approvalmax_pipeline.pipelines.webhooks.queue import open_queue
 
 from ..conftest import Workspace
 from .test_reconcile import marked
@@ -28,7 +28,7 @@ READY = re.compile(r"listening on (http://127\.0\.0\.1:\d+)/")
 
 
 class Listener:
-    def __init__(self, process: subprocess.Popen[str], url: str, queue: Path) -> None:
+    def __init__(self, process: subprocess.Popen[str], url: str, queue: str) -> None:
         self.process, self.url, self.queue = process, url, queue
 
     @property
@@ -40,7 +40,7 @@ class Listener:
         return httpx.post(path or self.endpoint, content=content, timeout=10, **kwargs)
 
     def loaded(self) -> list[float]:
-        queue = EventQueue(self.queue)
+        queue = open_queue(self.queue)
         try:
             return queue.latencies()
         finally:
@@ -58,14 +58,22 @@ class Listener:
 
 
 @contextlib.contextmanager
-def listening(workspace: Workspace, *args: str, env: dict[str, str] | None = None) -> Iterator[Listener]:
-    queue = workspace.root / "queue" / "webhooks.sqlite"
+def listening(
+    workspace: Workspace,
+    *args: str,
+    env: dict[str, str] | None = None,
+    queue: str | None = None,
+    cwd: Path | None = None,
+) -> Iterator[Listener]:
+    """`approvalmax listen` on a free port; `queue` defaults to a SQLite file in the workspace, and
+    `cwd` (a replica's own working folder) to the workspace's root."""
+    queue = queue or str(workspace.root / "queue" / "webhooks.sqlite")
     environment = {**workspace.env, "SOURCES__APPROVALMAX__WEBHOOK_SECRET": SECRET, **(env or {})}
     command = [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", "listen", "--port", "0"]
-    command += ["--queue", str(queue), "--batch-seconds", "0.5", *args]
+    command += ["--queue", queue, "--batch-seconds", "0.5", *args]
     workspace.release()
     process = subprocess.Popen(
-        command, cwd=workspace.root, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command, cwd=cwd or workspace.root, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
         assert process.stderr is not None
@@ -123,7 +131,7 @@ def test_refused_calls_change_nothing(ws: Workspace) -> None:
         assert listener.post({"events": []}).status_code == 400
         assert listener.post(b"x" * 1_100_000).status_code == 413
         assert listener.post({"Events": [], "Entropy": "validation"}).status_code == 200  # the portal's check
-        queue = EventQueue(listener.queue)
+        queue = open_queue(listener.queue)
         assert queue.depth() == 0
         queue.close()
         assert httpx.get(f"{listener.url}/webhooks/approvalmax/{SECRET}", timeout=5).status_code == 404

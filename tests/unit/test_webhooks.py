@@ -1,4 +1,5 @@
-"""Webhook payloads, the receiver's rate limit, and the durable queue, without a network."""
+"""Webhook payloads, the receiver's rate limit, and its answer when the queue fails, without a network
+(the queues themselves: tests/e2e/test_webhook_queues.py)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-from approvalmax_pipeline.pipelines.webhooks.queue import MAX_ATTEMPTS, EventQueue
 from approvalmax_pipeline.pipelines.webhooks.server import RateLimit, WebhookServer
+from approvalmax_pipeline.pipelines.webhooks.sqlite_queue import SqliteQueue
 from approvalmax_pipeline.sources.approvalmax.config import merge_document_types
 from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
 from approvalmax_pipeline.sources.approvalmax.settings import DOCUMENT_TYPES, resource_for_request_type
-from approvalmax_pipeline.sources.approvalmax.webhooks import PayloadError, WebhookEvent, parse_payload
+from approvalmax_pipeline.sources.approvalmax.webhooks import PayloadError, parse_payload
 
 COMPANY, REQUEST = "5df4a571-a352-4955-8a43-004d862dbda5", "76d90f2d-0c06-4c97-8ebc-665168ca7b02"
 DOCUMENTED = {
@@ -83,37 +84,7 @@ def test_the_rate_limit_allows_a_burst_then_the_rate() -> None:
     assert [limit.allow() for _ in range(2)] == [True, False]
 
 
-def test_events_that_keep_failing_go_last_and_are_given_up_at_max_attempts(tmp_path: Path) -> None:
-    queue = EventQueue(tmp_path / "q.sqlite")
-    queue.append([WebhookEvent(COMPANY, "stuck", "XeroBill", "Approved", "t")])
-    (stuck,) = queue.take(10)
-    queue.failed([stuck], "403")
-    queue.append([WebhookEvent(COMPANY, "fresh", "XeroBill", "Approved", "t")])
-    assert [q.event.request_id for q in queue.take(1)] == ["fresh"]  # new events are not held back
-    for _ in range(MAX_ATTEMPTS - 2):
-        assert queue.failed([queue.take(10)[-1]], "403") == []
-    given_up = queue.failed([queue.take(10)[-1]], "403")
-    assert [q.event.request_id for q in given_up] == ["stuck"]
-    assert [q.event.request_id for q in queue.take(10)] == ["fresh"]
-    queue.close()
-
-
-def test_queued_events_are_on_disk_for_another_connection_until_done(tmp_path: Path) -> None:
-    path = tmp_path / "q.sqlite"
-    first = EventQueue(path)
-    first.append([WebhookEvent(COMPANY, REQUEST, "XeroBill", "Approved", "t")])
-    other = EventQueue(path)  # as a restarted process would open it
-    (queued,) = other.take(10)
-    assert queued.event.request_id == REQUEST and other.depth() == 1
-    other.failed([queued], "the API did not answer")
-    assert other.take(10)[0].attempts == 1
-    other.done([queued], {queued.id: "loaded"})
-    assert first.depth() == 0 and len(first.latencies()) == 1
-    first.close()
-    other.close()
-
-
-class FullDisk(EventQueue):
+class FullDisk(SqliteQueue):
     """A queue whose disk is full: SQLite refuses every write."""
 
     def append(self, events: Any) -> None:
