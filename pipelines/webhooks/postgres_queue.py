@@ -13,6 +13,8 @@ connection, and PostgreSQL releases its claim at once; the others load those eve
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -37,6 +39,10 @@ SCHEMA = (
     "request_id text NOT NULL, received_at double precision NOT NULL, committed_at double precision NOT NULL, "
     "outcome text NOT NULL)",
 )
+# seconds: the receiver's threads wait behind a reconnect, and a webhook sender does not wait long
+CONNECT_TIMEOUT = 5
+# pg_stat_activity (and pg_locks by its pid) shows which replica holds which claim
+APPLICATION_NAME = f"approvalmax listen {os.getpid()} {socket.gethostname()}"[:63]
 COLUMNS = "id, company_id, request_id, request_type, event_type, event_time, received_at, attempts"
 # The server closes the session of a replica whose machine vanished (no kill, no FIN) after about
 # idle + interval * count seconds, and with it the replica's claim.
@@ -61,10 +67,12 @@ class PostgresQueue:
         self._claiming = threading.Lock()
         self._claimed: set[int] = set()
         self._claimer: Any = None
+        self._writer: Any = None
         try:
-            self._writer: Any = self._connect(autocommit=True)
+            self._writer = self._connect(autocommit=True)
             self._create_tables()
         except psycopg2.Error as exc:
+            self._drop("_writer")
             raise ConfigError(
                 f"cannot use the webhook queue {self.location}: {first_line(exc)}; check --queue's host, port, "
                 "database, user and password, that the server is up, and that the user may create tables there"
@@ -74,7 +82,9 @@ class PostgresQueue:
         return f"PostgresQueue({self.location!r})"
 
     def _connect(self, autocommit: bool) -> Any:
-        connection = self._psycopg2.connect(self._dsn, connect_timeout=15)
+        connection = self._psycopg2.connect(
+            self._dsn, connect_timeout=CONNECT_TIMEOUT, application_name=APPLICATION_NAME
+        )
         connection.autocommit = True
         with connection.cursor() as cursor:
             for name, value in KEEPALIVE.items():

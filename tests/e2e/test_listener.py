@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,36 +58,61 @@ class Listener:
 
 
 @contextlib.contextmanager
-def listening(
+def listeners(
     workspace: Workspace,
     *args: str,
+    folders: Sequence[Path | None] = (None,),
     env: dict[str, str] | None = None,
     queue: str | None = None,
-    cwd: Path | None = None,
-) -> Iterator[Listener]:
-    """`approvalmax listen` on a free port; `queue` defaults to a SQLite file in the workspace, and
-    `cwd` (a replica's own working folder) to the workspace's root."""
+) -> Iterator[list[Listener]]:
+    """`approvalmax listen` processes started together on free ports, one per working folder (None:
+    the workspace's; a folder of its own gets its own DLT_DATA_DIR, as a replica elsewhere has);
+    `queue` defaults to a SQLite file in the workspace."""
     queue = queue or str(workspace.root / "queue" / "webhooks.sqlite")
     environment = {**workspace.env, "SOURCES__APPROVALMAX__WEBHOOK_SECRET": SECRET, **(env or {})}
     command = [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", "listen", "--port", "0"]
     command += ["--queue", queue, "--batch-seconds", "0.5", *args]
     workspace.release()
-    process = subprocess.Popen(
-        command, cwd=cwd or workspace.root, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    processes: list[subprocess.Popen[str]] = []
     try:
-        assert process.stderr is not None
-        line = process.stderr.readline()
-        found = READY.search(line)
-        assert found, line + process.stderr.read()
-        yield Listener(process, found.group(1), queue)
+        for folder in folders:
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+            own = {"DLT_DATA_DIR": str(folder / "dlt")} if folder is not None else {}
+            processes.append(
+                subprocess.Popen(
+                    command,
+                    cwd=folder or workspace.root,
+                    env={**environment, **own},
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        started = []
+        for process in processes:
+            assert process.stderr is not None
+            line = process.stderr.readline()
+            found = READY.search(line)
+            assert found, line + process.stderr.read()
+            started.append(Listener(process, found.group(1), queue))
+        yield started
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
             try:
                 process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@contextlib.contextmanager
+def listening(workspace: Workspace, *args: str, env: dict[str, str] | None = None) -> Iterator[Listener]:
+    """One `approvalmax listen` in the workspace, on a SQLite queue there."""
+    with listeners(workspace, *args, env=env) as (listener,):
+        yield listener
 
 
 def event(company: str, request_id: str, request_type: str = "XeroBill") -> dict[str, str]:
