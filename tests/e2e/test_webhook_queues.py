@@ -65,6 +65,21 @@ def test_queued_events_are_durable_for_another_connection_until_done(location: s
     other.close()
 
 
+def test_a_batch_part_done_part_failed_and_one_never_reported_as_the_loader_leaves_them(location: str) -> None:
+    queue, other = open_queue(location), open_queue(location)
+    queue.append([event("a"), event("b"), event("c")])
+    a, b, c = queue.take(10)
+    queue.done([a, b], {a.id: "loaded", b.id: "deleted"})  # the loader's order: done, then failed
+    queue.failed([c], "503")
+    assert other.depth() == 1 and len(other.latencies()) == 2
+    (again,) = queue.take(10)  # a warehouse fault: the batch is reported neither done nor failed
+    assert (again.event.request_id, again.attempts) == ("c", 1)
+    (still,) = queue.take(10)  # the next batch takes it again, its attempts unchanged
+    assert (still.id, still.attempts) == (again.id, 1)
+    queue.close()
+    other.close()
+
+
 def test_two_consumers_never_take_one_event_or_one_document(postgres_db: str) -> None:
     a, b = PostgresQueue(postgres_db), PostgresQueue(postgres_db)
     a.append([event(f"doc-{i}") for i in range(6)])
