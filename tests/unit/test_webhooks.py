@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,21 +86,36 @@ def test_the_rate_limit_allows_a_burst_then_the_rate() -> None:
     assert [limit.allow() for _ in range(2)] == [True, False]
 
 
-class FullDisk(SqliteQueue):
-    """A queue whose disk is full: SQLite refuses every write."""
+class Unusable(SqliteQueue):
+    """A queue whose store refuses everything: a full disk, or a shared queue's server gone."""
 
     def append(self, events: Any) -> None:
         raise sqlite3.OperationalError("database or disk is full")
 
+    def depth(self) -> int:
+        raise sqlite3.OperationalError("unable to open database file")
 
-def test_an_event_that_cannot_be_queued_is_answered_503_so_approvalmax_sends_it_again(tmp_path: Path) -> None:
-    queue = FullDisk(tmp_path / "q.sqlite")
+
+@contextlib.contextmanager
+def served(queue: SqliteQueue) -> Iterator[str]:
     server = WebhookServer(("127.0.0.1", 0), ["s" * 20], queue, RateLimit(100, 100), ready=lambda: True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        answer = httpx.post(f"{server.url}/webhooks/approvalmax/{'s' * 20}", content=json.dumps(DOCUMENTED), timeout=10)
+        yield server.url
     finally:
         server.shutdown()
         server.server_close()
         queue.close()
+
+
+def test_an_event_that_cannot_be_queued_is_answered_503_so_approvalmax_sends_it_again(tmp_path: Path) -> None:
+    with served(Unusable(tmp_path / "q.sqlite")) as url:
+        answer = httpx.post(f"{url}/webhooks/approvalmax/{'s' * 20}", content=json.dumps(DOCUMENTED), timeout=10)
     assert answer.status_code == 503 and answer.json() == {"error": "queue unavailable"}
+
+
+def test_a_queue_that_cannot_be_reached_leaves_the_process_live_but_not_ready(tmp_path: Path) -> None:
+    with served(Unusable(tmp_path / "q.sqlite")) as url:
+        live, ready = httpx.get(f"{url}/healthz", timeout=10), httpx.get(f"{url}/readyz", timeout=10)
+    assert (live.status_code, live.json()) == (200, {"status": "ok", "queued": None})
+    assert (ready.status_code, ready.json()) == (503, {"ready": False, "queued": None})
