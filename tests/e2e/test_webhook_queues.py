@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import psycopg2
 import pytest
 
 from approvalmax_pipeline.pipelines.webhooks.postgres_queue import PostgresQueue
@@ -20,6 +21,7 @@ from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
 from approvalmax_pipeline.sources.approvalmax.webhooks import WebhookEvent
 
 from ..conftest import REPO
+from ..postgres_server import start_postgres
 
 COMPANY = "5df4a571-a352-4955-8a43-004d862dbda5"
 
@@ -161,6 +163,25 @@ def test_a_consumer_killed_with_its_claim_releases_it_at_once(postgres_db: str) 
         if victim.poll() is None:
             victim.kill()
         survivor.close()
+
+
+def test_a_queue_whose_server_restarts_refuses_appends_meanwhile_then_carries_on() -> None:
+    server = start_postgres()  # of its own: this test stops it
+    try:
+        queue = PostgresQueue(server.dsn)
+        queue.append([event("a")])
+        (taken,) = queue.take(10)
+        server.pause()  # a restart or a failover: open connections are cut, the claim with them
+        with pytest.raises(psycopg2.Error):
+            queue.append([event("b")])  # the receiver answers 503, and the sender sends it again
+        assert queue.take(10) == []  # logged; the loader waits and asks again
+        queue.done([taken], {})  # logged: not reported, so `a` loads again (harmless)
+        server.resume()
+        queue.append([event("b")])
+        assert sorted(q.event.request_id for q in queue.take(10)) == ["a", "b"]
+        queue.close()
+    finally:
+        server.stop()
 
 
 def test_an_unreachable_queue_is_one_line_without_the_password(postgres_db: str) -> None:
