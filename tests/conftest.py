@@ -232,6 +232,7 @@ SLOW = {
     # processes at once (make test-parallel runs the first with 8 at once for 3 rounds)
     "e2e/test_parallel_loads.py",
     "e2e/test_listener.py::test_the_listener_and_scheduled_runs_at_once_keep_the_warehouse_exact",
+    "e2e/test_listener_replicas.py::test_two_replicas_share_the_work_and_one_killed_mid_stream_loses_nothing",
     "e2e/test_destinations.py::test_second_run_while_the_first_runs_exits_4_and_disturbs_nothing",
     "e2e/test_destinations.py::test_second_run_with_wait_runs_after_the_first",
     "e2e/test_bigquery_offline.py::test_bigquery_loads_into_one_dataset_take_turns_through_the_token_store",

@@ -498,9 +498,13 @@ def listen(
     destination: DestinationOption = "duckdb",
     dataset: DatasetOption = DATASET_NAME,
     pipeline_name: PipelineOption = PIPELINE_NAME,
-    queue: Annotated[Path, typer.Option(help="The durable event queue (SQLite), kept across restarts.")] = Path(
-        ".approvalmax/webhooks.sqlite"
-    ),
+    queue: Annotated[
+        str,
+        typer.Option(
+            help="The durable event queue, kept across restarts: a SQLite file, or a postgresql:// URL that "
+            "listener replicas behind a load balancer share."
+        ),
+    ] = ".approvalmax/webhooks.sqlite",
     batch_seconds: Annotated[float, typer.Option(min=0.1, help="Seconds between loads of queued events.")] = 2.0,
     max_rate: Annotated[float, typer.Option(min=1, help="Webhook calls per second accepted (429 beyond).")] = 50.0,
 ) -> None:
@@ -515,7 +519,7 @@ def listen(
         host=host,
         port=port,
         target=Target(destination, dataset, pipeline_name),
-        queue_path=queue,
+        queue=queue,
         batch_seconds=batch_seconds,
         max_requests_per_second=max_rate,
     )

@@ -17,7 +17,7 @@ import duckdb
 from approvalmax_pipeline.pipelines.run import RunRequest, run_pipeline
 from approvalmax_pipeline.pipelines.warehouse.target import DATASET_NAME, Target
 from approvalmax_pipeline.pipelines.webhooks.listen import ListenRequest, listen
-from approvalmax_pipeline.pipelines.webhooks.queue import EventQueue
+from approvalmax_pipeline.pipelines.webhooks.queue import open_queue
 from approvalmax_pipeline.sandbox import Sandbox, start_sandbox
 from approvalmax_pipeline.sandbox.server import send_webhooks
 from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxCredentials, ApprovalMaxSettings
@@ -113,7 +113,7 @@ def webhook_step(sandbox: Sandbox, settings: ApprovalMaxSettings, run: RunReques
     request = ListenRequest(
         port=0,
         target=run.target,
-        queue_path=paths.workdir / "webhooks.sqlite",
+        queue=str(paths.workdir / "webhooks.sqlite"),
         batch_seconds=0.5,
     )
     ready: list[str] = []
@@ -131,7 +131,7 @@ def webhook_step(sandbox: Sandbox, settings: ApprovalMaxSettings, run: RunReques
             send_webhooks(f"{ready[0]}/webhooks/approvalmax/{settings.webhook_secret}", touched)
             while len(latencies) < len(touched) and time.monotonic() < deadline:
                 time.sleep(0.2)
-                queue = EventQueue(request.queue_path)
+                queue = open_queue(request.queue)
                 latencies = queue.latencies()
                 queue.close()
     finally:

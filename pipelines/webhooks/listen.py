@@ -7,20 +7,23 @@ leaves whatever is still queued on disk for the next start.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from dlt.common.pipeline import get_dlt_pipelines_dir
+
+from approvalmax_pipeline.pipelines.errors import BusyError
 from approvalmax_pipeline.pipelines.warehouse.factory import completed_target
 from approvalmax_pipeline.pipelines.warehouse.target import Target
 from approvalmax_pipeline.pipelines.warehouse.working_folder import run_lock
 from approvalmax_pipeline.pipelines.webhooks.loader import LoaderStatus, WebhookLoader
-from approvalmax_pipeline.pipelines.webhooks.queue import EventQueue
+from approvalmax_pipeline.pipelines.webhooks.queue import DEFAULT_QUEUE, is_shared, open_queue
 from approvalmax_pipeline.pipelines.webhooks.server import RateLimit, WebhookServer
 from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxSettings, env_name
 from approvalmax_pipeline.sources.approvalmax.connector import Connector
@@ -38,7 +41,7 @@ class ListenRequest:
     target: Target = field(
         default_factory=Target
     )  # the listener loads by a pipeline of its own, `<pipeline_name>_listener`
-    queue_path: Path = Path(".approvalmax/webhooks.sqlite")
+    queue: str = DEFAULT_QUEUE  # a SQLite file's path, or a postgresql:// URL replicas share
     batch_seconds: float = 2.0
     max_requests_per_second: float = 50.0
 
@@ -76,6 +79,7 @@ def listen(
 ) -> LoaderStatus:
     """Serve until SIGTERM/SIGINT (or `stop`); returns what the loader did."""
     secrets = check_secrets(settings)
+    check_queue(request)
     # a pipeline of its own, which never waits for a busy DuckDB file: a failed batch is tried again
     target = replace(
         completed_target(request.target, settings.token_store, settings.warehouse_retry_seconds).for_pipeline(
@@ -84,8 +88,8 @@ def listen(
         wait=0.0,
     )
     stop = stop or threading.Event()
-    with run_lock(target), Connector(settings) as connector:
-        queue = EventQueue(request.queue_path)
+    with _working_folder(target, request), Connector(settings) as connector:
+        queue = open_queue(request.queue)
         loader = WebhookLoader(connector, queue, target, request.batch_seconds)
         burst = max(1, int(request.max_requests_per_second * 2))
         ready = threading.Event()
@@ -114,6 +118,33 @@ def listen(
             queue.close()
             _restore_signals(previous)
         return loader.status
+
+
+def check_queue(request: ListenRequest) -> None:
+    """Replicas sharing a PostgreSQL queue load at once: they need a warehouse that takes writers
+    from several processes and machines, which a DuckDB file does not."""
+    if is_shared(request.queue) and request.target.destination_name == "duckdb":
+        raise ConfigError(
+            "a PostgreSQL --queue is for listener replicas, which cannot share one DuckDB file: load into "
+            "PostgreSQL (--destination postgres) or BigQuery, or give --queue a file path for a single listener"
+        )
+
+
+@contextlib.contextmanager
+def _working_folder(target: Target, request: ListenRequest) -> Iterator[None]:
+    """The run lock of the listener's working folder: replicas need one folder each."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(run_lock(target))
+        except BusyError as exc:
+            if not is_shared(request.queue):
+                raise
+            folder = target.pipelines_dir or get_dlt_pipelines_dir()
+            raise BusyError(
+                f"another listener runs in this working folder ({folder}): give each replica on one machine "
+                "its own working folder (its own directory and DLT_DATA_DIR)"
+            ) from exc
+        yield
 
 
 def _on_signals(handler: Callable[[], None]) -> dict[int, Any]:

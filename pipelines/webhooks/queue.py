@@ -1,44 +1,25 @@
-"""The listener's durable queue: webhook events on disk before the 2xx, out only after their load.
+"""The listener's durable queue: what the receiver and the loader ask of it, and where it lives.
 
-SQLite in WAL mode with `synchronous = FULL`: a commit is on disk (fsync) when `append` returns,
-so an answered event survives kill -9 and power loss. The loader takes events in arrival order,
-and `done` removes them in the transaction that records their latency, after the warehouse
-commit; a crash in between loads them again, which the merge makes harmless.
+Two kinds keep the same contract: a SQLite file (sqlite_queue.py, one listener on one machine,
+the default) and PostgreSQL tables (postgres_queue.py, several replicas behind a load balancer
+sharing the work). The receiver appends and answers 2xx only once `append` returned; the loader
+takes a batch, loads it, and reports each event `done` or `failed`. An event leaves the queue
+only after its load committed, so a crash in between loads it again, which the merge makes
+harmless.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Protocol
 
 from approvalmax_pipeline.sources.approvalmax.webhooks import WebhookEvent
 from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK, Clock
+from approvalmax_pipeline.sources.oauth_tokens.postgres_store import is_postgres_url
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    company_id TEXT NOT NULL,
-    request_id TEXT NOT NULL,
-    request_type TEXT NOT NULL,
-    event_type TEXT NOT NULL,
-    event_time TEXT NOT NULL,
-    received_at REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT
-);
-CREATE TABLE IF NOT EXISTS loaded (
-    id INTEGER PRIMARY KEY,
-    company_id TEXT NOT NULL,
-    request_id TEXT NOT NULL,
-    received_at REAL NOT NULL,
-    committed_at REAL NOT NULL,
-    outcome TEXT NOT NULL
-);
-"""
-KEEP_LOADED = 100_000  # rows of `loaded` kept for the latency figures
+DEFAULT_QUEUE = ".approvalmax/webhooks.sqlite"
+KEEP_LOADED = 100_000  # loaded events kept for the latency figures
 # An event whose document could not be fetched this many times is given up (logged; the next
 # sweep covers its document), so a company that keeps failing cannot fill the queue.
 MAX_ATTEMPTS = 20
@@ -52,89 +33,49 @@ class QueuedEvent:
     attempts: int
 
 
-class EventQueue:
-    """One SQLite file; safe to share between the receiver's threads and the loader."""
-
-    def __init__(self, path: Path, clock: Clock = SYSTEM_CLOCK) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = FULL")
-        self._db.executescript(SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+class EventQueue(Protocol):
+    """The contract both queue kinds keep; safe to share between the receiver's threads and the loader."""
 
     def append(self, events: Sequence[WebhookEvent]) -> None:
         """Durable when it returns: only then may the receiver answer 2xx."""
-        now = self._clock.now().timestamp()
-        rows = [(e.company_id, e.request_id, e.request_type, e.event_type, e.timestamp, now) for e in events]
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(
-                    "INSERT INTO events (company_id, request_id, request_type, event_type, event_time, received_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
 
     def take(self, limit: int) -> list[QueuedEvent]:
         """The oldest events, fewest attempts first (so events that keep failing never hold back
         new ones), left in the queue until `done`."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id, company_id, request_id, request_type, event_type, event_time, received_at, attempts "
-                "FROM events ORDER BY attempts, id LIMIT ?",
-                (limit,),
-            ).fetchall()
-        return [
-            QueuedEvent(row[0], WebhookEvent(row[1], row[2], row[3], row[4], row[5]), row[6], row[7]) for row in rows
-        ]
+        ...
 
     def done(self, events: Sequence[QueuedEvent], outcomes: dict[int, str]) -> None:
         """The events' load committed: remove them and keep when, for the latency figures."""
-        now = self._clock.now().timestamp()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany(
-                "INSERT OR REPLACE INTO loaded VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (q.id, q.event.company_id, q.event.request_id, q.received_at, now, outcomes.get(q.id, "loaded"))
-                    for q in events
-                ],
-            )
-            self._db.executemany("DELETE FROM events WHERE id = ?", [(q.id,) for q in events])
-            self._db.execute("DELETE FROM loaded WHERE id <= (SELECT MAX(id) FROM loaded) - ?", (KEEP_LOADED,))
-            self._db.execute("COMMIT")
 
     def failed(self, events: Sequence[QueuedEvent], error: str) -> list[QueuedEvent]:
-        """The events did not load: they stay, with the reason, for the next batch, except those
+        """The events did not load: they stay, with the reason, for a later batch, except those
         at MAX_ATTEMPTS, which are given up and returned."""
-        spent = [q for q in events if q.attempts + 1 >= MAX_ATTEMPTS]
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany(
-                "UPDATE events SET attempts = attempts + 1, last_error = ? WHERE id = ?",
-                [(error[:500], q.id) for q in events],
-            )
-            self._db.executemany("DELETE FROM events WHERE id = ?", [(q.id,) for q in spent])
-            self._db.execute("COMMIT")
-        return spent
+        ...
 
     def depth(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+        """Events queued, taken ones included."""
+        ...
 
     def latencies(self) -> list[float]:
         """Seconds from receipt to warehouse commit of the events loaded, oldest first."""
-        with self._lock:
-            rows = self._db.execute("SELECT committed_at - received_at FROM loaded ORDER BY id").fetchall()
-        return [float(row[0]) for row in rows]
+        ...
+
+    def close(self) -> None: ...
+
+
+def is_shared(location: str) -> bool:
+    """Whether `--queue` names a PostgreSQL queue that several listeners share, rather than a file."""
+    return is_postgres_url(location)
+
+
+def open_queue(location: str, clock: Clock = SYSTEM_CLOCK) -> EventQueue:
+    """The queue `--queue` names: a `postgresql://` URL, else a SQLite file's path."""
+    if is_shared(location):
+        from approvalmax_pipeline.pipelines.webhooks.postgres_queue import PostgresQueue
+
+        return PostgresQueue(location, clock)
+    from pathlib import Path
+
+    from approvalmax_pipeline.pipelines.webhooks.sqlite_queue import SqliteQueue
+
+    return SqliteQueue(Path(location), clock)

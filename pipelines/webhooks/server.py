@@ -96,12 +96,22 @@ class WebhookHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path == "/healthz":
-            self.answer(200, {"status": "ok", "queued": self.server.queue.depth()})
+            self.answer(200, {"status": "ok", "queued": self._depth()})
         elif self.path == "/readyz":
-            ready = self.server.ready()
-            self.answer(200 if ready else 503, {"ready": ready, "queued": self.server.queue.depth()})
+            queued = self._depth()
+            ready = queued is not None and self.server.ready()
+            self.answer(200 if ready else 503, {"ready": ready, "queued": queued})
         else:
             self.answer(404, {"error": "not found"})
+
+    def _depth(self) -> int | None:
+        """The queue's depth, or None while a shared queue's server cannot be reached: the process
+        is alive (/healthz), but not ready (/readyz)."""
+        try:
+            return self.server.queue.depth()
+        except Exception as exc:
+            log.warning("webhook queue unavailable: %s", exc)
+            return None
 
     def do_POST(self) -> None:
         if not self._secret_matches():

@@ -23,15 +23,16 @@ def is_postgres_url(location: str) -> bool:
 
 
 def redact_dsn(dsn: str) -> str:
-    """The DSN without its password, for messages."""
+    """The DSN without its password (after the user, or as `?password=`), for messages."""
     parts = urlsplit(dsn)
-    if parts.password is None:
+    query = "&".join(p for p in parts.query.split("&") if not p.lower().startswith("password="))
+    if parts.password is None and query == parts.query:
         return dsn
     host = parts.hostname or ""
     netloc = f"{parts.username}@{host}" if parts.username else host
     if parts.port:
         netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 class PostgresTokenStore:

@@ -10,14 +10,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from approvalmax_pipeline.pipelines.webhooks.queue import EventQueue
+from approvalmax_pipeline.pipelines.webhooks.queue import open_queue
 
 from ..conftest import REPO as REPO_ROOT
 from ..conftest import Workspace
@@ -29,7 +29,7 @@ READY = re.compile(r"listening on (http://127\.0\.0\.1:\d+)/")
 
 
 class Listener:
-    def __init__(self, process: subprocess.Popen[str], url: str, queue: Path) -> None:
+    def __init__(self, process: subprocess.Popen[str], url: str, queue: str) -> None:
         self.process, self.url, self.queue = process, url, queue
 
     @property
@@ -41,7 +41,7 @@ class Listener:
         return httpx.post(path or self.endpoint, content=content, timeout=10, **kwargs)
 
     def loaded(self) -> list[float]:
-        queue = EventQueue(self.queue)
+        queue = open_queue(self.queue)
         try:
             return queue.latencies()
         finally:
@@ -59,28 +59,61 @@ class Listener:
 
 
 @contextlib.contextmanager
-def listening(workspace: Workspace, *args: str, env: dict[str, str] | None = None) -> Iterator[Listener]:
-    queue = workspace.root / "queue" / "webhooks.sqlite"
+def listeners(
+    workspace: Workspace,
+    *args: str,
+    folders: Sequence[Path | None] = (None,),
+    env: dict[str, str] | None = None,
+    queue: str | None = None,
+) -> Iterator[list[Listener]]:
+    """`approvalmax listen` processes started together on free ports, one per working folder (None:
+    the workspace's; a folder of its own gets its own DLT_DATA_DIR, as a replica elsewhere has);
+    `queue` defaults to a SQLite file in the workspace."""
+    queue = queue or str(workspace.root / "queue" / "webhooks.sqlite")
     environment = {**workspace.env, "SOURCES__APPROVALMAX__WEBHOOK_SECRET": SECRET, **(env or {})}
     command = [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", "listen", "--port", "0"]
-    command += ["--queue", str(queue), "--batch-seconds", "0.5", *args]
+    command += ["--queue", queue, "--batch-seconds", "0.5", *args]
     workspace.release()
-    process = subprocess.Popen(
-        command, cwd=workspace.root, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    processes: list[subprocess.Popen[str]] = []
     try:
-        assert process.stderr is not None
-        line = process.stderr.readline()
-        found = READY.search(line)
-        assert found, line + process.stderr.read()
-        yield Listener(process, found.group(1), queue)
+        for folder in folders:
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+            own = {"DLT_DATA_DIR": str(folder / "dlt")} if folder is not None else {}
+            processes.append(
+                subprocess.Popen(
+                    command,
+                    cwd=folder or workspace.root,
+                    env={**environment, **own},
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        started = []
+        for process in processes:
+            assert process.stderr is not None
+            line = process.stderr.readline()
+            found = READY.search(line)
+            assert found, line + process.stderr.read()
+            started.append(Listener(process, found.group(1), queue))
+        yield started
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
             try:
                 process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@contextlib.contextmanager
+def listening(workspace: Workspace, *args: str, env: dict[str, str] | None = None) -> Iterator[Listener]:
+    """One `approvalmax listen` in the workspace, on a SQLite queue there."""
+    with listeners(workspace, *args, env=env) as (listener,):
+        yield listener
 
 
 def event(company: str, request_id: str, request_type: str = "XeroBill") -> dict[str, str]:
@@ -124,7 +157,7 @@ def test_refused_calls_change_nothing(ws: Workspace) -> None:
         assert listener.post({"events": []}).status_code == 400
         assert listener.post(b"x" * 1_100_000).status_code == 413
         assert listener.post({"Events": [], "Entropy": "validation"}).status_code == 200  # the portal's check
-        queue = EventQueue(listener.queue)
+        queue = open_queue(listener.queue)
         assert queue.depth() == 0
         queue.close()
         assert httpx.get(f"{listener.url}/webhooks/approvalmax/{SECRET}", timeout=5).status_code == 404
@@ -230,8 +263,6 @@ def test_a_burst_for_one_company_and_a_run_meanwhile_share_the_api_limit_and_loa
 def test_the_sandboxs_printed_settings_are_enough_to_run_and_listen_under_its_rate_limit(tmp_path: Path) -> None:
     """As docs/webhooks.md has it: `approvalmax sandbox --webhook-url ... --rate-limit ...`, its export
     lines and nothing else, then `run` and `listen`; a change made in the sandbox reaches the warehouse."""
-    from approvalmax_pipeline.pipelines.webhooks.queue import EventQueue
-
     from ..conftest import clean_environ
     from ..postgres_server import free_port
     from .test_readme import start_sandbox_process
@@ -269,7 +300,7 @@ def test_the_sandboxs_printed_settings_are_enough_to_run_and_listen_under_its_ra
         sent = len(changed.json()["modified"])
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            queue = EventQueue(tmp_path / ".approvalmax" / "webhooks.sqlite")
+            queue = open_queue(str(tmp_path / ".approvalmax" / "webhooks.sqlite"))
             loaded = len(queue.latencies())
             queue.close()
             if loaded >= sent:

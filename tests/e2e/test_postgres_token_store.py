@@ -52,6 +52,10 @@ def test_lock_excludes_another_holder_until_released(postgres_db: str) -> None:
 def test_password_never_in_location_or_errors(postgres_db: str) -> None:
     dsn = postgres_db.replace("postgres:postgres@", "postgres:s3cret-pw@")
     assert "s3cret-pw" not in redact_dsn(dsn)
+    assert (
+        redact_dsn("postgresql://u@h:5/db?sslmode=require&password=s3cret-pw")
+        == "postgresql://u@h:5/db?sslmode=require"
+    )
     bad = PostgresTokenStore(re.sub(r":\d+/", ":9/", dsn), key="k")  # nothing listens on port 9
     with pytest.raises(TokenStoreError, match="cannot reach the token store") as info:
         bad.load()

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from approvalmax_pipeline.pipelines.webhooks.listen import check_secrets
-from approvalmax_pipeline.pipelines.webhooks.queue import EventQueue
 from approvalmax_pipeline.pipelines.webhooks.server import WEBHOOK_PREFIX, RateLimit, WebhookServer
+from approvalmax_pipeline.pipelines.webhooks.sqlite_queue import SqliteQueue
 from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxSettings
 from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
 
@@ -33,7 +33,7 @@ def settings(current: str | None, previous: str | None = None) -> ApprovalMaxSet
 
 @pytest.fixture
 def server_url(tmp_path: Path) -> Iterator[str]:
-    queue = EventQueue(tmp_path / "q.sqlite")
+    queue = SqliteQueue(tmp_path / "q.sqlite")
     server = WebhookServer(("127.0.0.1", 0), (CURRENT, PREVIOUS), queue, RateLimit(100, 100), ready=lambda: True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

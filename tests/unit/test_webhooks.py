@@ -1,22 +1,25 @@
-"""Webhook payloads, the receiver's rate limit, and the durable queue, without a network."""
+"""Webhook payloads, the receiver's rate limit, and its answer when the queue fails, without a network
+(the queues themselves: tests/e2e/test_webhook_queues.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from approvalmax_pipeline.pipelines.webhooks.queue import MAX_ATTEMPTS, EventQueue
 from approvalmax_pipeline.pipelines.webhooks.server import RateLimit, WebhookServer
+from approvalmax_pipeline.pipelines.webhooks.sqlite_queue import SqliteQueue
 from approvalmax_pipeline.sources.approvalmax.config import merge_document_types
 from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
 from approvalmax_pipeline.sources.approvalmax.settings import DOCUMENT_TYPES, resource_for_request_type
-from approvalmax_pipeline.sources.approvalmax.webhooks import PayloadError, WebhookEvent, parse_payload
+from approvalmax_pipeline.sources.approvalmax.webhooks import PayloadError, parse_payload
 
 COMPANY, REQUEST = "5df4a571-a352-4955-8a43-004d862dbda5", "76d90f2d-0c06-4c97-8ebc-665168ca7b02"
 DOCUMENTED = {
@@ -83,51 +86,36 @@ def test_the_rate_limit_allows_a_burst_then_the_rate() -> None:
     assert [limit.allow() for _ in range(2)] == [True, False]
 
 
-def test_events_that_keep_failing_go_last_and_are_given_up_at_max_attempts(tmp_path: Path) -> None:
-    queue = EventQueue(tmp_path / "q.sqlite")
-    queue.append([WebhookEvent(COMPANY, "stuck", "XeroBill", "Approved", "t")])
-    (stuck,) = queue.take(10)
-    queue.failed([stuck], "403")
-    queue.append([WebhookEvent(COMPANY, "fresh", "XeroBill", "Approved", "t")])
-    assert [q.event.request_id for q in queue.take(1)] == ["fresh"]  # new events are not held back
-    for _ in range(MAX_ATTEMPTS - 2):
-        assert queue.failed([queue.take(10)[-1]], "403") == []
-    given_up = queue.failed([queue.take(10)[-1]], "403")
-    assert [q.event.request_id for q in given_up] == ["stuck"]
-    assert [q.event.request_id for q in queue.take(10)] == ["fresh"]
-    queue.close()
-
-
-def test_queued_events_are_on_disk_for_another_connection_until_done(tmp_path: Path) -> None:
-    path = tmp_path / "q.sqlite"
-    first = EventQueue(path)
-    first.append([WebhookEvent(COMPANY, REQUEST, "XeroBill", "Approved", "t")])
-    other = EventQueue(path)  # as a restarted process would open it
-    (queued,) = other.take(10)
-    assert queued.event.request_id == REQUEST and other.depth() == 1
-    other.failed([queued], "the API did not answer")
-    assert other.take(10)[0].attempts == 1
-    other.done([queued], {queued.id: "loaded"})
-    assert first.depth() == 0 and len(first.latencies()) == 1
-    first.close()
-    other.close()
-
-
-class FullDisk(EventQueue):
-    """A queue whose disk is full: SQLite refuses every write."""
+class Unusable(SqliteQueue):
+    """A queue whose store refuses everything: a full disk, or a shared queue's server gone."""
 
     def append(self, events: Any) -> None:
         raise sqlite3.OperationalError("database or disk is full")
 
+    def depth(self) -> int:
+        raise sqlite3.OperationalError("unable to open database file")
 
-def test_an_event_that_cannot_be_queued_is_answered_503_so_approvalmax_sends_it_again(tmp_path: Path) -> None:
-    queue = FullDisk(tmp_path / "q.sqlite")
+
+@contextlib.contextmanager
+def served(queue: SqliteQueue) -> Iterator[str]:
     server = WebhookServer(("127.0.0.1", 0), ["s" * 20], queue, RateLimit(100, 100), ready=lambda: True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        answer = httpx.post(f"{server.url}/webhooks/approvalmax/{'s' * 20}", content=json.dumps(DOCUMENTED), timeout=10)
+        yield server.url
     finally:
         server.shutdown()
         server.server_close()
         queue.close()
+
+
+def test_an_event_that_cannot_be_queued_is_answered_503_so_approvalmax_sends_it_again(tmp_path: Path) -> None:
+    with served(Unusable(tmp_path / "q.sqlite")) as url:
+        answer = httpx.post(f"{url}/webhooks/approvalmax/{'s' * 20}", content=json.dumps(DOCUMENTED), timeout=10)
     assert answer.status_code == 503 and answer.json() == {"error": "queue unavailable"}
+
+
+def test_a_queue_that_cannot_be_reached_leaves_the_process_live_but_not_ready(tmp_path: Path) -> None:
+    with served(Unusable(tmp_path / "q.sqlite")) as url:
+        live, ready = httpx.get(f"{url}/healthz", timeout=10), httpx.get(f"{url}/readyz", timeout=10)
+    assert (live.status_code, live.json()) == (200, {"status": "ok", "queued": None})
+    assert (ready.status_code, ready.json()) == (503, {"ready": False, "queued": None})
