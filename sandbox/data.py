@@ -587,6 +587,8 @@ class Dataset:
                         doc["total"] = round(float(doc["total"] or 0) + 1.0, 2)
                     collection.overrides[header.request_id] = doc
                     silently.append(header.request_id)
+                    # a webhook names it though its modifiedAt stays: a list since the event misses it
+                    touched.append((company.company_id, doc_type, header.request_id))
             stamp = to_ticks(now)
             for company in self.companies:
                 if only is not None and company.company_id != only:

@@ -18,13 +18,14 @@ from approvalmax_pipeline.pipelines.run import RunRequest, run_pipeline
 from approvalmax_pipeline.pipelines.warehouse.target import DATASET_NAME, Target
 from approvalmax_pipeline.pipelines.webhooks.listen import ListenRequest, listen
 from approvalmax_pipeline.pipelines.webhooks.queue import open_queue
-from approvalmax_pipeline.sandbox import Sandbox, start_sandbox
+from approvalmax_pipeline.sandbox import Sandbox, SandboxKnobs, start_sandbox
 from approvalmax_pipeline.sandbox.server import send_webhooks
 from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxCredentials, ApprovalMaxSettings
 from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK
 
 DEMO_PIPELINE = "approvalmax_demo"
 DEMO_DATASET = DATASET_NAME
+DEMO_RATE_LIMIT = 100  # calls a minute per company, as ApprovalMax reportedly allows
 
 
 @dataclass
@@ -90,7 +91,9 @@ def run_demo(
 ) -> dict[str, int]:
     """Full load, change the sandbox, incremental load; `on_step` sees each result as it comes."""
     reset_demo(paths)
-    with start_sandbox(companies=companies, documents_per_company=documents) as sandbox:
+    # the API's reported limit, enforced: the runs and the listener pace themselves to it
+    knobs = SandboxKnobs(rate_limit_per_minute=DEMO_RATE_LIMIT)
+    with start_sandbox(companies=companies, documents_per_company=documents, knobs=knobs) as sandbox:
         settings = demo_settings(sandbox, paths)
         request = RunRequest(
             Target(

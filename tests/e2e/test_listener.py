@@ -313,3 +313,20 @@ def test_the_sandboxs_printed_settings_are_enough_to_run_and_listen_under_its_ra
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=30)
+
+
+@pytest.mark.parametrize("modified_filter", ["ignored", "refused"])
+def test_list_reads_stay_exact_when_the_api_ignores_or_refuses_the_filter_and_for_silent_changes(
+    ws: Workspace, modified_filter: str
+) -> None:
+    """Documents a list since the event does not return (a change that left modifiedAt alone) are
+    read by id; a filter the API ignores or refuses costs calls, never a row."""
+    assert ws.cli("run", "--no-progress").returncode == 0
+    ws.admin("POST", "config", modified_filter=modified_filter)
+    with listening(ws) as listener:
+        ws.admin("POST", "config", webhook_url=listener.endpoint)
+        changes = ws.admin("POST", "mutate", modify=6, add=2, silent=2, delete=1)
+        sent = sum(len(changes[k]) for k in ("modified", "added", "silent", "deleted"))
+        listener.wait_loaded(sent)
+    assert marked(ws) == set(changes["deleted"])
+    assert_equals_sandbox(ws)
