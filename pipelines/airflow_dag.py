@@ -41,6 +41,7 @@ from approvalmax_pipeline.pipelines.warehouse.target import DATASET_NAME, PIPELI
 from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxSettings, env_name, load_settings
 from approvalmax_pipeline.sources.approvalmax.connector import Connector
 from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
+from approvalmax_pipeline.sources.oauth_tokens.aws_store import is_aws_url
 from approvalmax_pipeline.sources.oauth_tokens.postgres_store import is_postgres_url
 
 DAG_ID = "approvalmax"
@@ -55,13 +56,14 @@ def shard_pipeline_name(shard: int, shards: int) -> str:
 
 
 def require_shared_token_store(settings: ApprovalMaxSettings) -> None:
-    if is_postgres_url(settings.token_store):
+    if is_postgres_url(settings.token_store) or is_aws_url(settings.token_store):
         return
     if os.environ.get("APPROVALMAX_AIRFLOW_FILE_TOKEN_STORE") == "1":
         return
     raise ConfigError(
-        f"{env_name('token_store')} must be a postgresql:// URL under Airflow: workers on several machines "
-        "must share one rotating token (or set APPROVALMAX_AIRFLOW_FILE_TOKEN_STORE=1 on a single machine)"
+        f"{env_name('token_store')} must be a postgresql:// or aws-secretsmanager:// URL under Airflow: workers "
+        "on several machines must share one rotating token (or set APPROVALMAX_AIRFLOW_FILE_TOKEN_STORE=1 "
+        "on a single machine)"
     )
 
 

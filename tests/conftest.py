@@ -18,6 +18,7 @@ import pytest
 from approvalmax_pipeline.sandbox import Sandbox, start_sandbox
 
 from .inprocess import run_cli
+from .moto_server import MotoServer, start_moto
 from .postgres_server import PostgresServer, start_postgres
 
 REPO = Path(__file__).resolve().parent.parent
@@ -209,6 +210,16 @@ def postgres_db(postgres: PostgresServer, request: pytest.FixtureRequest) -> str
 
     name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:50] + "_" + os.urandom(3).hex()
     return postgres.create_database(name)
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoServer]:
+    """One moto server (AWS Secrets Manager and DynamoDB on 127.0.0.1) for the whole test session."""
+    server = start_moto()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 # The tier of a test is its folder's: tests/unit/ is `unit`, tests/e2e/ is `e2e`. `slow` is this table's:
