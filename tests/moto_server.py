@@ -59,6 +59,11 @@ class MotoServer:
         )
         return name
 
+    def new_store_url(self, lease: float = 60) -> str:
+        """A token_store setting naming a new secret and a new lock table (lease in seconds)."""
+        secret = f"approvalmax/tokens-{uuid.uuid4().hex[:8]}"
+        return f"aws-secretsmanager://{secret}?region={REGION}&lock_table={self.new_lock_table()}&lease={lease:g}"
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)

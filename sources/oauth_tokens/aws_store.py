@@ -102,6 +102,26 @@ def describe(exc: BaseException, doing: str) -> TokenStoreError:
     return TokenStoreError(f"{doing}: {name}")
 
 
+def aws_clients(where: AwsLocation) -> tuple[Any, Any]:
+    """Secrets Manager and DynamoDB clients in the setting's region (else the AWS default chain's)."""
+    boto3 = _boto3()
+    try:
+        session = boto3.session.Session(region_name=where.region)
+        return session.client("secretsmanager"), session.client("dynamodb")
+    except Exception as exc:
+        raise describe(exc, f"cannot open the token store {where}") from exc
+
+
+def lease_beside(url: str, key: str, timeout: float) -> DynamoLease:
+    """A lease on `key` in the lock table of the store at `url`: the dataset lock of destinations
+    without one of their own lives there, where every run of the token family reaches."""
+    where = AwsLocation.parse(url)
+    _, dynamodb = aws_clients(where)
+    return DynamoLease(
+        dynamodb, where.lock_table, key, lease_seconds=where.lease_seconds, timeout=timeout, describe=describe
+    )
+
+
 class SecretsManagerTokenStore:
     """One token family in one secret; the lock is a lease in a DynamoDB table.
 
@@ -120,14 +140,7 @@ class SecretsManagerTokenStore:
     ) -> None:
         self.where = AwsLocation.parse(url)
         self.sealing = sealing
-        if clients is None:
-            boto3 = _boto3()
-            try:
-                session = boto3.session.Session(region_name=self.where.region)
-                clients = (session.client("secretsmanager"), session.client("dynamodb"))
-            except Exception as exc:
-                raise describe(exc, f"cannot open the token store {self.where}") from exc
-        self._secrets, dynamodb = clients
+        self._secrets, dynamodb = clients or aws_clients(self.where)
         self._lease = DynamoLease(
             dynamodb,
             self.where.lock_table,

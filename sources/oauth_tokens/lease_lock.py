@@ -32,6 +32,10 @@ class LeaseLost(TokenStoreError):
     """Another process took the lease over (this one stalled longer than the lease): stop writing."""
 
 
+class LeaseTimeout(TokenStoreError):
+    """Another live process held the lease (renewing it) for longer than this one would wait."""
+
+
 class DynamoLease:
     """`hold()` excludes every other holder of `key` in `table`; a dead holder's lease expires.
 
@@ -140,8 +144,8 @@ class DynamoLease:
                         return
                     seen = None
             if time.monotonic() >= deadline:
-                raise TokenStoreError(
-                    f"another process has held the token store lock {self.key} (DynamoDB table {self.table}) "
+                raise LeaseTimeout(
+                    f"another process has held the lock {self.key} (DynamoDB table {self.table}) "
                     f"for {self.timeout:.0f} s while renewing it; if no other run is active, delete that item"
                 )
             time.sleep(poll)

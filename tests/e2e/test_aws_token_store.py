@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 
 import pytest
 
@@ -19,14 +18,9 @@ from approvalmax_pipeline.sources.oauth_tokens.stored import AFTER_RESPONSE, AFT
 from ..conftest import Workspace
 from ..moto_server import MotoServer
 from .test_exit_codes import assert_one_line
+from .test_token_encryption import crash_rewrite
 
 FORCE_REFRESH = {"SOURCES__APPROVALMAX__TOKEN_REFRESH_SKEW_SECONDS": "7200"}
-
-
-def aws_url(moto: MotoServer, lease: float = 60) -> str:
-    """A store URL naming a new secret and a new lock table (lease in seconds)."""
-    secret = f"approvalmax/tokens-{uuid.uuid4().hex[:8]}"
-    return f"aws-secretsmanager://{secret}?region=eu-west-1&lock_table={moto.new_lock_table()}&lease={lease:g}"
 
 
 def store_at(moto: MotoServer, url: str, sealing: TokenSealing | None = None) -> SecretsManagerTokenStore:
@@ -48,7 +42,7 @@ def grants(workspace: Workspace) -> int:
 
 
 def test_round_trip_empty_store_and_sealing(moto: MotoServer) -> None:
-    url = aws_url(moto)
+    url = moto.new_store_url()
     store = store_at(moto, url)
     assert store.load() is None  # no secret yet: created by the first save
     with store.lock():
@@ -67,7 +61,7 @@ def test_round_trip_empty_store_and_sealing(moto: MotoServer) -> None:
 
 
 def test_lock_excludes_another_holder_until_released(moto: MotoServer) -> None:
-    url = aws_url(moto, lease=2)
+    url = moto.new_store_url(lease=2)
     events: list[str] = []
     first_holds = threading.Event()
 
@@ -88,7 +82,7 @@ def test_lock_excludes_another_holder_until_released(moto: MotoServer) -> None:
 
 
 def test_a_stalled_holder_whose_lease_was_taken_over_writes_nothing(moto: MotoServer) -> None:
-    url = aws_url(moto, lease=1)
+    url = moto.new_store_url(lease=1)
     stalled = store_at(moto, url)
     lease = stalled._lease
     lease._acquire()  # held with no heartbeat: as a process frozen past its lease
@@ -102,7 +96,7 @@ def test_a_stalled_holder_whose_lease_was_taken_over_writes_nothing(moto: MotoSe
 def test_workers_sharing_an_aws_store_make_one_refresh(workspace: Workspace, moto: MotoServer) -> None:
     # the identity server refuses a refresh token used twice: two refreshes from one token would fail
     workspace.admin("POST", "config", token_latency=1.0, refresh_grace=0.0)
-    url = aws_url(moto)
+    url = moto.new_store_url()
     env = aws_env(workspace, moto, url)
     command = [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", "ping"]
     runs = [
@@ -118,7 +112,7 @@ def test_workers_sharing_an_aws_store_make_one_refresh(workspace: Workspace, mot
 
 @pytest.mark.parametrize("step", [AFTER_SAVE, AFTER_RESPONSE])
 def test_kill_9_holding_the_lease_loses_nothing(workspace: Workspace, moto: MotoServer, step: str) -> None:
-    url = aws_url(moto, lease=2)
+    url = moto.new_store_url(lease=2)
     env = {"SOURCES__APPROVALMAX__TOKEN_STORE": url, **moto.env}
     assert workspace.process("ping", env=env).returncode == 0
     if step == AFTER_SAVE:  # the old token dies at once: only the saved new one can work
@@ -141,7 +135,7 @@ def test_kill_9_holding_the_lease_loses_nothing(workspace: Workspace, moto: Moto
 
 
 def test_a_sealed_aws_store_keeps_no_token_readable_in_the_secret(workspace: Workspace, moto: MotoServer) -> None:
-    url, key = aws_url(moto), new_key()
+    url, key = moto.new_store_url(), new_key()
     env = {"SOURCES__APPROVALMAX__TOKEN_STORE": url, "SOURCES__APPROVALMAX__TOKEN_KEY": key, **moto.env}
     assert workspace.process("ping", env=env).returncode == 0
     assert workspace.process("ping", env={**env, **FORCE_REFRESH}).returncode == 0
@@ -150,6 +144,23 @@ def test_a_sealed_aws_store_keeps_no_token_readable_in_the_secret(workspace: Wor
     assert all(token not in text for token in workspace.sandbox.identity.refresh_tokens)
     wrong = workspace.process("ping", env={**env, "SOURCES__APPROVALMAX__TOKEN_KEY": new_key()})
     assert_one_line(wrong, 2, "none of the 1 key(s)")
+
+
+@pytest.mark.parametrize("step", ["before-save", "after-save"])
+def test_rotate_key_killed_at_either_side_of_the_save_keeps_the_token(
+    workspace: Workspace, moto: MotoServer, step: str
+) -> None:
+    url, old, new = moto.new_store_url(lease=2), new_key(), new_key()
+    env = {"SOURCES__APPROVALMAX__TOKEN_STORE": url, **moto.env}
+    assert workspace.process("ping", env={**env, "SOURCES__APPROVALMAX__TOKEN_KEY": old}).returncode == 0
+    crashed = crash_rewrite(workspace, {**env, "SOURCES__APPROVALMAX__TOKEN_KEY": f"{new},{old}"}, step)
+    assert crashed.returncode == -9, crashed.stdout + crashed.stderr
+    before = grants(workspace)
+    both = {**env, **FORCE_REFRESH, "SOURCES__APPROVALMAX__TOKEN_KEY": f"{new},{old}"}
+    result = workspace.process("ping", env=both, timeout=60)  # waits out the killed holder's lease
+    assert result.returncode == 0, result.stderr
+    assert grants(workspace) > before
+    assert store_at(moto, url, TokenSealing((new,))).load() is not None  # now under the new key alone
 
 
 @pytest.mark.parametrize(
