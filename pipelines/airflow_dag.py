@@ -10,7 +10,7 @@ pipelines/warehouse/dataset_lock.py), the views, and the summary in the task's l
 fails its task (strict); the others load. At most APPROVALMAX_AIRFLOW_MAX_ACTIVE_TASKS of them run at
 once per DAG run. Settings, tokens and HTTP are built inside tasks, never when the scheduler
 parses this file. Workers on several machines must share one token family: `token_store` must be
-a PostgreSQL URL (set APPROVALMAX_AIRFLOW_FILE_TOKEN_STORE=1 to allow a file on one machine).
+a PostgreSQL or aws-secretsmanager:// URL (set APPROVALMAX_AIRFLOW_FILE_TOKEN_STORE=1 to allow a file on one machine).
 
 Settings (environment, read when the file is parsed; the connector's own settings come from the
 environment or `.dlt/` as for the CLI, read by the tasks):

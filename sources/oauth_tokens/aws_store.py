@@ -21,7 +21,7 @@ from .sealing import PLAIN, TokenSealing, rewrite_in_current_form
 
 SCHEME = "aws-secretsmanager://"
 DEFAULT_LOCK_TABLE = "approvalmax-token-lock"
-INSTALL_HINT = "an AWS Secrets Manager token store needs boto3: pip install 'approvalmax-pipeline[aws]'"
+INSTALL_HINT = "an AWS Secrets Manager token store needs boto3, which is not installed: pip install -e '.[aws]'"
 # What each call needs, for the line an AccessDenied becomes.
 _PERMISSIONS = {
     "GetSecretValue": "secretsmanager:GetSecretValue",

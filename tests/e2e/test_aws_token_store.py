@@ -179,7 +179,7 @@ def test_a_malformed_aws_url_is_one_line_exit_2(workspace: Workspace, url: str, 
 def test_without_the_aws_extra_one_line_names_it(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "boto3", None)  # as if boto3 were not installed
     result = workspace.cli("ping", env={"SOURCES__APPROVALMAX__TOKEN_STORE": "aws-secretsmanager://s"})
-    assert_one_line(result, 2, "needs boto3", "pip install 'approvalmax-pipeline[aws]'")
+    assert_one_line(result, 2, "needs boto3", "pip install -e '.[aws]'")
 
 
 def test_a_missing_lock_table_is_one_line_naming_the_fix(workspace: Workspace, moto: MotoServer) -> None:
@@ -193,7 +193,10 @@ def test_client_credentials_from_secrets_manager_through_dlt(workspace: Workspac
     """dlt's AWS Secrets Manager provider reads [sources.approvalmax] from the secret
     dlt/sources/approvalmax: the client id and secret are in no file and no variable of the run."""
     identity = workspace.sandbox.identity
-    toml = f'[credentials]\nclient_id = "{identity.client_id}"\nclient_secret = "{identity.client_secret}"\n'
+    toml = (  # a TOML fragment, merged from the root as docs/security.md shows
+        f'[sources.approvalmax.credentials]\nclient_id = "{identity.client_id}"\n'
+        f'client_secret = "{identity.client_secret}"\n'
+    )
     moto.client("secretsmanager").create_secret(Name="dlt/sources/approvalmax", SecretString=toml)
     env = {
         k: v
