@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -103,7 +104,12 @@ def describe(exc: BaseException, doing: str) -> TokenStoreError:
 
 
 def aws_clients(where: AwsLocation) -> tuple[Any, Any]:
-    """Secrets Manager and DynamoDB clients in the setting's region (else the AWS default chain's)."""
+    """Secrets Manager and DynamoDB clients in the setting's region (else the AWS default chain's).
+    botocore's debug records hold request and response bodies, the tokens among them: whatever
+    the host application's log level, they are kept out of its logs."""
+    for name in ("botocore", "boto3"):
+        if logging.getLogger(name).getEffectiveLevel() < logging.INFO:
+            logging.getLogger(name).setLevel(logging.INFO)
     boto3 = _boto3()
     try:
         session = boto3.session.Session(region_name=where.region)

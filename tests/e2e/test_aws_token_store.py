@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -35,6 +36,14 @@ def secret_text(moto: MotoServer, url: str) -> str:
 
 def aws_env(workspace: Workspace, moto: MotoServer, url: str) -> dict[str, str]:
     return {**workspace.env, **moto.env, "SOURCES__APPROVALMAX__TOKEN_STORE": url}
+
+
+def dlt_reads_from_aws(moto: MotoServer, toml: str) -> dict[str, str]:
+    """Put a TOML fragment where dlt's AWS Secrets Manager provider looks for [sources.approvalmax]
+    (under a prefix of its own, as the server is shared), and the settings that turn the provider on."""
+    prefix = f"dlt-{uuid.uuid4().hex[:8]}/"
+    moto.client("secretsmanager").create_secret(Name=f"{prefix}sources/approvalmax", SecretString=toml)
+    return {"PROVIDERS__ENABLE_AWS_SECRETS": "true", "PROVIDERS__AWS_SECRETS__SECRET_NAME_PREFIX": prefix}
 
 
 def grants(workspace: Workspace) -> int:
@@ -191,20 +200,20 @@ def test_a_missing_lock_table_is_one_line_naming_the_fix(workspace: Workspace, m
 
 def test_client_credentials_from_secrets_manager_through_dlt(workspace: Workspace, moto: MotoServer) -> None:
     """dlt's AWS Secrets Manager provider reads [sources.approvalmax] from the secret
-    dlt/sources/approvalmax: the client id and secret are in no file and no variable of the run."""
+    <prefix>sources/approvalmax (`dlt/` by default): the client id and secret are in no file and no
+    variable of the run."""
     identity = workspace.sandbox.identity
     toml = (  # a TOML fragment, merged from the root as docs/security.md shows
         f'[sources.approvalmax.credentials]\nclient_id = "{identity.client_id}"\n'
         f'client_secret = "{identity.client_secret}"\n'
     )
-    moto.client("secretsmanager").create_secret(Name="dlt/sources/approvalmax", SecretString=toml)
     env = {
         k: v
         for k, v in workspace.env.items()
         if k not in ("SOURCES__APPROVALMAX__CREDENTIALS__CLIENT_ID", "SOURCES__APPROVALMAX__CREDENTIALS__CLIENT_SECRET")
     }
     env.update(moto.env)
-    env["PROVIDERS__ENABLE_AWS_SECRETS"] = "true"
+    env.update(dlt_reads_from_aws(moto, toml))
     missing = subprocess.run(
         [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", "ping"],
         cwd=workspace.root,
@@ -225,3 +234,33 @@ def test_client_credentials_from_secrets_manager_through_dlt(workspace: Workspac
     assert result.returncode == 0, result.stderr
     assert grants(workspace) == 1
     assert identity.client_secret not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("third_party", [False, True])
+def test_a_debug_log_holds_no_token_or_client_secret(workspace: Workspace, moto: MotoServer, third_party: bool) -> None:
+    """botocore logs request and response bodies at debug level: the secrets' values among them."""
+    identity = workspace.sandbox.identity
+    toml = f'[sources.approvalmax.credentials]\nclient_secret = "{identity.client_secret}"\n'
+    url = moto.new_store_url()
+    env = {
+        **aws_env(workspace, moto, url),
+        **FORCE_REFRESH,
+        **dlt_reads_from_aws(moto, toml),
+        "RUNTIME__LOG_LEVEL": "DEBUG",
+    }
+    del env["SOURCES__APPROVALMAX__CREDENTIALS__CLIENT_SECRET"]
+    flags = ["--log-level", "debug", *(["--log-third-party"] if third_party else [])]
+    for _ in range(2):  # the second reads the stored family and refreshes it
+        result = subprocess.run(
+            [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", *flags, "ping"],
+            cwd=workspace.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "DEBUG" in result.stderr
+        output = result.stdout + result.stderr
+        assert identity.client_secret not in output
+        assert all(token not in output for token in identity.refresh_tokens)
