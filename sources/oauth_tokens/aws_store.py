@@ -152,7 +152,7 @@ class SecretsManagerTokenStore:
             self.where.lock_table,
             f"token-store:{self.where.secret}",
             lease_seconds=self.where.lease_seconds,
-            timeout=lock_timeout,
+            timeout=max(lock_timeout, 2 * self.where.lease_seconds),  # long enough to outwait a dead holder
             describe=describe,
         )
 
