@@ -119,6 +119,29 @@ def test_workers_sharing_an_aws_store_make_one_refresh(workspace: Workspace, mot
     assert stored is not None and stored.refresh_count == 1
 
 
+def test_workers_that_must_each_refresh_take_turns_with_the_newest_token(
+    workspace: Workspace, moto: MotoServer
+) -> None:
+    """Four processes at once, each forced to refresh: each must refresh with the token the one before
+    saved (the identity server refuses a used one at once), and no refresh may be lost."""
+    url = moto.new_store_url()
+    env = aws_env(workspace, moto, url)
+    assert workspace.process("ping", env={"SOURCES__APPROVALMAX__TOKEN_STORE": url, **moto.env}).returncode == 0
+    workspace.admin("POST", "config", token_latency=0.3, refresh_grace=0.0)
+    command = [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", "ping"]
+    runs = [
+        subprocess.Popen(
+            command, cwd=workspace.root, env={**env, **FORCE_REFRESH}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(4)
+    ]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0, 0], outputs
+    stored = store_at(moto, url).load()
+    # every refresh was saved over the one before it: the stored count is the server's count
+    assert stored is not None and stored.refresh_count == grants(workspace) >= 5
+
+
 @pytest.mark.parametrize("step", [AFTER_SAVE, AFTER_RESPONSE])
 def test_kill_9_holding_the_lease_loses_nothing(workspace: Workspace, moto: MotoServer, step: str) -> None:
     url = moto.new_store_url(lease=2)
