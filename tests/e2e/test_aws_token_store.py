@@ -174,6 +174,9 @@ def test_a_sealed_aws_store_keeps_no_token_readable_in_the_secret(workspace: Wor
     assert grants(workspace) > 1  # the seed's refresh, then the sealed stored token's
     text = secret_text(moto, url)
     assert all(token not in text for token in workspace.sandbox.identity.refresh_tokens)
+    status = workspace.process("auth", "status", env=env)
+    assert status.returncode == 0, status.stderr
+    assert f"token store: {url.split('&')[0]}" in status.stdout and "encryption: Fernet" in status.stdout
     wrong = workspace.process("ping", env={**env, "SOURCES__APPROVALMAX__TOKEN_KEY": new_key()})
     assert_one_line(wrong, 2, "none of the 1 key(s)")
 
