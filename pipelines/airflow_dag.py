@@ -10,7 +10,7 @@ pipelines/warehouse/dataset_lock.py), the views, and the summary in the task's l
 fails its task (strict); the others load. At most APPROVALMAX_AIRFLOW_MAX_ACTIVE_TASKS of them run at
 once per DAG run. Settings, tokens and HTTP are built inside tasks, never when the scheduler
 parses this file. Workers on several machines must share one token family: `token_store` must be
-a PostgreSQL URL (set APPROVALMAX_AIRFLOW_FILE_TOKEN_STORE=1 to allow a file on one machine).
+a PostgreSQL or aws-secretsmanager:// URL (set APPROVALMAX_AIRFLOW_FILE_TOKEN_STORE=1 to allow a file on one machine).
 
 Settings (environment, read when the file is parsed; the connector's own settings come from the
 environment or `.dlt/` as for the CLI, read by the tasks):
@@ -41,6 +41,7 @@ from approvalmax_pipeline.pipelines.warehouse.target import DATASET_NAME, PIPELI
 from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxSettings, env_name, load_settings
 from approvalmax_pipeline.sources.approvalmax.connector import Connector
 from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
+from approvalmax_pipeline.sources.oauth_tokens.aws_store import is_aws_url
 from approvalmax_pipeline.sources.oauth_tokens.postgres_store import is_postgres_url
 
 DAG_ID = "approvalmax"
@@ -55,13 +56,14 @@ def shard_pipeline_name(shard: int, shards: int) -> str:
 
 
 def require_shared_token_store(settings: ApprovalMaxSettings) -> None:
-    if is_postgres_url(settings.token_store):
+    if is_postgres_url(settings.token_store) or is_aws_url(settings.token_store):
         return
     if os.environ.get("APPROVALMAX_AIRFLOW_FILE_TOKEN_STORE") == "1":
         return
     raise ConfigError(
-        f"{env_name('token_store')} must be a postgresql:// URL under Airflow: workers on several machines "
-        "must share one rotating token (or set APPROVALMAX_AIRFLOW_FILE_TOKEN_STORE=1 on a single machine)"
+        f"{env_name('token_store')} must be a postgresql:// or aws-secretsmanager:// URL under Airflow: workers "
+        "on several machines must share one rotating token (or set APPROVALMAX_AIRFLOW_FILE_TOKEN_STORE=1 "
+        "on a single machine)"
     )
 
 

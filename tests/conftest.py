@@ -18,6 +18,7 @@ import pytest
 from approvalmax_pipeline.sandbox import Sandbox, start_sandbox
 
 from .inprocess import run_cli
+from .moto_server import MotoServer, start_moto
 from .postgres_server import PostgresServer, start_postgres
 
 REPO = Path(__file__).resolve().parent.parent
@@ -211,6 +212,16 @@ def postgres_db(postgres: PostgresServer, request: pytest.FixtureRequest) -> str
     return postgres.create_database(name)
 
 
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoServer]:
+    """One moto server (AWS Secrets Manager and DynamoDB on 127.0.0.1) for the whole test session."""
+    server = start_moto()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 # The tier of a test is its folder's: tests/unit/ is `unit`, tests/e2e/ is `e2e`. `slow` is this table's:
 # scenarios whose proof takes minutes of CPU, real time passing, killed processes or Chromium. `make test`
 # leaves them out, `make test-slow` (CI, .ci/run) runs them. A key is a file under tests/ (all its tests),
@@ -225,6 +236,10 @@ SLOW = {
     "e2e/test_token_safety.py::test_kill_9_during_a_refresh_never_needs_a_new_login",
     "e2e/test_token_safety.py::test_lost_rotation_past_the_grace_period_exits_3_with_how_to_recover",
     "e2e/test_token_safety.py::test_failed_save_stops_the_run_and_the_next_run_recovers_within_grace",
+    # the AWS store's kill -9 after the response and its rewrite killed (make test keeps the kill after the save,
+    # each waiting out a lease)
+    "e2e/test_aws_token_store.py::test_kill_9_holding_the_lease_loses_nothing[after-response]",
+    "e2e/test_aws_token_store.py::test_rotate_key_killed_at_either_side_of_the_save_keeps_the_token",
     "e2e/test_listener.py::test_kill_9_after_the_answer_then_a_restart_still_loads_the_event",
     # a PostgreSQL server stopped at the views and at the history write (make test keeps the
     # stops at the start, in the load, beyond the window, and the listener's)
@@ -259,6 +274,7 @@ SLOW = {
     "e2e/test_api_variants.py::test_a_document_type_a_company_lacks_is_reported_once_not_failed",
     "e2e/test_api_variants.py::test_date_fields_fill_timestamp_columns_in_either_form[datetime]",
     "e2e/test_run_history.py::test_history_and_freshness_after_a_run_with_a_failing_company[postgres]",
+    "e2e/test_aws_token_store.py::test_a_debug_log_holds_no_token_or_client_secret[True]",
     # output over time, and the documents' own commands
     "e2e/test_operator_output.py::test_progress_in_a_log_is_a_line_every_few_seconds",
     "e2e/test_operator_output.py::test_each_failure_is_one_whole_line_in_a_log",

@@ -112,6 +112,9 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 DLT_LOG_FORMAT = "{asctime} {levelname} {name}: {message}"  # the same, in dlt's `{` style
 # Libraries whose records say how connections and locks work, not what the run does.
 THIRD_PARTY_LOGGERS = ("httpcore", "httpx", "filelock", "urllib3", "asyncio", "sqlglot", "fsspec", "hpack")
+# Libraries whose debug records hold request and response bodies, secrets' values among them (boto3 reading
+# the AWS token store or dlt's AWS provider): never below INFO, even with --log-third-party.
+SECRET_BEARING_LOGGERS = ("botocore", "boto3")
 
 
 def log_to_stderr(level: int, third_party: bool = False) -> None:
@@ -119,6 +122,8 @@ def log_to_stderr(level: int, third_party: bool = False) -> None:
     third-party records only when asked (they are most of a debug log otherwise)."""
     for name in THIRD_PARTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.NOTSET if third_party else max(level, logging.WARNING))
+    for name in SECRET_BEARING_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.INFO if third_party else logging.WARNING))
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, "approvalmax", False)]:
         root.removeHandler(handler)

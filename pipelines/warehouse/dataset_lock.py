@@ -10,8 +10,9 @@ dies), or a lock file beside the DuckDB file. Waiting runs wait; nothing is retr
 BigQuery (and any other destination) has no lock of its own, and concurrent DML on one table
 fails there ("Could not serialize access ... due to concurrent update"). Its lock lives where the
 token family lives, which every run on one ApprovalMax connection must share anyway: an
-advisory lock in the PostgreSQL token store (every Airflow worker reaches it), else a lock file
-beside the token file (one machine).
+advisory lock in the PostgreSQL token store (every Airflow worker reaches it), a lease in the
+DynamoDB lock table of the AWS Secrets Manager token store, else a lock file beside the token file
+(one machine).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from approvalmax_pipeline.pipelines.errors import BusyError
 from approvalmax_pipeline.pipelines.warehouse.factory import duckdb_path
 from approvalmax_pipeline.pipelines.warehouse.faults import before_each_retry, with_warehouse_retries
 from approvalmax_pipeline.pipelines.warehouse.target import WAREHOUSE_RETRY_SECONDS, Target
+from approvalmax_pipeline.sources.oauth_tokens.aws_store import is_aws_url, lease_beside
+from approvalmax_pipeline.sources.oauth_tokens.lease_lock import LeaseTimeout
 from approvalmax_pipeline.sources.oauth_tokens.postgres_store import is_postgres_url
 
 log = logging.getLogger(__name__)
@@ -68,6 +71,8 @@ def dataset_lock(
         if is_postgres_url(lock_home):
             where = "the token store's PostgreSQL, which holds the dataset lock"
             lock = _advisory_lock(lock_home, key, pipeline.dataset_name, timeout, retry_seconds, where)
+        elif is_aws_url(lock_home):
+            lock = _lease_lock(lock_home, key, pipeline.dataset_name, timeout)
         else:
             name = "approvalmax-load-" + hashlib.sha256(key.encode()).hexdigest()[:16] + ".lock"
             folder = Path(lock_home).expanduser().parent
@@ -91,6 +96,19 @@ def _file_lock(path: Path, what: str, timeout: float) -> Iterator[None]:
         raise BusyError(
             f"other loads into {what} held its lock ({path}) for {timeout:.0f} s; nothing was changed: run again later"
         ) from exc
+
+
+@contextlib.contextmanager
+def _lease_lock(url: str, key: str, dataset: str, timeout: float) -> Iterator[None]:
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(lease_beside(url, key, timeout).hold())
+        except LeaseTimeout as exc:
+            raise BusyError(
+                f"other loads into dataset {dataset} held its lock for {timeout:.0f} s; nothing was changed: "
+                "run again later"
+            ) from exc
+        yield
 
 
 class _Advisory:

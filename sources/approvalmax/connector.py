@@ -6,6 +6,7 @@ layers below it (client, token layer, settings) never build one another.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -25,6 +26,7 @@ from ..oauth_tokens import (
     TokenStore,
     parse_keys,
 )
+from ..oauth_tokens.aws_store import INSTALL_HINT, AwsLocation, SecretsManagerTokenStore, is_aws_url
 from ..oauth_tokens.postgres_store import PostgresTokenStore, is_postgres_url
 from .client import ApprovalMaxClient
 from .companies import Company, companies_of, select_companies
@@ -49,12 +51,23 @@ REVOKED_HINT = (
 
 
 def open_token_store(location: str, key: str = "approvalmax", sealing: TokenSealing | None = None) -> TokenStore:
-    """A store from the `token_store` setting: a PostgreSQL URL, or else a file path."""
+    """A store from the `token_store` setting: a PostgreSQL URL, an aws-secretsmanager:// URL, or else a
+    file path. A malformed URL, or the AWS store without its extra, is a configuration error (exit 2)."""
     sealing = sealing or TokenSealing(setting=env_name("token_key"))
     if is_postgres_url(location):
         return PostgresTokenStore(location, key=key, sealing=sealing)
+    if is_aws_url(location):
+        try:
+            AwsLocation.parse(location)
+        except ValueError as exc:
+            raise ConfigError(f"{env_name('token_store')}: {exc}") from None
+        if importlib.util.find_spec("boto3") is None:
+            raise ConfigError(INSTALL_HINT)
+        return SecretsManagerTokenStore(location, sealing=sealing)
     if not location.strip():
-        raise ConfigError(f"{env_name('token_store')} is empty: give a file path or a postgresql:// URL")
+        raise ConfigError(
+            f"{env_name('token_store')} is empty: give a file path, a postgresql:// or an aws-secretsmanager:// URL"
+        )
     return FileTokenStore(location, sealing=sealing)
 
 

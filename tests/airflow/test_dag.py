@@ -219,6 +219,6 @@ def test_file_token_store_is_refused_under_airflow(tmp_path: Path, monkeypatch: 
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         module = load_module()
-        with pytest.raises(module.ConfigError, match="must be a postgresql:// URL under Airflow"):
+        with pytest.raises(module.ConfigError, match="postgresql:// or aws-secretsmanager:// URL under Airflow"):
             module.discover_companies()
         assert workspace.admin("GET", "stats")["requests"] == 0

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from approvalmax_pipeline.sources.oauth_tokens import FileTokenStore, TokenRecord, TokenSealing, parse_keys
+from approvalmax_pipeline.sources.oauth_tokens.aws_store import SecretsManagerTokenStore, is_aws_url
 from approvalmax_pipeline.sources.oauth_tokens.postgres_store import PostgresTokenStore, is_postgres_url
 from approvalmax_pipeline.sources.oauth_tokens.store import TokenStore, rewrite
 
@@ -32,6 +33,8 @@ def open_store() -> TokenStore:
     if is_postgres_url(location):
         key = "approvalmax:" + os.environ["SOURCES__APPROVALMAX__CREDENTIALS__CLIENT_ID"]
         return PostgresTokenStore(location, key=key, sealing=sealing)
+    if is_aws_url(location):
+        return SecretsManagerTokenStore(location, sealing=sealing)
     return FileTokenStore(location, sealing=sealing)
 
 

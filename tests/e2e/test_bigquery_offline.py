@@ -87,7 +87,7 @@ def test_normalised_package_has_the_merge_hints_and_types(bigquery_env: None, sa
     assert data_jobs and all(job.file_path.endswith(".parquet") for job in data_jobs)
 
 
-@pytest.mark.parametrize("store", ["postgres", "file"])
+@pytest.mark.parametrize("store", ["postgres", "file", "aws"])
 def test_bigquery_loads_into_one_dataset_take_turns_through_the_token_store(
     tmp_path: Path, store: str, request: pytest.FixtureRequest
 ) -> None:
@@ -96,6 +96,10 @@ def test_bigquery_loads_into_one_dataset_take_turns_through_the_token_store(
     token_store = request.getfixturevalue("postgres_db") if store == "postgres" else str(tmp_path / "t" / "tokens.json")
     out = tmp_path / "held.txt"
     env = {**clean_environ(), **BIGQUERY_ENV, "PYTHONPATH": str(REPO), "DLT_DATA_DIR": str(tmp_path / "dlt")}
+    if store == "aws":  # a lease in the AWS store's DynamoDB lock table
+        moto = request.getfixturevalue("moto")
+        token_store = moto.new_store_url()
+        env.update(moto.env)
     command = [sys.executable, "-m", "tests.e2e.lock_holder", token_store, str(out), "0.5"]
     holders = [subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True) for _ in range(4)]
     for holder in holders:
