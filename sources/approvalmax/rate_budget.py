@@ -12,6 +12,7 @@ counts as finished `STALE_SECONDS` after it was sent.
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 import threading
 import time
@@ -19,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..oauth_tokens.aws_store import SCHEME as AWS_SCHEME
+from ..oauth_tokens.aws_store import is_aws_url
 from ..oauth_tokens.postgres_store import is_postgres_url, redact_dsn
 from .errors import ConfigError
 
@@ -42,9 +45,14 @@ class RateBudget(Protocol):
 
 
 def budget_location(token_store: str) -> str:
-    """Where the budget of the token family in `token_store` lives (a URL, or a file path)."""
+    """Where the budget of the token family in `token_store` lives (a URL, or a file path). A store
+    in AWS Secrets Manager keeps it in a file per secret under ~/.approvalmax: shared by the
+    processes of one machine (DynamoDB would cost a write per request)."""
     if is_postgres_url(token_store):
         return token_store
+    if is_aws_url(token_store):
+        secret = re.sub(r"[^A-Za-z0-9_.-]+", "_", token_store[len(AWS_SCHEME) :].split("?", 1)[0])
+        return str(Path("~/.approvalmax").expanduser() / f"aws-{secret}{FILE_SUFFIX}")
     path = Path(token_store).expanduser()
     return str(path.with_name(path.stem + FILE_SUFFIX))
 

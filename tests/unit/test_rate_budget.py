@@ -65,6 +65,8 @@ def test_processes_started_together_share_one_window(tmp_path: Path) -> None:
 def test_the_budget_sits_beside_the_token_file(tmp_path: Path) -> None:
     assert budget_location(str(tmp_path / "tokens.json")) == str(tmp_path / "tokens.rate-budget.sqlite")
     assert budget_location("postgresql://u:p@h/db") == "postgresql://u:p@h/db"
+    aws = budget_location("aws-secretsmanager://prod/approvalmax?region=eu-west-1")
+    assert aws == str(Path("~/.approvalmax/aws-prod_approvalmax.rate-budget.sqlite").expanduser())
 
 
 def test_a_request_of_a_killed_process_counts_until_it_is_stale(tmp_path: Path) -> None:
