@@ -29,6 +29,7 @@ from approvalmax_pipeline.pipelines.warehouse.target import Target
 from approvalmax_pipeline.pipelines.warehouse.working_folder import restored_pipeline
 from approvalmax_pipeline.pipelines.webhooks.queue import EventQueue, QueuedEvent
 from approvalmax_pipeline.pipelines.webhooks.refetch import Key, refetch
+from approvalmax_pipeline.pipelines.webhooks.spending import Spending
 from approvalmax_pipeline.sources.approvalmax.connector import Connector
 from approvalmax_pipeline.sources.approvalmax.cursors import Window
 from approvalmax_pipeline.sources.approvalmax.settings import DocumentType, resource_for_request_type
@@ -81,15 +82,18 @@ class WebhookLoader:
         self._views = Views()
         self._history = HistoryLog(target, HISTORY_EVERY_SECONDS, self._clock)
         self._pipeline: dlt.Pipeline | None = None  # restored once, and again after a failed batch
+        settings = connector.settings
+        self._spending = Spending(settings.rate_limit_per_minute, settings.rate_limit_window_seconds, self._clock)
 
     def run(self, stop: threading.Event, on_batch: Callable[[], None] = lambda: None) -> None:
         """Load batches until `stop` is set; the batch under way finishes first."""
         try:
             while not stop.is_set():
-                batch = self.queue.take(BATCH_EVENTS)
+                taken = self.queue.take(BATCH_EVENTS)
+                batch, wait = self._spending.due(taken)  # the others stay queued, gathering more events
                 if not batch:
                     self._history.flush(force=False)
-                    stop.wait(self.batch_seconds)
+                    stop.wait(min(wait, self.batch_seconds * 5) if taken else self.batch_seconds)
                     continue
                 self.load(batch)
                 on_batch()
@@ -114,9 +118,9 @@ class WebhookLoader:
                 outcomes[queued.id] = "unknown type"
                 continue
             wanted.setdefault((queued.event.company_id, resource, queued.event.request_id), []).append(queued)
-        read = refetch(
-            self.connector.client, self._types, {key: oldest_change(events) for key, events in wanted.items()}
-        )
+        since = {key: oldest_change(events) for key, events in wanted.items()}
+        read = refetch(self.connector.client, self._types, since)
+        self._spending.spent(started, read.calls)
         fetched, failed = read.documents, read.failed
         ok = [q for key, events in wanted.items() if key not in failed for q in events]
         skipped = [q for q in batch if outcomes.get(q.id) == "unknown type"]

@@ -14,6 +14,7 @@ depend on the choice: every named document is read as it is now, one way or the 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ class Refetched:
     failed: dict[Key, str] = field(default_factory=dict)
     list_pages: int = 0
     by_id: int = 0
+    calls: Counter[str] = field(default_factory=Counter)  # by company
 
 
 def refetch(client: ApprovalMaxClient, types: Mapping[str, DocumentType], wanted: Mapping[Key, datetime]) -> Refetched:
@@ -73,6 +75,7 @@ def refetch(client: ApprovalMaxClient, types: Mapping[str, DocumentType], wanted
     with ThreadPoolExecutor(max_workers=min(workers, len(groups)) or 1) as pool:
         for (company, resource), found, pages, error in pool.map(from_list, list(groups)):
             result.list_pages += pages
+            result.calls[company] += pages
             for request_id in groups[company, resource]:
                 key = (company, resource, request_id)
                 if error is not None:
@@ -94,6 +97,7 @@ def refetch(client: ApprovalMaxClient, types: Mapping[str, DocumentType], wanted
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(missing)))) as pool:
             for key, document, error in pool.map(by_id, missing):
                 result.by_id += 1
+                result.calls[key[0]] += 1
                 if error is None:
                     result.documents[key] = document
                 else:
