@@ -607,7 +607,7 @@ def webhook_latency(burst: Burst, rows: list[Row], baseline: bool = False) -> No
 
 def webhooks_once(burst: Burst, code: Path) -> BurstResult:
     """The listener of the code in `code` on a sandbox of its own, under `burst`."""
-    from approvalmax_pipeline.pipelines.webhooks.queue import open_queue
+    from approvalmax_pipeline.pipelines.webhooks.queue_location import open_queue
 
     knobs: dict[str, Any] = {"rate_limit_per_minute": burst.limit, "rate_window_seconds": 60.0} if burst.limit else {}
     settings = {"rate_limit_per_minute": str(burst.limit)} if burst.limit else {}

@@ -17,7 +17,7 @@ import duckdb
 from approvalmax_pipeline.pipelines.run import RunRequest, run_pipeline
 from approvalmax_pipeline.pipelines.warehouse.target import DATASET_NAME, Target
 from approvalmax_pipeline.pipelines.webhooks.listen import ListenRequest, listen
-from approvalmax_pipeline.pipelines.webhooks.queue import open_queue
+from approvalmax_pipeline.pipelines.webhooks.queue_location import open_queue
 from approvalmax_pipeline.sandbox import Sandbox, SandboxKnobs, start_sandbox
 from approvalmax_pipeline.sandbox.server import send_webhooks
 from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxCredentials, ApprovalMaxSettings

@@ -23,7 +23,7 @@ from approvalmax_pipeline.pipelines.warehouse.factory import completed_target
 from approvalmax_pipeline.pipelines.warehouse.target import Target
 from approvalmax_pipeline.pipelines.warehouse.working_folder import run_lock
 from approvalmax_pipeline.pipelines.webhooks.loader import LoaderStatus, WebhookLoader
-from approvalmax_pipeline.pipelines.webhooks.queue import DEFAULT_QUEUE, is_shared, open_queue
+from approvalmax_pipeline.pipelines.webhooks.queue_location import DEFAULT_QUEUE, is_shared, open_queue
 from approvalmax_pipeline.pipelines.webhooks.server import RateLimit, WebhookServer
 from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxSettings, env_name
 from approvalmax_pipeline.sources.approvalmax.connector import Connector

@@ -1,11 +1,11 @@
-"""The listener's durable queue: what the receiver and the loader ask of it, and where it lives.
+"""The listener's durable queue: what the receiver and the loader ask of it.
 
 Two kinds keep the same contract: a SQLite file (sqlite_queue.py, one listener on one machine,
 the default) and PostgreSQL tables (postgres_queue.py, several replicas behind a load balancer
-sharing the work). The receiver appends and answers 2xx only once `append` returned; the loader
-takes a batch, loads it, and reports each event `done` or `failed`. An event leaves the queue
-only after its load committed, so a crash in between loads it again, which the merge makes
-harmless.
+sharing the work); queue_location.py opens the one `--queue` names. The receiver appends and
+answers 2xx only once `append` returned; the loader takes a batch, loads it, and reports each
+event `done` or `failed`. An event leaves the queue only after its load committed, so a crash in
+between loads it again, which the merge makes harmless.
 """
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from approvalmax_pipeline.sources.approvalmax.webhooks import WebhookEvent
-from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK, Clock
-from approvalmax_pipeline.sources.oauth_tokens.postgres_store import is_postgres_url
 
-DEFAULT_QUEUE = ".approvalmax/webhooks.sqlite"
 KEEP_LOADED = 100_000  # loaded events kept for the latency figures
 # An event whose document could not be fetched this many times is given up (logged; the next
 # sweep covers its document), so a company that keeps failing cannot fill the queue.
@@ -61,21 +58,3 @@ class EventQueue(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def is_shared(location: str) -> bool:
-    """Whether `--queue` names a PostgreSQL queue that several listeners share, rather than a file."""
-    return is_postgres_url(location)
-
-
-def open_queue(location: str, clock: Clock = SYSTEM_CLOCK) -> EventQueue:
-    """The queue `--queue` names: a `postgresql://` URL, else a SQLite file's path."""
-    if is_shared(location):
-        from approvalmax_pipeline.pipelines.webhooks.postgres_queue import PostgresQueue
-
-        return PostgresQueue(location, clock)
-    from pathlib import Path
-
-    from approvalmax_pipeline.pipelines.webhooks.sqlite_queue import SqliteQueue
-
-    return SqliteQueue(Path(location), clock)

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from approvalmax_pipeline.pipelines.webhooks.queue import open_queue
+from approvalmax_pipeline.pipelines.webhooks.queue_location import open_queue
 
 from ..conftest import REPO as REPO_ROOT
 from ..conftest import Workspace

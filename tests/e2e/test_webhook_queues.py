@@ -16,7 +16,8 @@ import psycopg2
 import pytest
 
 from approvalmax_pipeline.pipelines.webhooks.postgres_queue import PostgresQueue
-from approvalmax_pipeline.pipelines.webhooks.queue import MAX_ATTEMPTS, EventQueue, open_queue
+from approvalmax_pipeline.pipelines.webhooks.queue import MAX_ATTEMPTS, EventQueue
+from approvalmax_pipeline.pipelines.webhooks.queue_location import open_queue
 from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
 from approvalmax_pipeline.sources.approvalmax.webhooks import WebhookEvent
 
