@@ -161,6 +161,11 @@ def deployment(tmp_path: Path, postgres: PostgresServer, postgres_db: str) -> It
         workspace.admin("POST", "config", latency=0.2)  # each task takes seconds: tasks run at once overlap
         env = {
             **workspace_env(workspace.root, server, workspace.sandbox.identity.issue_refresh_token()),
+            # the client secret as a deployment keeps it: in an Airflow Variable dlt reads (`dlt_secrets_toml`,
+            # here from the environment's AIRFLOW_VAR_*), not in the tasks' environment
+            "AIRFLOW_VAR_DLT_SECRETS_TOML": (
+                f'[sources.approvalmax.credentials]\nclient_secret = "{server.identity.client_secret}"\n'
+            ),
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
@@ -177,6 +182,7 @@ def deployment(tmp_path: Path, postgres: PostgresServer, postgres_db: str) -> It
             "SOURCES__APPROVALMAX__TOKEN_STORE": postgres_db,
             "DESTINATION__POSTGRES__CREDENTIALS": postgres_db,
         }
+        del env["SOURCES__APPROVALMAX__CREDENTIALS__CLIENT_SECRET"]
         airflow_ = Airflow(home, env, metadata)
         try:
             airflow_.start(port)
