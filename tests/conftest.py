@@ -239,6 +239,7 @@ SLOW = {
     # the AWS store's kill -9 after the response and its rewrite killed (make test keeps the kill after the save,
     # each waiting out a lease)
     "e2e/test_aws_token_store.py::test_kill_9_holding_the_lease_loses_nothing[after-response]",
+    "e2e/test_aws_token_store.py::test_kill_9_holding_the_lease_loses_nothing[before-request]",
     "e2e/test_aws_token_store.py::test_rotate_key_killed_at_either_side_of_the_save_keeps_the_token",
     "e2e/test_listener.py::test_kill_9_after_the_answer_then_a_restart_still_loads_the_event",
     # a PostgreSQL server stopped at the views and at the history write (make test keeps the

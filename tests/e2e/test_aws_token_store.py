@@ -14,7 +14,7 @@ import pytest
 
 from approvalmax_pipeline.sources.oauth_tokens import TokenRecord, TokenSealing, TokenStoreError, new_key
 from approvalmax_pipeline.sources.oauth_tokens.aws_store import SecretsManagerTokenStore
-from approvalmax_pipeline.sources.oauth_tokens.stored import AFTER_RESPONSE, AFTER_SAVE
+from approvalmax_pipeline.sources.oauth_tokens.stored import AFTER_RESPONSE, AFTER_SAVE, BEFORE_REQUEST
 
 from ..conftest import Workspace
 from ..moto_server import MotoServer
@@ -142,7 +142,7 @@ def test_workers_that_must_each_refresh_take_turns_with_the_newest_token(
     assert stored is not None and stored.refresh_count == grants(workspace) >= 5
 
 
-@pytest.mark.parametrize("step", [AFTER_SAVE, AFTER_RESPONSE])
+@pytest.mark.parametrize("step", [BEFORE_REQUEST, AFTER_RESPONSE, AFTER_SAVE])
 def test_kill_9_holding_the_lease_loses_nothing(workspace: Workspace, moto: MotoServer, step: str) -> None:
     url = moto.new_store_url(lease=2)
     env = {"SOURCES__APPROVALMAX__TOKEN_STORE": url, **moto.env}
