@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dlt
@@ -42,6 +42,7 @@ BATCH_EVENTS = 500
 # run_history rows are written at most this often (a dlt run of its own costs about 0.3 s): the
 # batches in between are summed into one row per company and resource.
 HISTORY_EVERY_SECONDS = 60.0
+STAMP_TRUSTED_FOR = timedelta(days=1)
 
 
 @dataclass
@@ -61,12 +62,15 @@ class LoaderStatus:
 
 def oldest_change(events: list[QueuedEvent]) -> datetime:
     """When the oldest of a document's events happened: its TimeStamp, or its receipt if earlier
-    (or if it has none), so a sender's clock ahead of ours cannot start a list read too late."""
+    (or if it has none), so a sender's clock ahead of ours cannot start a list read too late. A
+    TimeStamp more than STAMP_TRUSTED_FOR before its receipt (a default 0001-01-01, a wrong clock)
+    is not believed: the list then starts late, and what it misses is read by id."""
     times = []
     for queued in events:
         received = datetime.fromtimestamp(queued.received_at, UTC)
         stamped = parse_timestamp(queued.event.timestamp) if queued.event.timestamp else None
-        times.append(min(received, stamped) if stamped is not None else received)
+        believed = stamped is not None and received - stamped <= STAMP_TRUSTED_FOR
+        times.append(min(received, stamped) if stamped is not None and believed else received)
     return min(times)
 
 
@@ -89,13 +93,19 @@ class WebhookLoader:
         """Load batches until `stop` is set; the batch under way finishes first."""
         try:
             while not stop.is_set():
-                taken = self.queue.take(BATCH_EVENTS)
-                batch, wait = self._spending.due(taken)  # the others stay queued, gathering more events
+                # companies whose budget share is spent for now are left queued, gathering events
+                waiting, wait = self._spending.deferred()
+                batch = self.queue.take(BATCH_EVENTS, skip=waiting)
                 if not batch:
                     self._history.flush(force=False)
-                    stop.wait(min(wait, self.batch_seconds * 5) if taken else self.batch_seconds)
+                    stop.wait(min(wait, self.batch_seconds) if wait else self.batch_seconds)
                     continue
-                self.load(batch)
+                try:
+                    self.load(batch)
+                except Exception as exc:  # a bug or an event nobody foresaw: its attempts count, the loader lives
+                    self.status.last_error = first_line(exc)
+                    log.exception("webhook batch of %d events failed unexpectedly", len(batch))
+                    self._gave_up(self.queue.failed(batch, self.status.last_error))
                 on_batch()
                 if self.status.last_error is not None:
                     stop.wait(self.batch_seconds)  # an API or warehouse failure: do not spin on it

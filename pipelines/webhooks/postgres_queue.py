@@ -16,15 +16,14 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from approvalmax_pipeline.pipelines.webhooks.queue import KEEP_LOADED, MAX_ATTEMPTS, QueuedEvent
 from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
 from approvalmax_pipeline.sources.approvalmax.webhooks import WebhookEvent
 from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK, Clock
-from approvalmax_pipeline.sources.errors import first_line
-from approvalmax_pipeline.sources.oauth_tokens.postgres_store import redact_dsn
+from approvalmax_pipeline.sources.oauth_tokens.postgres_store import driver_message, redact_dsn
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +73,16 @@ class PostgresQueue:
         except psycopg2.Error as exc:
             self._drop("_writer")
             raise ConfigError(
-                f"cannot use the webhook queue {self.location}: {first_line(exc)}; check --queue's host, port, "
+                f"cannot use the webhook queue {self.location}: {self._said(exc)}; check --queue's host, port, "
                 "database, user and password, that the server is up, and that the user may create tables there"
             ) from exc
 
     def __repr__(self) -> str:
         return f"PostgresQueue({self.location!r})"
+
+    def _said(self, exc: BaseException) -> str:
+        """The driver's first line, with no part of the password."""
+        return driver_message(exc, self._dsn)
 
     def _connect(self, autocommit: bool) -> Any:
         connection = self._psycopg2.connect(
@@ -130,7 +133,11 @@ class PostgresQueue:
                 try:
                     self._claimer.commit()  # what was reported; the rest is released
                 except self._psycopg2.Error as exc:
-                    log.warning("webhook queue %s: the last claim ended with the connection: %s", self, first_line(exc))
+                    log.warning(
+                        "webhook queue %s: the last claim ended with the connection: %s",
+                        self,
+                        self._said(exc),
+                    )
             self._drop("_claimer")
         with self._writing:
             self._drop("_writer")
@@ -148,27 +155,29 @@ class PostgresQueue:
             [value for row in rows for value in row],
         )
 
-    def take(self, limit: int) -> list[QueuedEvent]:
-        """The oldest unclaimed events, fewest attempts first, of documents no other replica holds;
-        claimed until reported. A lost connection is logged and gives an empty batch (the loader
-        waits, then asks again)."""
+    def take(self, limit: int, skip: Collection[str] = ()) -> list[QueuedEvent]:
+        """The oldest unclaimed events, fewest attempts first, of documents no other replica holds and
+        companies not in `skip`; claimed until reported. A lost connection is logged and gives an
+        empty batch (the loader waits, then asks again)."""
         with self._claiming:
             try:
-                return self._claim(limit)
+                return self._claim(limit, sorted(skip))
             except self._psycopg2.Error as exc:
-                log.warning("webhook queue %s unavailable, retried next batch: %s", self, first_line(exc))
+                log.warning("webhook queue %s unavailable, retried next batch: %s", self, self._said(exc))
                 self._claimed.clear()
                 self._drop("_claimer")
                 return []
 
-    def _claim(self, limit: int) -> list[QueuedEvent]:
+    def _claim(self, limit: int, skip: list[str]) -> list[QueuedEvent]:
         if self._claimer is None or self._claimer.closed:
             self._claimer = self._connect(autocommit=False)
         self._claimer.commit()  # a batch never reported (the warehouse failed) is released
         self._claimed.clear()
         with self._claimer.cursor() as cursor:
             cursor.execute(
-                f"SELECT {COLUMNS} FROM {EVENTS} ORDER BY attempts, id LIMIT %s FOR UPDATE SKIP LOCKED", (limit,)
+                f"SELECT {COLUMNS} FROM {EVENTS} WHERE NOT (company_id = ANY(%s::text[])) "
+                "ORDER BY attempts, id LIMIT %s FOR UPDATE SKIP LOCKED",
+                (skip, limit),
             )
             rows = cursor.fetchall()
             documents = sorted({(row[1], row[2]) for row in rows})
@@ -248,7 +257,7 @@ class PostgresQueue:
                     "webhook queue %s: %d events not reported, loaded again later: %s",
                     self,
                     len(events),
-                    first_line(exc),
+                    self._said(exc),
                 )
                 self._claimed.clear()
                 self._drop("_claimer")

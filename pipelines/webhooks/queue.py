@@ -10,7 +10,7 @@ between loads it again, which the merge makes harmless.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,9 +36,9 @@ class EventQueue(Protocol):
     def append(self, events: Sequence[WebhookEvent]) -> None:
         """Durable when it returns: only then may the receiver answer 2xx."""
 
-    def take(self, limit: int) -> list[QueuedEvent]:
+    def take(self, limit: int, skip: Collection[str] = ()) -> list[QueuedEvent]:
         """The oldest events, fewest attempts first (so events that keep failing never hold back
-        new ones), left in the queue until `done`."""
+        new ones), but for those of the companies in `skip`; left in the queue until `done`."""
         ...
 
     def done(self, events: Sequence[QueuedEvent], outcomes: dict[int, str]) -> None:

@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from approvalmax_pipeline.sources.approvalmax.client import ApprovalMaxClient
-from approvalmax_pipeline.sources.approvalmax.errors import ApiError
 from approvalmax_pipeline.sources.approvalmax.settings import MODIFIED_FILTER, DocumentType
 from approvalmax_pipeline.sources.approvalmax.timestamps import format_timestamp
 from approvalmax_pipeline.sources.errors import ConnectorError, first_line
@@ -56,32 +55,26 @@ def refetch(client: ApprovalMaxClient, types: Mapping[str, DocumentType], wanted
         groups.setdefault((company, resource), {})[request_id] = since
     workers = max(1, client.in_flight(len({company for company, _r in groups})))
 
-    def from_list(group: tuple[str, str]) -> tuple[tuple[str, str], dict[str, dict[str, Any]], int, str | None]:
+    def from_list(group: tuple[str, str]) -> tuple[tuple[str, str], dict[str, dict[str, Any]], int]:
         company, resource = group
         ids = groups[group]
         if len(ids) < LIST_FROM or MODIFIED_FILTER in client.refused_filters:
-            return group, {}, 0, None
+            return group, {}, 0
         try:
             found, pages = _list_read(client, company, types[resource], ids)
-        except ApiError as exc:
-            if exc.status == 404:  # no list for this type here: each document says for itself
-                return group, {}, 1, None
-            return group, {}, 1, first_line(exc)
-        except ConnectorError as exc:
-            return group, {}, 1, first_line(exc)
-        return group, found, pages, None
+        except ConnectorError as exc:  # a list that fails (404: none for this type here) costs no document
+            log.info("webhook %s %s: list read failed (%s); reading by id", company, resource, first_line(exc))
+            return group, {}, 1
+        return group, found, pages
 
     missing: list[Key] = []
     with ThreadPoolExecutor(max_workers=min(workers, len(groups)) or 1) as pool:
-        for (company, resource), found, pages, error in pool.map(from_list, list(groups)):
+        for (company, resource), found, pages in pool.map(from_list, list(groups)):
             result.list_pages += pages
             result.calls[company] += pages
             for request_id in groups[company, resource]:
                 key = (company, resource, request_id)
-                if error is not None:
-                    log.warning("webhook %s %s %s: not fetched (%s); retried next batch", *key, error)
-                    result.failed[key] = error
-                elif request_id in found:
+                if request_id in found:
                     result.documents[key] = found[request_id]
                 else:
                     missing.append(key)

@@ -10,9 +10,8 @@ and sweeps pacing the same budget.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
-from approvalmax_pipeline.pipelines.webhooks.queue import QueuedEvent
 from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK, Clock
 
 LISTENER_SHARE = 0.8
@@ -26,12 +25,12 @@ class Spending:
         self._clock = clock
         self._next: dict[str, float] = {}
 
-    def due(self, batch: Sequence[QueuedEvent]) -> tuple[list[QueuedEvent], float]:
-        """The events whose company may be read now, and the seconds until the next of the others may."""
+    def deferred(self) -> tuple[frozenset[str], float]:
+        """The companies whose next batch must wait (the queue leaves their events out), and the
+        seconds until the first of them may go (0: none waits)."""
         now = self._clock.monotonic()
-        ready = [q for q in batch if self._next.get(q.event.company_id, now) <= now]
-        later = [self._next[q.event.company_id] - now for q in batch if self._next.get(q.event.company_id, now) > now]
-        return ready, min(later, default=0.0)
+        waiting = {company: at - now for company, at in self._next.items() if at > now}
+        return frozenset(waiting), min(waiting.values(), default=0.0)
 
     def spent(self, started: float, calls: Mapping[str, int]) -> None:
         """A batch that started at `started` (monotonic) cost each company `calls`."""

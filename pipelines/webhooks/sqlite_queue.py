@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from approvalmax_pipeline.pipelines.webhooks.queue import KEEP_LOADED, MAX_ATTEMPTS, QueuedEvent
@@ -74,14 +74,16 @@ class SqliteQueue:
                 raise
             self._db.execute("COMMIT")
 
-    def take(self, limit: int) -> list[QueuedEvent]:
+    def take(self, limit: int, skip: Collection[str] = ()) -> list[QueuedEvent]:
         """The oldest events, fewest attempts first (so events that keep failing never hold back
-        new ones), left in the queue until `done`."""
+        new ones), but for those of the companies in `skip`; left in the queue until `done`."""
+        skipped = sorted(skip)
+        where = f"WHERE company_id NOT IN ({', '.join('?' * len(skipped))}) " if skipped else ""
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, company_id, request_id, request_type, event_type, event_time, received_at, attempts "
-                "FROM events ORDER BY attempts, id LIMIT ?",
-                (limit,),
+                f"FROM events {where}ORDER BY attempts, id LIMIT ?",
+                (*skipped, limit),
             ).fetchall()
         return [
             QueuedEvent(row[0], WebhookEvent(row[1], row[2], row[3], row[4], row[5]), row[6], row[7]) for row in rows

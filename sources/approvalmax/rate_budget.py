@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from ..oauth_tokens.aws_store import SCHEME as AWS_SCHEME
 from ..oauth_tokens.aws_store import is_aws_url
-from ..oauth_tokens.postgres_store import is_postgres_url, redact_dsn
+from ..oauth_tokens.postgres_store import driver_message, is_postgres_url, redact_dsn
 from .errors import ConfigError
 
 TABLE = "approvalmax_rate_budget"
@@ -147,7 +147,7 @@ class PostgresRateBudget:
                 self._connection = self._psycopg2.connect(self._dsn, connect_timeout=15)
             except self._psycopg2.Error as exc:
                 raise ConfigError(
-                    f"cannot reach the shared rate budget in {redact_dsn(self._dsn)}: {str(exc).strip()}"
+                    f"cannot reach the shared rate budget in {redact_dsn(self._dsn)}: {driver_message(exc, self._dsn)}"
                 ) from exc
             self._connection.autocommit = True
             with self._connection.cursor() as cursor:

@@ -27,10 +27,9 @@ def parse_timestamp(value: str) -> datetime | None:
     elif ":" not in zone:
         zone = zone[:3] + ":" + zone[3:]
     try:
-        parsed = datetime.fromisoformat(f"{day}T{clock}.{micros}{zone}")
-    except ValueError:
+        return datetime.fromisoformat(f"{day}T{clock}.{micros}{zone}").astimezone(UTC)
+    except (ValueError, OverflowError):  # out of range once in UTC: 0001-01-01 east of it, 9999-12-31 west
         return None
-    return parsed.astimezone(UTC)
 
 
 def format_timestamp(value: datetime) -> str:

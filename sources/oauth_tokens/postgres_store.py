@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..errors import first_line
 from .errors import TokenStoreError
@@ -25,6 +26,10 @@ def is_postgres_url(location: str) -> bool:
 def redact_dsn(dsn: str) -> str:
     """The DSN without its password (after the user, or as `?password=`), for messages."""
     parts = urlsplit(dsn)
+    try:
+        _ = parts.port
+    except ValueError:  # not a URL Python can read (a password with an unescaped `@` or `:`, say)
+        return f"{parts.scheme}://<the URL given>"
     query = "&".join(p for p in parts.query.split("&") if not p.lower().startswith("password="))
     if parts.password is None and query == parts.query:
         return dsn
@@ -33,6 +38,31 @@ def redact_dsn(dsn: str) -> str:
     if parts.port:
         netloc += f":{parts.port}"
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def passwords_in(dsn: str) -> list[str]:
+    """The DSN's password as written, decoded, and the pieces a driver that parsed the URL another
+    way may quote (split at `@`, `:` and `/`), longest first."""
+    netloc = urlsplit(dsn).netloc
+    userinfo = netloc.rpartition("@")[0]
+    raw = userinfo.partition(":")[2]
+    query = [p.partition("=")[2] for p in urlsplit(dsn).query.split("&") if p.lower().startswith("password=")]
+    found = {piece for secret in [raw, *query] for piece in (secret, unquote(secret)) if piece}
+    found |= {part for secret in list(found) for part in re.split(r"[@:/]", secret) if len(part) >= 3}
+    return sorted(found, key=len, reverse=True)
+
+
+def driver_message(exc: BaseException, dsn: str) -> str:
+    """A database driver's message about `dsn`, first line, with no part of its password: libpq
+    quotes the URL's pieces when it cannot parse them."""
+    text = first_line(exc)
+    if text.startswith("invalid dsn") or re.search(r'"[^"]*@[^"]*"', text):  # it split the URL elsewhere than we do
+        return (
+            "the URL cannot be read: escape special characters of its user and password (@ as %40, : as %3A, % as %25)"
+        )
+    for secret in passwords_in(dsn):
+        text = text.replace(secret, "***")
+    return text
 
 
 class PostgresTokenStore:
@@ -68,7 +98,7 @@ class PostgresTokenStore:
         try:
             connection = self._psycopg2.connect(self._dsn, connect_timeout=15)
         except self._psycopg2.Error as exc:
-            first = first_line(exc)
+            first = driver_message(exc, self._dsn)
             raise TokenStoreError(f"cannot reach the token store {self.location}: {first}") from exc
         connection.autocommit = True
         return connection

@@ -53,6 +53,18 @@ def test_events_that_keep_failing_go_last_and_are_given_up_at_max_attempts(locat
     queue.close()
 
 
+def test_a_deferred_company_is_left_out_so_others_newer_events_are_taken(location: str) -> None:
+    """The listener skips a company whose budget share is spent: its backlog, however long, holds
+    back no other company's events, and stays queued (unclaimed) for later."""
+    queue = open_queue(location)
+    busy = "00000000-0000-0000-0000-00000000000b"
+    queue.append([WebhookEvent(busy, f"r{n}", "XeroBill", "Approved", "t") for n in range(5)])
+    queue.append([event("other")])
+    assert [q.event.request_id for q in queue.take(3, skip={busy})] == ["other"]
+    assert [q.event.company_id for q in queue.take(3)] == [busy] * 3  # not skipped: oldest first
+    queue.close()
+
+
 def test_queued_events_are_durable_for_another_connection_until_done(location: str) -> None:
     first = open_queue(location)
     first.append([event("a")])

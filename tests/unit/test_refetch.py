@@ -104,3 +104,24 @@ def test_an_api_that_ignores_or_refuses_the_filter_costs_at_most_twice_the_reads
     read = refetch(client(api), TYPES, wanted(named, api))  # type: ignore[arg-type]
     assert len(read.documents) == 3 and all(doc is not None for doc in read.documents.values())
     assert len(api.requests) <= 2 * len(named) + 1  # +1: the refused first page
+
+
+def test_a_list_that_fails_costs_no_document_they_are_read_by_id() -> None:
+    api = FakeApi(20)
+    broken = api.__call__
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith(BILLS.path):
+            api.requests.append(request)
+            return httpx.Response(500)
+        return broken(request)
+
+    reader = ApprovalMaxClient(
+        "https://api.test",
+        transport=httpx.MockTransport(handler),
+        retry=RetryPolicy(max_attempts=2, base_delay=0.0, max_delay=0.0),
+        clock=FakeClock(slept=[]),
+    )
+    read = refetch(reader, TYPES, wanted([1, 5, 7], api))  # type: ignore[arg-type]
+    assert not read.failed and read.by_id == 3
+    assert all(doc is not None for doc in read.documents.values()) and len(read.documents) == 3

@@ -73,3 +73,25 @@ def test_failed_save_raises_and_leaves_no_temp_file(tmp_path: Path) -> None:
 
 def test_repr_never_shows_tokens() -> None:
     assert "rt-1" not in repr(record()) and "at-1" not in repr(record())
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://listener:s3cr%t-pw@127.0.0.1:1/db",
+        "postgresql://u:pa@ss@127.0.0.1:1/db",
+        "postgresql://u:longpassword@127.0.0.1:1/db",
+        "postgresql://u@127.0.0.1:1/db?password=hunter22",
+    ],
+)
+def test_no_part_of_a_postgresql_password_reaches_a_message(dsn: str) -> None:
+    """libpq quotes a URL's pieces when it cannot parse it; the lines we print never hold them."""
+    import psycopg2
+
+    from approvalmax_pipeline.sources.oauth_tokens.postgres_store import driver_message, redact_dsn
+
+    with pytest.raises(psycopg2.Error) as caught:
+        psycopg2.connect(dsn, connect_timeout=2)
+    said = driver_message(caught.value, dsn) + " " + redact_dsn(dsn)
+    for secret in ("s3cr%t-pw", "pa@ss", "ss@", "longpassword", "hunter22"):
+        assert secret not in said

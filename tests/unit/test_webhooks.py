@@ -119,3 +119,16 @@ def test_a_queue_that_cannot_be_reached_leaves_the_process_live_but_not_ready(tm
         live, ready = httpx.get(f"{url}/healthz", timeout=10), httpx.get(f"{url}/readyz", timeout=10)
     assert (live.status_code, live.json()) == (200, {"status": "ok", "queued": None})
     assert (ready.status_code, ready.json()) == (503, {"ready": False, "queued": None})
+
+
+@pytest.mark.parametrize(
+    "stamp", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00", "x"]
+)
+def test_a_timestamp_out_of_range_or_far_in_the_past_starts_the_list_at_its_receipt(stamp: str) -> None:
+    from approvalmax_pipeline.pipelines.webhooks.loader import oldest_change
+    from approvalmax_pipeline.pipelines.webhooks.queue import QueuedEvent
+    from approvalmax_pipeline.sources.approvalmax.webhooks import WebhookEvent
+
+    received = 1_800_000_000.0
+    event = QueuedEvent(1, WebhookEvent("c", "r", "XeroBill", "Approved", stamp), received, 0)
+    assert oldest_change([event]).timestamp() == received
