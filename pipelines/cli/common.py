@@ -166,7 +166,7 @@ def _is_ours(exc: BaseException) -> bool:
 
 
 # Exceptions from these packages may be warehouse faults; an HTTP client's "connection refused" is not.
-WAREHOUSE_DRIVERS = ("dlt", "psycopg2", "duckdb", "google")
+WAREHOUSE_DRIVERS = ("dlt", "psycopg2", "duckdb", "google", "snowflake")
 
 
 def fault_place(exc: BaseException) -> str:

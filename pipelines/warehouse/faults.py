@@ -202,6 +202,8 @@ def place(target: Target, pipeline: dlt.Pipeline | None = None) -> str:
             return f"PostgreSQL {host}:{port}/{database}"
         if name == "bigquery" and getattr(credentials, "project_id", None):
             return f"BigQuery project {credentials.project_id}"  # type: ignore[union-attr]
+        if name == "snowflake" and getattr(credentials, "host", None):
+            return f"Snowflake account {credentials.host}/{credentials.database}"  # type: ignore[union-attr]
     return f"{name} dataset {target.dataset}"
 
 
