@@ -16,11 +16,11 @@ import pytest
 from approvalmax_pipeline.pipelines.warehouse.views import VIEW_NAMES
 
 from ..conftest import Workspace
+from ..e2e.test_parallel_loads import run_all_at_once
+from ..e2e.test_reconcile import marked, run_json
+from ..e2e.test_views import exceptions, planted
+from ..e2e.truth import assert_equals_sandbox, export
 from ..emulators.snowflake_emulator import NotInstalled, running_snowflake
-from .test_parallel_loads import run_all_at_once
-from .test_reconcile import marked, run_json
-from .test_views import exceptions, planted
-from .truth import assert_equals_sandbox, export
 
 DATASET = "approvalmax"
 
