@@ -124,8 +124,18 @@ $(SNOWFLAKE_EMULATOR_STAMP): tests/emulators/snowflake.txt
 	rm -f $(SNOWFLAKE_EMULATOR_VENV)/.installed-*
 	touch $@
 
-test-warehouses: $(STAMP) $(SNOWFLAKE_EMULATOR_STAMP)
-	@report=$$(mktemp); WAREHOUSE_REPORT=$$report $(PYTEST) -q tests/warehouses; code=$$?; \
+# BigQuery: bqemulator, likewise (tests/emulators/bigquery.txt).
+BIGQUERY_EMULATOR_VENV := .venv-bigquery-emulator
+BIGQUERY_EMULATOR_STAMP := $(BIGQUERY_EMULATOR_VENV)/.installed-$(shell cksum tests/emulators/bigquery.txt | cut -d' ' -f1)
+$(BIGQUERY_EMULATOR_STAMP): tests/emulators/bigquery.txt
+	test -x $(BIGQUERY_EMULATOR_VENV)/bin/python || $(PYTHON) -m venv $(BIGQUERY_EMULATOR_VENV)
+	$(BIGQUERY_EMULATOR_VENV)/bin/python -m pip install -q -r tests/emulators/bigquery.txt
+	rm -f $(BIGQUERY_EMULATOR_VENV)/.installed-*
+	touch $@
+
+# One test a warehouse, side by side (one core each).
+test-warehouses: $(STAMP) $(SNOWFLAKE_EMULATOR_STAMP) $(BIGQUERY_EMULATOR_STAMP)
+	@report=$$(mktemp); WAREHOUSE_REPORT=$$report $(PYTEST) -q -n 2 tests/warehouses; code=$$?; \
 	echo; cat $$report; rm -f $$report; exit $$code
 
 # The kill -9 loop with more seeds than `make test` runs (3, one per phase): every phase, three times each way;
@@ -167,4 +177,4 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) $(DOCS_VENV) $(SNOWFLAKE_EMULATOR_VENV) site .approvalmax-demo approvalmax_demo.duckdb approvals.html .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(DOCS_VENV) $(SNOWFLAKE_EMULATOR_VENV) $(BIGQUERY_EMULATOR_VENV) site .approvalmax-demo approvalmax_demo.duckdb approvals.html .pytest_cache .mypy_cache .ruff_cache

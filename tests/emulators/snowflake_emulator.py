@@ -54,12 +54,12 @@ class SnowflakeEmulator:
 def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
     for _ in range(600):
         if process.poll() is not None:
-            raise RuntimeError(f"the Snowflake emulator exited: {log.read_text()[-2000:]}")
+            raise RuntimeError(f"the emulator exited: {log.read_text()[-2000:]}")
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.05)
-    raise RuntimeError("the Snowflake emulator did not listen within 30 s")
+    raise RuntimeError("the emulator did not listen within 30 s")
 
 
 @contextmanager

@@ -20,6 +20,7 @@ from ..e2e.test_parallel_loads import run_all_at_once
 from ..e2e.test_reconcile import marked, run_json
 from ..e2e.test_views import exceptions, planted
 from ..e2e.truth import assert_equals_sandbox, export
+from ..emulators.bigquery_emulator import running_bigquery
 from ..emulators.snowflake_emulator import NotInstalled, running_snowflake
 
 DATASET = "approvalmax"
@@ -42,6 +43,17 @@ def snowflake(ws: Workspace, tmp_path: Path) -> Iterator[Workspace]:
             yield ws.on_warehouse("snowflake", settings, lambda: emulator.connect(database))
     except NotInstalled as exc:
         report(f"snowflake: not run: {exc}")
+        pytest.skip(str(exc))
+
+
+@pytest.fixture
+def bigquery(ws: Workspace, tmp_path: Path) -> Iterator[Workspace]:
+    """The small sandbox's workspace loading into bqemulator through google-cloud-bigquery."""
+    try:
+        with running_bigquery(tmp_path) as emulator:
+            yield ws.on_warehouse("bigquery", emulator.settings, emulator.connect)
+    except NotInstalled as exc:
+        report(f"bigquery: not run: {exc}")
         pytest.skip(str(exc))
 
 
@@ -117,3 +129,7 @@ def everything_a_run_does(wh: Workspace, name: str) -> None:
 
 def test_everything_a_run_does_on_snowflake(snowflake: Workspace) -> None:
     everything_a_run_does(snowflake, "snowflake")
+
+
+def test_everything_a_run_does_on_bigquery(bigquery: Workspace) -> None:
+    everything_a_run_does(bigquery, "bigquery")
