@@ -127,9 +127,19 @@ def everything_a_run_does(wh: Workspace, name: str) -> None:
     report(f"{name}: {documents(wh)} documents exact, views {views} ok")
 
 
+def reported(wh: Workspace, name: str) -> None:
+    """everything_a_run_does, its failure also one line of the report."""
+    try:
+        everything_a_run_does(wh, name)
+    except BaseException as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        report(f"{name}: failed: {first[:200]}")
+        raise
+
+
 def test_everything_a_run_does_on_snowflake(snowflake: Workspace) -> None:
-    everything_a_run_does(snowflake, "snowflake")
+    reported(snowflake, "snowflake")
 
 
 def test_everything_a_run_does_on_bigquery(bigquery: Workspace) -> None:
-    everything_a_run_does(bigquery, "bigquery")
+    reported(bigquery, "bigquery")
