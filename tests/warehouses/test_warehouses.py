@@ -24,6 +24,8 @@ from ..emulators.bigquery_emulator import running_bigquery
 from ..emulators.snowflake_emulator import NotInstalled, running_snowflake
 
 DATASET = "approvalmax"
+# google-cloud-bigquery says so on every query without the Storage API package, which it does not need
+pytestmark = pytest.mark.filterwarnings("ignore:Cannot create BigQuery Storage client")
 
 
 def report(line: str) -> None:
