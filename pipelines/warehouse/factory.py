@@ -59,6 +59,28 @@ def check_destination(destination: str) -> None:
             ) from exc
 
 
+# dlt's configuration class of each supported destination, as named in its "missing field" error
+_CLIENT_CONFIGURATIONS = {
+    "DuckDbClientConfiguration": "duckdb",
+    "PostgresClientConfiguration": "postgres",
+    "BigQueryClientConfiguration": "bigquery",
+    "SnowflakeClientConfiguration": "snowflake",
+}
+
+
+def missing_destination_settings(exc: BaseException) -> ConfigError | None:
+    """dlt's "missing field" error for a destination's settings as our one-line ConfigError (exit 2)."""
+    spec = getattr(exc, "spec_name", None)
+    fields = getattr(exc, "fields", None)
+    destination = _CLIENT_CONFIGURATIONS.get(spec) if isinstance(spec, str) else None
+    if destination is None or not isinstance(fields, list):
+        return None
+    names = ", ".join(f"DESTINATION__{destination.upper()}__{str(f).upper()}" for f in fields)
+    return ConfigError(
+        f"destination {destination!r} is not configured: set {names} (or its fields; docs/destinations.md)"
+    )
+
+
 def resolve_destination(destination: str | Destination[Any, Any]) -> Destination[Any, Any]:
     """A dlt destination from a name such as `duckdb` or `postgres` (see check_destination)."""
     if not isinstance(destination, str):

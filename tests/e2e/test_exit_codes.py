@@ -33,6 +33,10 @@ def assert_one_line(result: subprocess.CompletedProcess[str], code: int, *fragme
             ["unknown destination 'redshift'", "use duckdb, postgres, bigquery, snowflake"],
         ),
         (["--reconcile", "--since", "2025-01-01"], ["--reconcile", "cannot take --since/--until"]),
+        (
+            ["--destination", "snowflake"],
+            ["destination 'snowflake' is not configured", "DESTINATION__SNOWFLAKE__CREDENTIALS"],
+        ),
     ],
 )
 def test_usage_errors_exit_2(workspace: Workspace, args: list[str], fragments: list[str]) -> None:
