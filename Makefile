@@ -19,7 +19,7 @@ AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-$(PYPROJECT_SUM)
 DOCS_VENV := .venv-docs
 DOCS_STAMP := $(DOCS_VENV)/.installed-$(PYPROJECT_SUM)
 
-.PHONY: install demo docs report check test test-unit test-slow coverage test-parallel test-bench bench-short test-airflow test-kill lint format bench clean postgresql chromium
+.PHONY: install demo docs report check test test-unit test-slow coverage test-parallel test-bench bench-short test-airflow test-warehouses test-kill lint format bench clean postgresql chromium
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version' 
@@ -113,6 +113,31 @@ $(AIRFLOW_STAMP): pyproject.toml
 test-airflow: $(AIRFLOW_STAMP) postgresql
 	$(AIRFLOW_VENV)/bin/python -m pytest tests/airflow
 
+# The cloud warehouses' end-to-end suite (tests/warehouses) on local emulators, one line a warehouse.
+# Snowflake: fakesnow's server, in a virtualenv of its own (it pins a sqlglot and a DuckDB the package
+# cannot use), pinned by tests/emulators/snowflake.txt.
+SNOWFLAKE_EMULATOR_VENV := .venv-snowflake-emulator
+SNOWFLAKE_EMULATOR_STAMP := $(SNOWFLAKE_EMULATOR_VENV)/.installed-$(shell cksum tests/emulators/snowflake.txt | cut -d' ' -f1)
+$(SNOWFLAKE_EMULATOR_STAMP): tests/emulators/snowflake.txt
+	test -x $(SNOWFLAKE_EMULATOR_VENV)/bin/python || $(PYTHON) -m venv $(SNOWFLAKE_EMULATOR_VENV)
+	$(SNOWFLAKE_EMULATOR_VENV)/bin/python -m pip install -q -r tests/emulators/snowflake.txt
+	rm -f $(SNOWFLAKE_EMULATOR_VENV)/.installed-*
+	touch $@
+
+# BigQuery: bqemulator, likewise (tests/emulators/bigquery.txt).
+BIGQUERY_EMULATOR_VENV := .venv-bigquery-emulator
+BIGQUERY_EMULATOR_STAMP := $(BIGQUERY_EMULATOR_VENV)/.installed-$(shell cksum tests/emulators/bigquery.txt | cut -d' ' -f1)
+$(BIGQUERY_EMULATOR_STAMP): tests/emulators/bigquery.txt
+	test -x $(BIGQUERY_EMULATOR_VENV)/bin/python || $(PYTHON) -m venv $(BIGQUERY_EMULATOR_VENV)
+	$(BIGQUERY_EMULATOR_VENV)/bin/python -m pip install -q -r tests/emulators/bigquery.txt
+	rm -f $(BIGQUERY_EMULATOR_VENV)/.installed-*
+	touch $@
+
+# One test a warehouse, side by side (one core each).
+test-warehouses: $(STAMP) $(SNOWFLAKE_EMULATOR_STAMP) $(BIGQUERY_EMULATOR_STAMP)
+	@report=$$(mktemp); WAREHOUSE_REPORT=$$report $(PYTEST) -q -n 2 tests/warehouses; code=$$?; \
+	echo; cat $$report; rm -f $$report; exit $$code
+
 # The kill -9 loop with more seeds than `make test` runs (3, one per phase): every phase, three times each way;
 # and Ctrl-C at 30 moments spread evenly over a run (about 80 s), each exiting 130 with one line.
 test-kill: $(STAMP) postgresql
@@ -152,4 +177,4 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) $(DOCS_VENV) site .approvalmax-demo approvalmax_demo.duckdb approvals.html .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(DOCS_VENV) $(SNOWFLAKE_EMULATOR_VENV) $(BIGQUERY_EMULATOR_VENV) site .approvalmax-demo approvalmax_demo.duckdb approvals.html .pytest_cache .mypy_cache .ruff_cache

@@ -6,7 +6,7 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,8 @@ class Workspace:
     sandbox: Sandbox
     env: dict[str, str]
     postgres_dsn: str | None = None  # query this warehouse instead of the DuckDB file
+    # or this one's DB-API connection (a cloud warehouse's emulator: tests/emulators)
+    connect: Callable[[], Any] | None = None
     # One read-only DuckDB connection for the queries between two commands (a connect costs 26 ms,
     # a query 1 ms); released before anything that writes the file runs.
     _reader: duckdb.DuckDBPyConnection | None = field(default=None, init=False, repr=False)
@@ -87,6 +89,14 @@ class Workspace:
         return response.json()
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
+        if self.connect is not None:
+            connection = self.connect()
+            try:
+                cursor = connection.cursor()
+                cursor.execute(sql)
+                return [tuple(row) for row in cursor.fetchall()]
+            finally:
+                connection.close()
         if self.postgres_dsn is not None:
             import psycopg2
 
@@ -105,6 +115,11 @@ class Workspace:
         """The same sandbox and token store, loading into PostgreSQL."""
         env = {**self.env, "DESTINATION__POSTGRES__CREDENTIALS": dsn, "APPROVALMAX_DESTINATION": "postgres"}
         return Workspace(self.root, self.sandbox, env, postgres_dsn=dsn)
+
+    def on_warehouse(self, destination: str, settings: dict[str, str], connect: Callable[[], Any]) -> Workspace:
+        """The same sandbox and token store, loading into `destination` configured by `settings`."""
+        env = {**self.env, **settings, "APPROVALMAX_DESTINATION": destination}
+        return Workspace(self.root, self.sandbox, env, connect=connect)
 
 
 def clean_environ() -> dict[str, str]:

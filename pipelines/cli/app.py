@@ -208,7 +208,10 @@ def every(seconds: float, action: Any) -> Iterator[None]:
 DestinationOption = Annotated[
     str,
     typer.Option(
-        "--destination", "-d", help="dlt destination: duckdb, postgres or bigquery.", envvar="APPROVALMAX_DESTINATION"
+        "--destination",
+        "-d",
+        help="dlt destination: duckdb, postgres, bigquery or snowflake.",
+        envvar="APPROVALMAX_DESTINATION",
     ),
 ]
 DatasetOption = Annotated[str, typer.Option(help="Dataset (schema) in the destination.")]

@@ -25,6 +25,7 @@ from approvalmax_pipeline.pipelines.errors import (
     find_cause,
     interrupted,
 )
+from approvalmax_pipeline.pipelines.warehouse.factory import missing_destination_settings
 from approvalmax_pipeline.pipelines.warehouse.faults import named
 from approvalmax_pipeline.sources.errors import first_line
 
@@ -81,6 +82,7 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
             if interrupted(exc):
                 _interrupted(command.__name__, as_json)
             cause = find_cause(exc)
+            cause = missing_destination_settings(cause) or cause
             if not _is_ours(cause) and from_a_warehouse_driver(exc):
                 cause = named(exc, fault_place(exc)) or cause
             if DEBUG["on"]:
@@ -166,7 +168,7 @@ def _is_ours(exc: BaseException) -> bool:
 
 
 # Exceptions from these packages may be warehouse faults; an HTTP client's "connection refused" is not.
-WAREHOUSE_DRIVERS = ("dlt", "psycopg2", "duckdb", "google")
+WAREHOUSE_DRIVERS = ("dlt", "psycopg2", "duckdb", "google", "snowflake")
 
 
 def fault_place(exc: BaseException) -> str:

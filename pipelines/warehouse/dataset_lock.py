@@ -7,8 +7,8 @@ file takes one writing process at a time. So each run holds the dataset's lock f
 its load to the end of its views: a PostgreSQL advisory lock (released by the server if the run
 dies), or a lock file beside the DuckDB file. Waiting runs wait; nothing is retried.
 
-BigQuery (and any other destination) has no lock of its own, and concurrent DML on one table
-fails there ("Could not serialize access ... due to concurrent update"). Its lock lives where the
+BigQuery, Snowflake (and any other destination) have no lock of its own, and concurrent DML on one
+table fails on BigQuery ("Could not serialize access ... due to concurrent update"). Its lock lives where the
 token family lives, which every run on one ApprovalMax connection must share anyway: an
 advisory lock in the PostgreSQL token store (every Airflow worker reaches it), a lease in the
 DynamoDB lock table of the AWS Secrets Manager token store, else a lock file beside the token file

@@ -120,6 +120,17 @@ _PERMANENT_TEXTS: tuple[tuple[str, str, str], ...] = (
     ("read-only file system", "the file system is read-only", "put the DuckDB file on a writable disk"),
     ("accessdenied", "access denied", "grant the service account BigQuery Data Editor and Job User on the project"),
     ("invalid_grant", "the credentials were refused", "renew the service account key in the credentials"),
+    # Snowflake's 390100 and 390144: a wrong password, or a key pair whose public key is not the user's
+    (
+        "incorrect username or password",
+        "the credentials were refused",
+        "correct the user and password in the credentials",
+    ),
+    (
+        "jwt token is invalid",
+        "the key pair was refused",
+        "set the user's RSA_PUBLIC_KEY to the private key's public key",
+    ),
 )
 _PERMANENT_PATTERNS: tuple[tuple[re.Pattern[str], str, str], ...] = (
     (re.compile(r'database "[^"]*" does not exist'), *_PERMANENT_CODES["3D000"]),
@@ -144,6 +155,7 @@ _TRANSIENT_TEXTS: tuple[tuple[str, str], ...] = (
     ("lock timeout", "a lock timeout"),
     ("backenderror", "BigQuery answered backendError"),
     ("ratelimitexceeded", "BigQuery answered rateLimitExceeded"),
+    ("could not connect to snowflake backend", "Snowflake could not be reached"),
     ("service unavailable", "the service is unavailable"),
 )
 _PERMANENT_ERRNOS: dict[int, tuple[str, str]] = {
@@ -202,6 +214,8 @@ def place(target: Target, pipeline: dlt.Pipeline | None = None) -> str:
             return f"PostgreSQL {host}:{port}/{database}"
         if name == "bigquery" and getattr(credentials, "project_id", None):
             return f"BigQuery project {credentials.project_id}"  # type: ignore[union-attr]
+        if name == "snowflake" and getattr(credentials, "host", None):
+            return f"Snowflake account {credentials.host}/{credentials.database}"  # type: ignore[union-attr]
     return f"{name} dataset {target.dataset}"
 
 

@@ -54,7 +54,13 @@ def spend_condition(r: str) -> str:
 
 
 SQL_TYPES = {"text": "VARCHAR", "double": "DOUBLE", "bigint": "BIGINT", "bool": "BOOLEAN", "timestamp": "TIMESTAMPTZ"}
-DIALECTS = {"duckdb": "duckdb", "motherduck": "duckdb", "postgres": "postgres", "bigquery": "bigquery"}
+DIALECTS = {
+    "duckdb": "duckdb",
+    "motherduck": "duckdb",
+    "postgres": "postgres",
+    "bigquery": "bigquery",
+    "snowflake": "snowflake",
+}
 
 
 class ViewsError(ApprovalMaxError):

@@ -1,9 +1,8 @@
-"""BigQuery without a network: configuration resolves, and a normalised load package has the
+"""BigQuery without a server: configuration resolves, and a normalised load package has the
 tables, merge keys, column types and load-file format a real load would send.
 
-Not run here (no network): the load itself, dlt's merge SQL on BigQuery, and authentication.
-The bqemulator package was tried: our run restores state from the warehouse first, and dlt's
-state query against bqemulator 1.4.0 was retried without end, so loads are checked offline.
+The loads themselves run on the bqemulator emulator in tests/warehouses (make test-warehouses);
+authentication and BigQuery's own engine are not run anywhere here.
 """
 
 from __future__ import annotations

@@ -28,8 +28,15 @@ def assert_one_line(result: subprocess.CompletedProcess[str], code: int, *fragme
         (["--since", "2025-02-30"], ["--since '2025-02-30' is not a date", "YYYY-MM-DD"]),
         (["--since", "2025-03-01", "--until", "2025-02-01"], ["--since must be earlier than --until"]),
         (["--destination", "nosuch"], ["unknown destination 'nosuch'"]),
-        (["--destination", "snowflake"], ["unknown destination 'snowflake'", "use duckdb, postgres, bigquery"]),
+        (
+            ["--destination", "redshift"],
+            ["unknown destination 'redshift'", "use duckdb, postgres, bigquery, snowflake"],
+        ),
         (["--reconcile", "--since", "2025-01-01"], ["--reconcile", "cannot take --since/--until"]),
+        (
+            ["--destination", "snowflake"],
+            ["destination 'snowflake' is not configured", "DESTINATION__SNOWFLAKE__CREDENTIALS"],
+        ),
     ],
 )
 def test_usage_errors_exit_2(workspace: Workspace, args: list[str], fragments: list[str]) -> None:

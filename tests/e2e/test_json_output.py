@@ -71,7 +71,7 @@ def test_state_companies_and_doctor_json(ws: Workspace) -> None:
 
 @pytest.mark.parametrize(
     ("args", "code"),
-    [(["run", "--no-progress", "--json", "--company", "nope"], 2), (["state", "--json", "-d", "snowflake"], 2)],
+    [(["run", "--no-progress", "--json", "--company", "nope"], 2), (["state", "--json", "-d", "redshift"], 2)],
 )
 def test_errors_are_a_json_object_too(ws: Workspace, args: list[str], code: int, tmp_path: Path) -> None:
     result = ws.cli(*args)

@@ -41,23 +41,29 @@ def expected_counts(truth: dict[str, dict[str, list[dict[str, Any]]]]) -> Counte
     return counts
 
 
-def warehouse_counts(workspace: Workspace, dataset: str = "approvalmax") -> Counter[tuple[str, str]]:
-    counts: Counter[tuple[str, str]] = Counter()
-    tables = [
-        row[0]
+def document_tables(workspace: Workspace, dataset: str = "approvalmax") -> list[str]:
+    """The document tables and their children, lower case (Snowflake keeps names in upper case;
+    unquoted, they resolve on every warehouse)."""
+    names = [
+        str(row[0]).lower()
         for row in workspace.query(
-            f"select table_name from information_schema.tables where table_schema = '{dataset}' "
-            "and (table_name like 'xero_%' or table_name like 'standalone_%')"
+            f"select table_name from information_schema.tables where lower(table_schema) = '{dataset}'"
         )
     ]
+    return [name for name in names if name.startswith(("xero_", "standalone_"))]
+
+
+def warehouse_counts(workspace: Workspace, dataset: str = "approvalmax") -> Counter[tuple[str, str]]:
+    counts: Counter[tuple[str, str]] = Counter()
+    tables = document_tables(workspace, dataset)
     for table in tables:
         root = table.split("__")[0]
         if table == root:
-            sql = f'select company_id, count(*) from {dataset}."{table}" where deleted_at is null group by 1'
+            sql = f"select company_id, count(*) from {dataset}.{table} where deleted_at is null group by 1"
         else:
             sql = (
-                f'select r.company_id, count(*) from {dataset}."{table}" c '
-                f'join {dataset}."{root}" r on c._dlt_root_id = r._dlt_id where r.deleted_at is null group by 1'
+                f"select r.company_id, count(*) from {dataset}.{table} c "
+                f"join {dataset}.{root} r on c._dlt_root_id = r._dlt_id where r.deleted_at is null group by 1"
             )
         for company, count in workspace.query(sql):
             counts[(table, company)] = count
@@ -94,26 +100,20 @@ def assert_documents_equal(workspace: Workspace, truth: dict[str, dict[str, list
 
 def assert_no_orphans_or_duplicates(workspace: Workspace, dataset: str = "approvalmax") -> None:
     """Every child row hangs off an existing parent and root; every document key is unique."""
-    tables = [
-        r[0]
-        for r in workspace.query(
-            f"select table_name from information_schema.tables where table_schema = '{dataset}' "
-            "and (table_name like 'xero_%' or table_name like 'standalone_%')"
-        )
-    ]
+    tables = document_tables(workspace, dataset)
     for table in tables:
         if "__" not in table:
             duplicates = workspace.query(
-                f'select count(*) from (select company_id, request_id from {dataset}."{table}" '
+                f"select count(*) from (select company_id, request_id from {dataset}.{table} "
                 "group by 1, 2 having count(*) > 1) d"
             )
             assert duplicates == [(0,)], f"duplicate documents in {table}"
             continue
         root, parent = table.split("__")[0], table.rsplit("__", 1)[0]
         orphans = workspace.query(
-            f'select count(*) from {dataset}."{table}" c where not exists (select 1 from {dataset}."{parent}" p '
+            f"select count(*) from {dataset}.{table} c where not exists (select 1 from {dataset}.{parent} p "
             "where p._dlt_id = c._dlt_parent_id) or not exists "
-            f'(select 1 from {dataset}."{root}" r where r._dlt_id = c._dlt_root_id)'
+            f"(select 1 from {dataset}.{root} r where r._dlt_id = c._dlt_root_id)"
         )
         assert orphans == [(0,)], f"orphan rows in {table}"
 

@@ -95,6 +95,19 @@ def test_bigquerys_backend_error_passes_by_itself() -> None:
     assert fault is not None and fault.transient
 
 
+def test_snowflakes_refused_login_is_permanent_and_its_unreachable_backend_passes() -> None:
+    from snowflake.connector.errors import DatabaseError, OperationalError
+
+    refused = classify(as_dlt_wraps_it(DatabaseError("Incorrect username or password was specified.", errno=390100)))
+    assert refused is not None and not refused.transient and "password" in refused.fix
+    key = classify(DatabaseError("JWT token is invalid.", errno=390144))
+    assert key is not None and not key.transient and "RSA_PUBLIC_KEY" in key.fix
+    away = classify(
+        OperationalError("Could not connect to Snowflake backend after 2 attempt(s).Aborting", errno=250001)
+    )
+    assert away is not None and away.transient and away.reason == "Snowflake could not be reached"
+
+
 def test_a_full_disk_inside_dlts_transient_wrapper_is_still_permanent() -> None:
     cause = duckdb.IOException('Could not write file "x.wal": No space left on device')
     fault = classify(as_dlt_wraps_it(cause))
