@@ -33,7 +33,7 @@ from approvalmax_pipeline.pipelines.warehouse.factory import duckdb_path
 from approvalmax_pipeline.pipelines.warehouse.faults import before_each_retry, with_warehouse_retries
 from approvalmax_pipeline.pipelines.warehouse.target import WAREHOUSE_RETRY_SECONDS, Target
 from approvalmax_pipeline.sources.oauth_tokens.aws_store import is_aws_url, lease_beside
-from approvalmax_pipeline.sources.oauth_tokens.lease_lock import LeaseTimeout
+from approvalmax_pipeline.sources.oauth_tokens.lease_lock import LeaseLost, LeaseTimeout
 from approvalmax_pipeline.sources.oauth_tokens.postgres_store import is_postgres_url
 
 log = logging.getLogger(__name__)
@@ -100,15 +100,27 @@ def _file_lock(path: Path, what: str, timeout: float) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _lease_lock(url: str, key: str, dataset: str, timeout: float) -> Iterator[None]:
+    """A DynamoDB lease, renewed in the background. It holds while this process can renew it: a run
+    that could not (stalled, or DynamoDB unreachable) for a whole lease may have loaded beside the
+    run that took it over, and says so, with what to do, once its load is over."""
+    lease = lease_beside(url, key, timeout)
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(lease_beside(url, key, timeout).hold())
+            stack.enter_context(lease.hold())
         except LeaseTimeout as exc:
             raise BusyError(
                 f"other loads into dataset {dataset} held its lock for {timeout:.0f} s; nothing was changed: "
                 "run again later"
             ) from exc
         yield
+        try:
+            lease.confirm()
+        except LeaseLost:
+            log.error(
+                "the lock on dataset %s was taken over by another run while this one loaded (it could not renew "
+                "its lease): both may have loaded at once; run `approvalmax run --reconcile` to check the dataset",
+                dataset,
+            )
 
 
 class _Advisory:

@@ -109,17 +109,23 @@ class PostgresQueue:
                 cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", (EVENTS,))
 
     def _written(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """One autocommit statement on the writing connection, connecting again after a lost one."""
+        """One autocommit statement on the writing connection. A connection found broken (the server
+        restarted since its last use) is opened again and the statement sent once more: a statement
+        that had committed before the break is then written twice, which is harmless (an event
+        loaded twice merges to the same row)."""
         with self._writing:
-            try:
-                if self._writer is None or self._writer.closed:
-                    self._writer = self._connect(autocommit=True)
-                with self._writer.cursor() as cursor:
-                    cursor.execute(sql, args)
-                    return list(cursor.fetchall()) if cursor.description else []
-            except (self._psycopg2.OperationalError, self._psycopg2.InterfaceError):
-                self._drop("_writer")
-                raise
+            for attempt in (1, 2):
+                try:
+                    if self._writer is None or self._writer.closed:
+                        self._writer = self._connect(autocommit=True)
+                    with self._writer.cursor() as cursor:
+                        cursor.execute(sql, args)
+                        return list(cursor.fetchall()) if cursor.description else []
+                except (self._psycopg2.OperationalError, self._psycopg2.InterfaceError):
+                    self._drop("_writer")
+                    if attempt == 2:
+                        raise
+            raise AssertionError("unreachable")
 
     def _drop(self, name: str) -> None:
         connection = getattr(self, name)

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 60.0
 POLL_SECONDS = 0.05  # how often to look again while the oldest request is still in flight
+ALONE_SECONDS = 60.0  # after the shared budget failed, pace alone this long before trying it again
 
 
 class Ticket:
@@ -51,16 +52,17 @@ class CompanyPacer:
         self._clock = clock
         self._lock = threading.Lock()
         self._sent: dict[str, collections.deque[Ticket]] = {}
+        self._alone_until = -math.inf  # while the shared budget is failing: this process's own window
 
     def acquire(self, key: str) -> Ticket:
         """Wait until a request for `key` may be sent; hand `done` the ticket afterwards."""
         ticket = Ticket()
         if self.limit <= 0:
             return ticket
-        if self.shared is not None:
+        if self.shared is not None and self._clock.monotonic() >= self._alone_until:
             try:
                 return self._acquire_shared(key, ticket)
-            except Exception as exc:  # the budget file or database failed: pace this process alone
+            except Exception as exc:  # the budget file or database failed: pace this process alone a while
                 self._lose_shared(exc)
         while True:
             with self._lock:
@@ -89,22 +91,25 @@ class CompanyPacer:
         if ticket.shared is not None and self.shared is not None:
             try:
                 self.shared.finish(ticket.shared)
-            except Exception as exc:
+            except Exception as exc:  # its row counts as in flight until stale: stricter, never looser
                 self._lose_shared(exc)
             return
         with self._lock:
             ticket.finished = self._clock.monotonic()
 
     def _lose_shared(self, exc: Exception) -> None:
+        """Pace this process alone for ALONE_SECONDS, then try the shared budget again (a database
+        that restarted is reconnected then); warned once per outage."""
         with self._lock:
-            if self.shared is None:
-                return
-            self.shared = None
-        log.warning(
-            "the shared rate budget failed (%s: %s); pacing this process on its own from now on",
-            type(exc).__name__,
-            str(exc).strip().splitlines()[0] if str(exc).strip() else "",
-        )
+            warn = self._clock.monotonic() >= self._alone_until + ALONE_SECONDS  # not in an outage already
+            self._alone_until = self._clock.monotonic() + ALONE_SECONDS
+        if warn:
+            log.warning(
+                "the shared rate budget failed (%s: %s); pacing this process on its own for %.0f s, then trying again",
+                type(exc).__name__,
+                str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+                ALONE_SECONDS,
+            )
 
     def close(self) -> None:
         if self.shared is not None:

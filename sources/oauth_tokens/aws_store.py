@@ -11,17 +11,21 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .errors import TokenStoreError
-from .lease_lock import DynamoLease
+from .lease_lock import KEY_ATTRIBUTE, DynamoLease
 from .record import TokenRecord
 from .sealing import PLAIN, TokenSealing, rewrite_in_current_form
 
 SCHEME = "aws-secretsmanager://"
+log = logging.getLogger(__name__)
+
 DEFAULT_LOCK_TABLE = "approvalmax-token-lock"
+VERSION_WAIT_SECONDS = 30.0  # how long a holder waits for Secrets Manager to serve the last saved version
 INSTALL_HINT = "an AWS Secrets Manager token store needs boto3, which is not installed: pip install -e '.[aws]'"
 # What each call needs, for the line an AccessDenied becomes.
 _PERMISSIONS = {
@@ -147,6 +151,7 @@ class SecretsManagerTokenStore:
         self.where = AwsLocation.parse(url)
         self.sealing = sealing
         self._secrets, dynamodb = clients or aws_clients(self.where)
+        self._dynamodb = dynamodb
         self._lease = DynamoLease(
             dynamodb,
             self.where.lock_table,
@@ -167,12 +172,23 @@ class SecretsManagerTokenStore:
         return self._lease.hold()
 
     def load(self) -> TokenRecord | None:
+        """The record. Under the lock it is never older than the version the last holder saved (named
+        in the lock table): a read of AWSCURRENT that lagged behind that save would hand a refresher
+        a refresh token already spent, so the named version is read, waited for if Secrets Manager
+        does not serve it yet, unless AWSCURRENT was created after it (a value put by hand)."""
         try:
             response = self._secrets.get_secret_value(SecretId=self.where.secret)
         except self._secrets.exceptions.ResourceNotFoundException:
-            return None  # no secret yet, or a secret with no value yet
+            response = None  # no secret yet, or a secret with no value yet
         except Exception as exc:
             raise describe(exc, f"cannot read the token store {self.location}") from exc
+        version = self._saved_version() if self._lease.held else None
+        if version is not None and (response is None or response.get("VersionId") != version):
+            saved = self._version(version)
+            if response is None or saved["CreatedDate"] >= response["CreatedDate"]:
+                response = saved
+        if response is None:
+            return None
         try:
             value = json.loads(response.get("SecretString") or "")
         except json.JSONDecodeError:
@@ -188,8 +204,49 @@ class SecretsManagerTokenStore:
             self._lease.confirm()
         try:
             try:
-                self._secrets.put_secret_value(SecretId=self.where.secret, SecretString=payload)
+                saved = self._secrets.put_secret_value(SecretId=self.where.secret, SecretString=payload)
             except self._secrets.exceptions.ResourceNotFoundException:
-                self._secrets.create_secret(Name=self.where.secret, SecretString=payload)
+                saved = self._secrets.create_secret(Name=self.where.secret, SecretString=payload)
         except Exception as exc:
             raise describe(exc, f"cannot save tokens to {self.location}") from exc
+        if self._lease.held and saved.get("VersionId"):
+            self._note_version(str(saved["VersionId"]))
+
+    def _version(self, version: str) -> dict[str, Any]:
+        deadline = time.monotonic() + VERSION_WAIT_SECONDS
+        while True:
+            try:
+                return dict(self._secrets.get_secret_value(SecretId=self.where.secret, VersionId=version))
+            except self._secrets.exceptions.ResourceNotFoundException as exc:
+                if time.monotonic() >= deadline:
+                    raise TokenStoreError(
+                        f"the token store {self.location} does not serve the version its last save wrote "
+                        f"({version}) after {VERSION_WAIT_SECONDS:.0f} s; run again later (if the secret was "
+                        f"deleted or replaced on purpose, delete the item token-store-version:{self.where.secret} "
+                        f"from table {self.where.lock_table})"
+                    ) from exc
+                time.sleep(0.5)
+            except Exception as exc:
+                raise describe(exc, f"cannot read the token store {self.location}") from exc
+
+    def _version_key(self) -> dict[str, Any]:
+        return {KEY_ATTRIBUTE: {"S": f"token-store-version:{self.where.secret}"}}
+
+    def _note_version(self, version: str) -> None:
+        """Name the version just saved beside the lease, for the next holder to read exactly it. The
+        token is saved already: a failure here costs the next holder that check, not the token."""
+        try:
+            self._dynamodb.put_item(
+                TableName=self.where.lock_table, Item={**self._version_key(), "version": {"S": version}}
+            )
+        except Exception as exc:
+            log.warning("%s", describe(exc, f"cannot note the saved version in {self.where.lock_table}"))
+
+    def _saved_version(self) -> str | None:
+        try:
+            item = self._dynamodb.get_item(
+                TableName=self.where.lock_table, Key=self._version_key(), ConsistentRead=True
+            ).get("Item")
+        except Exception as exc:
+            raise describe(exc, f"cannot read the lock table {self.where.lock_table}") from exc
+        return str(item["version"]["S"]) if item and "version" in item else None

@@ -175,7 +175,7 @@ class DynamoLease:
         while not self._stop.wait(self.lease_seconds / 3):
             try:
                 if not self._renew():
-                    log.warning("lost the lock %s to another process: this run will write nothing more", self.key)
+                    log.warning("lost the lock %s to another process: it could not renew its lease in time", self.key)
                     return
             except TokenStoreError as exc:  # a network blip: the next beat (or confirm) tries again
                 log.warning("%s", exc)

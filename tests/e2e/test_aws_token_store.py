@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import uuid
+from typing import Any
 
 import pytest
 
@@ -67,6 +68,49 @@ def test_round_trip_empty_store_and_sealing(moto: MotoServer) -> None:
     assert "rt-1" not in sealed and isinstance(json.loads(sealed), str)
     reopened = store_at(moto, url, TokenSealing((key,))).load()
     assert reopened is not None and reopened.refresh_token == "rt-1"
+
+
+class LaggingSecrets:
+    """moto's Secrets Manager, but a read of AWSCURRENT answers `stale` (when set): a replica
+    behind the last write, which moto itself never is."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.stale = client, None
+
+    def get_secret_value(self, **request: Any) -> Any:
+        if "VersionId" not in request and self.stale is not None:
+            return self.stale
+        return self.client.get_secret_value(**request)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+def test_a_holder_never_reads_older_than_the_last_save_but_a_value_put_by_hand_wins(moto: MotoServer) -> None:
+    """A read of AWSCURRENT that lags behind the last save is not believed under the lock: the
+    version the last holder named in the lock table is read. A value put by hand after that save
+    (a repair) is newer, and read."""
+    url = moto.new_store_url()
+    secret = url.removeprefix("aws-secretsmanager://").split("?")[0]
+    manager = moto.client("secretsmanager")
+    lagging = LaggingSecrets(manager)
+    store = SecretsManagerTokenStore(url, sealing=TokenSealing(), clients=(lagging, moto.client("dynamodb")))
+    with store.lock():
+        store.save(TokenRecord(refresh_token="rt-old", refresh_count=1))
+    lagging.stale = manager.get_secret_value(SecretId=secret)
+    time.sleep(1.1)  # versions are dated to the second
+    with store.lock():
+        store.save(TokenRecord(refresh_token="rt-new", refresh_count=2))
+    with store.lock():
+        held = store.load()
+    assert held is not None and held.refresh_token == "rt-new"
+    time.sleep(1.1)
+    by_hand = TokenRecord(refresh_token="rt-by-hand", refresh_count=9).to_json()
+    manager.put_secret_value(SecretId=secret, SecretString=json.dumps(by_hand))
+    lagging.stale = None
+    with store.lock():
+        held = store.load()
+    assert held is not None and held.refresh_token == "rt-by-hand"
 
 
 def test_lock_excludes_another_holder_until_released(moto: MotoServer) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from approvalmax_pipeline.sources.approvalmax.pacing import CompanyPacer
+from approvalmax_pipeline.sources.approvalmax.pacing import ALONE_SECONDS, CompanyPacer
 from approvalmax_pipeline.sources.approvalmax.rate_budget import (
     STALE_SECONDS,
     SqliteRateBudget,
@@ -89,11 +89,36 @@ def test_companies_have_budgets_of_their_own(tmp_path: Path) -> None:
     budget.close()
 
 
-def test_a_failing_budget_leaves_the_process_pacing_alone(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    budget = SqliteRateBudget(tmp_path / "b.sqlite")
-    pacer = CompanyPacer(2, 60, shared=budget)
-    budget.close()  # any use now raises
-    first = pacer.acquire("c")
-    pacer.done(first)
-    assert pacer.shared is None
-    assert "pacing this process on its own" in caplog.text
+class FlakyBudget:
+    """A shared budget whose first `failures` claims raise, as a restarting database would."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures, self.claims = failures, 0
+
+    def claim(self, company: str, limit: int, window: float) -> tuple[int | None, float]:
+        self.claims += 1
+        if self.claims <= self.failures:
+            raise OSError("the budget's server restarted")
+        return self.claims, 0.0
+
+    def finish(self, ticket: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_failing_budget_paces_the_process_alone_for_a_while_then_is_used_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from ..fake_clock import FakeClock
+
+    clock = FakeClock(slept=[])
+    budget = FlakyBudget(failures=1)
+    pacer = CompanyPacer(2, 60, clock=clock, shared=budget)
+    pacer.done(pacer.acquire("c"))  # the budget fails: this process's own window
+    pacer.done(pacer.acquire("c"))  # alone for ALONE_SECONDS: the budget is not asked
+    assert budget.claims == 1 and "pacing this process on its own" in caplog.text
+    clock.t += ALONE_SECONDS
+    ticket = pacer.acquire("c")
+    assert ticket.shared == 2 and budget.claims == 2  # the shared window again
