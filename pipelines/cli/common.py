@@ -25,7 +25,6 @@ from approvalmax_pipeline.pipelines.errors import (
     find_cause,
     interrupted,
 )
-from approvalmax_pipeline.pipelines.warehouse.factory import missing_destination_settings
 from approvalmax_pipeline.pipelines.warehouse.faults import named
 from approvalmax_pipeline.sources.errors import first_line
 
@@ -82,6 +81,9 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
             if interrupted(exc):
                 _interrupted(command.__name__, as_json)
             cause = find_cause(exc)
+            # here, not at the top: the factory imports dlt, which --version and --help never need
+            from approvalmax_pipeline.pipelines.warehouse.factory import missing_destination_settings
+
             cause = missing_destination_settings(cause) or cause
             if not _is_ours(cause) and from_a_warehouse_driver(exc):
                 cause = named(exc, fault_place(exc)) or cause
