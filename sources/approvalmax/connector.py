@@ -7,6 +7,7 @@ layers below it (client, token layer, settings) never build one another.
 from __future__ import annotations
 
 import importlib.util
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -39,6 +40,8 @@ from .recording import Recorder
 from .settings import REFRESH_GRACE_MINUTES, REFRESH_TOKEN_LIFETIME_DAYS, TOKEN_PATH, DocumentType
 from .source import approvalmax_dlt_source, fetched_documents_source
 from .state_layout import Positions
+
+log = logging.getLogger(__name__)
 
 REAUTHORIZE_HINT = (
     "run `approvalmax auth login` (or `approvalmax auth import` with a new refresh token) "
@@ -85,7 +88,11 @@ def shared_rate_budget(settings: ApprovalMaxSettings) -> RateBudget | None:
     """The client id's per-company budget, beside its tokens, which every process pacing it shares."""
     if settings.rate_limit_per_minute <= 0:
         return None
-    return open_rate_budget(settings.token_store, token_family(settings))
+    try:
+        return open_rate_budget(settings.token_store, token_family(settings))
+    except ConfigError as exc:  # pacing is worth having, not worth stopping a run for
+        log.warning("%s; pacing this process on its own", exc)
+        return None
 
 
 def settings_store(settings: ApprovalMaxSettings) -> TokenStore:

@@ -122,3 +122,23 @@ def test_a_failing_budget_paces_the_process_alone_for_a_while_then_is_used_again
     clock.t += ALONE_SECONDS
     ticket = pacer.acquire("c")
     assert ticket.shared == 2 and budget.claims == 2  # the shared window again
+
+
+def test_a_budget_that_cannot_be_opened_leaves_the_run_pacing_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A token folder the run may not write (the token save then fails in its own words) must not
+    stop the run here first: the budget is worth having, not worth stopping for."""
+    from types import SimpleNamespace
+
+    from approvalmax_pipeline.sources.approvalmax.connector import shared_rate_budget
+
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # a file where the token folder should be: nothing can be made inside
+    settings = SimpleNamespace(
+        rate_limit_per_minute=100,
+        token_store=str(blocked / "tokens.json"),
+        credentials=SimpleNamespace(client_id="c"),
+    )
+    assert shared_rate_budget(settings) is None  # type: ignore[arg-type]
+    assert "pacing this process on its own" in caplog.text
