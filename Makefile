@@ -138,14 +138,14 @@ test-warehouses: $(STAMP) $(SNOWFLAKE_EMULATOR_STAMP) $(BIGQUERY_EMULATOR_STAMP)
 	@report=$$(mktemp); WAREHOUSE_REPORT=$$report $(PYTEST) -q -n 2 tests/warehouses; code=$$?; \
 	echo; cat $$report; rm -f $$report; exit $$code
 
-# The kill -9 loop with more seeds than `make test` runs (3, one per phase): every phase, three times each way;
+# The kill -9 loop with more seeds than `make test` runs (3, one per phase): every phase, twice each way;
 # and Ctrl-C at 30 moments spread evenly over a run (about 80 s), each exiting 130 with one line.
 test-kill: $(STAMP) postgresql
-	KILL_SEEDS=18 CTRL_C_MOMENTS=30 $(BIN)/python -m pytest tests/e2e/test_faults.py -k "kill_9 or ctrl_c_at_moments"
+	KILL_SEEDS=12 CTRL_C_MOMENTS=30 $(BIN)/python -m pytest tests/e2e/test_faults.py -k "kill_9 or ctrl_c_at_moments"
 
-# Per-company runs started at once into one dataset: 8 at once, 3 rounds (`make test` runs 4 for 2).
+# Per-company runs started at once into one dataset: 8 at once, 2 rounds (`make test` runs 4 for 2).
 test-parallel: $(STAMP) postgresql
-	PARALLEL_COMPANIES=8 PARALLEL_ROUNDS=3 $(BIN)/python -m pytest -n 2 tests/e2e/test_parallel_loads.py
+	PARALLEL_COMPANIES=8 PARALLEL_ROUNDS=2 $(BIN)/python -m pytest -n 2 tests/e2e/test_parallel_loads.py
 
 # The benchmark harness at tiny sizes (it measures nothing): ten contender processes, about 40 s.
 test-bench: $(STAMP)

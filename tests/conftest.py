@@ -243,7 +243,7 @@ def moto() -> Iterator[MotoServer]:
 # or file::test (every parameter) or file::test[parameter].
 TIERS = {"unit", "e2e"}
 SLOW = {
-    # processes killed or interrupted mid-run (make test-kill runs the first with 18 seeds, and the
+    # processes killed or interrupted mid-run (make test-kill runs the first with 12 seeds, and the
     # Ctrl-C at 30 moments)
     "e2e/test_faults.py::test_kill_9_during_extract_normalise_or_load_then_a_clean_rerun",
     "e2e/test_faults.py::test_ctrl_c_in_extract_normalise_or_load_exits_130_then_a_clean_rerun",
@@ -260,7 +260,7 @@ SLOW = {
     # a PostgreSQL server stopped at the views and at the history write (make test keeps the
     # stops at the start, in the load, beyond the window, and the listener's)
     "e2e/test_warehouse_faults.py::test_a_server_stopped_at_a_later_phase_is_retried_there_and_nothing_is_lost",
-    # processes at once (make test-parallel runs the first with 8 at once for 3 rounds)
+    # processes at once (make test-parallel runs the first with 8 at once for 2 rounds)
     "e2e/test_parallel_loads.py",
     "e2e/test_listener.py::test_the_listener_and_scheduled_runs_at_once_keep_the_warehouse_exact",
     "e2e/test_listener_replicas.py::test_two_replicas_share_the_work_and_one_killed_mid_stream_loses_nothing",
