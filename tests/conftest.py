@@ -244,7 +244,7 @@ def moto() -> Iterator[MotoServer]:
 TIERS = {"unit", "e2e"}
 SLOW = {
     # processes killed or interrupted mid-run (make test-kill runs the first with 12 seeds, and the
-    # Ctrl-C at 30 moments)
+    # Ctrl-C at 20 moments)
     "e2e/test_faults.py::test_kill_9_during_extract_normalise_or_load_then_a_clean_rerun",
     "e2e/test_faults.py::test_ctrl_c_in_extract_normalise_or_load_exits_130_then_a_clean_rerun",
     "e2e/test_faults.py::test_ctrl_c_at_moments_spread_over_a_whole_run_exits_130_each_time_then_a_clean_rerun",
