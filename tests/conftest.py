@@ -70,6 +70,29 @@ class Workspace:
             input=input,
         )
 
+    def at_once(
+        self, count: int, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> list[subprocess.CompletedProcess[str]]:
+        """`approvalmax ARGS` in `count` processes started together (not one after another), each's result."""
+        self.release()
+        command = [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", *args]
+        started = [
+            subprocess.Popen(
+                command,
+                cwd=self.root,
+                env={**self.env, **(env or {})},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(count)
+        ]
+        results = []
+        for run in started:
+            out, err = run.communicate(timeout=timeout)
+            results.append(subprocess.CompletedProcess(command, run.returncode, out, err))
+        return results
+
     def release(self) -> None:
         """Close the test's read-only DuckDB connection: call before starting a run in another process."""
         if self._reader is not None:

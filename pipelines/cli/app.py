@@ -543,7 +543,7 @@ def listen(
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port or --host") from exc
     out.print(
         f"stopped: {status.batches} batches, {status.events} events, {status.documents} documents loaded, "
-        f"{status.deleted} marked deleted",
+        f"{status.deleted} marked deleted; API calls: {status.list_pages} list pages, {status.reads_by_id} by id",
         markup=False,
     )
 

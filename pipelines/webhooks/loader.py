@@ -53,7 +53,7 @@ class LoaderStatus:
     events: int = 0
     documents: int = 0
     deleted: int = 0
-    list_pages: int = 0  # API calls: list pages read, and documents read by id
+    list_pages: int = 0  # API calls (the stop line): list pages read, and documents read by id
     reads_by_id: int = 0
     last_error: str | None = None
     last_batch_at: float | None = None

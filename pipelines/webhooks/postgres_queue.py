@@ -23,7 +23,12 @@ from approvalmax_pipeline.pipelines.webhooks.queue import KEEP_LOADED, MAX_ATTEM
 from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
 from approvalmax_pipeline.sources.approvalmax.webhooks import WebhookEvent
 from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK, Clock
-from approvalmax_pipeline.sources.oauth_tokens.postgres_store import driver_message, redact_dsn
+from approvalmax_pipeline.sources.oauth_tokens.postgres_store import (
+    create_tables,
+    driver_message,
+    import_psycopg2,
+    redact_dsn,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +59,7 @@ class PostgresQueue:
     another holds the loader's claim."""
 
     def __init__(self, dsn: str, clock: Clock = SYSTEM_CLOCK) -> None:
-        try:
-            import psycopg2
-        except ImportError as exc:
-            raise ConfigError("a PostgreSQL --queue needs psycopg2: pip install -e '.[postgres]'") from exc
+        psycopg2 = import_psycopg2("a PostgreSQL --queue", ConfigError)
         self._psycopg2: Any = psycopg2
         self._dsn = dsn
         self._clock = clock
@@ -99,14 +101,8 @@ class PostgresQueue:
         return connection
 
     def _create_tables(self) -> None:
-        """Under an advisory lock: replicas started together would collide in CREATE TABLE."""
         with self._writer.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", (EVENTS,))
-            try:
-                for statement in SCHEMA:
-                    cursor.execute(statement)
-            finally:
-                cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", (EVENTS,))
+            create_tables(cursor, EVENTS, SCHEMA)
 
     def _written(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """One autocommit statement on the writing connection. A connection found broken (the server

@@ -8,15 +8,15 @@ commit; a crash in between loads them again, which the merge makes harmless.
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from approvalmax_pipeline.pipelines.webhooks.queue import KEEP_LOADED, MAX_ATTEMPTS, QueuedEvent
 from approvalmax_pipeline.sources.approvalmax.webhooks import WebhookEvent
 from approvalmax_pipeline.sources.clock import SYSTEM_CLOCK, Clock
+from approvalmax_pipeline.sources.sqlite_writes import immediate
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -58,23 +58,11 @@ class SqliteQueue:
         with self._lock:
             self._db.close()
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on any error: a failed write (a full disk) must not
-        leave the shared connection inside a transaction every later write would then refuse."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
     def append(self, events: Sequence[WebhookEvent]) -> None:
         """Durable when it returns: only then may the receiver answer 2xx."""
         now = self._clock.now().timestamp()
         rows = [(e.company_id, e.request_id, e.request_type, e.event_type, e.timestamp, now) for e in events]
-        with self._lock, self._transaction():
+        with self._lock, immediate(self._db):
             self._db.executemany(
                 "INSERT INTO events (company_id, request_id, request_type, event_type, event_time, received_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -99,7 +87,7 @@ class SqliteQueue:
     def done(self, events: Sequence[QueuedEvent], outcomes: dict[int, str]) -> None:
         """The events' load committed: remove them and keep when, for the latency figures."""
         now = self._clock.now().timestamp()
-        with self._lock, self._transaction():
+        with self._lock, immediate(self._db):
             self._db.executemany(
                 "INSERT OR REPLACE INTO loaded VALUES (?, ?, ?, ?, ?, ?)",
                 [
@@ -114,7 +102,7 @@ class SqliteQueue:
         """The events did not load: they stay, with the reason, for the next batch, except those
         at MAX_ATTEMPTS, which are given up and returned."""
         spent = [q for q in events if q.attempts + 1 >= MAX_ATTEMPTS]
-        with self._lock, self._transaction():
+        with self._lock, immediate(self._db):
             self._db.executemany(
                 "UPDATE events SET attempts = attempts + 1, last_error = ? WHERE id = ?",
                 [(error[:500], q.id) for q in events],

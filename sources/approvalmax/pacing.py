@@ -16,12 +16,11 @@ import math
 import threading
 
 from ..clock import SYSTEM_CLOCK, Clock
-from .rate_budget import RateBudget
+from .rate_budget import POLL_SECONDS, RateBudget
 
 log = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 60.0
-POLL_SECONDS = 0.05  # how often to look again while the oldest request is still in flight
 ALONE_SECONDS = 60.0  # after the shared budget failed, pace alone this long before trying it again
 
 

@@ -22,14 +22,21 @@ from typing import Any, Protocol
 
 from ..oauth_tokens.aws_store import SCHEME as AWS_SCHEME
 from ..oauth_tokens.aws_store import is_aws_url
-from ..oauth_tokens.postgres_store import driver_message, is_postgres_url, redact_dsn
+from ..oauth_tokens.postgres_store import create_tables, driver_message, import_psycopg2, is_postgres_url, redact_dsn
+from ..sqlite_writes import immediate
 from .errors import ConfigError
 
 TABLE = "approvalmax_rate_budget"
+SCHEMA = (
+    f"CREATE TABLE IF NOT EXISTS {TABLE} (id bigserial PRIMARY KEY, family text NOT NULL, "
+    "company text NOT NULL, sent timestamptz NOT NULL, finished timestamptz)",
+    f"CREATE INDEX IF NOT EXISTS {TABLE}_company ON {TABLE} (family, company)",
+)
 # A request still unanswered after this long was sent by a process that died: no request lasts
 # longer (request_timeout is 60 s by default, and a retry is a request of its own).
 STALE_SECONDS = 300.0
 FILE_SUFFIX = ".rate-budget.sqlite"
+POLL_SECONDS = 0.05  # how often to look again while every request in the window is still unanswered
 
 
 class RateBudget(Protocol):
@@ -92,7 +99,7 @@ class SqliteRateBudget:
 
     def claim(self, company: str, limit: int, window: float) -> tuple[int | None, float]:
         now = time.time()
-        with self._lock, self._transaction():
+        with self._lock, immediate(self._db):
             self._db.execute(
                 "DELETE FROM requests WHERE company = ? AND (finished <= ? OR (finished IS NULL AND sent <= ?))",
                 (company, now - window, now - STALE_SECONDS - window),
@@ -115,27 +122,13 @@ class SqliteRateBudget:
         with self._lock:
             self._db.close()
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
 
 class PostgresRateBudget:
     """A table in the token store's database, for workers on several machines; a transaction-level
     advisory lock per company makes each claim atomic, and the server's clock dates every row."""
 
     def __init__(self, dsn: str, family: str) -> None:
-        try:
-            import psycopg2
-        except ImportError as exc:
-            raise ConfigError("a PostgreSQL token store needs psycopg2: pip install -e '.[postgres]'") from exc
-        self._psycopg2: Any = psycopg2
+        self._psycopg2: Any = import_psycopg2("a PostgreSQL token store", ConfigError)
         self._dsn = dsn
         self.family = family
         self._lock = threading.Lock()
@@ -151,15 +144,7 @@ class PostgresRateBudget:
                 ) from exc
             self._connection.autocommit = True
             with self._connection.cursor() as cursor:
-                # processes starting together would race on CREATE ... IF NOT EXISTS without it
-                cursor.execute("BEGIN")
-                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{TABLE}:create",))
-                cursor.execute(
-                    f"CREATE TABLE IF NOT EXISTS {TABLE} (id bigserial PRIMARY KEY, family text NOT NULL, "
-                    "company text NOT NULL, sent timestamptz NOT NULL, finished timestamptz)"
-                )
-                cursor.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_company ON {TABLE} (family, company)")
-                cursor.execute("COMMIT")
+                create_tables(cursor, TABLE, SCHEMA)
         return self._connection.cursor()
 
     def claim(self, company: str, limit: int, window: float) -> tuple[int | None, float]:
@@ -215,9 +200,6 @@ class PostgresRateBudget:
                 self._connection.close()
             self._connection = None
             raise
-
-
-POLL_SECONDS = 0.05  # how often to look again while every request in the window is unanswered
 
 
 def _wait(oldest: float | None, window: float, now: float, unanswered: int) -> float:

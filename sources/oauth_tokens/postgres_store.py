@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -65,6 +65,32 @@ def driver_message(exc: BaseException, dsn: str) -> str:
     return text
 
 
+def import_psycopg2(what: str, error: type[Exception]) -> Any:
+    """psycopg2, imported when first needed (a DuckDB user has no reason to install it), or `error`
+    saying that `what` needs the `postgres` extra."""
+    try:
+        import psycopg2
+    except ImportError as exc:
+        raise error(f"{what} needs psycopg2: pip install -e '.[postgres]'") from exc
+    return psycopg2
+
+
+def create_tables(cursor: Any, name: str, statements: Sequence[str]) -> None:
+    """Run `statements` (CREATE ... IF NOT EXISTS) in one transaction under an advisory lock on
+    `name`: processes starting together would otherwise collide in pg_type's unique index. The
+    cursor's connection must be in autocommit mode."""
+    cursor.execute("BEGIN")
+    try:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"create:{name}",))
+        for statement in statements:
+            cursor.execute(statement)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            cursor.execute("ROLLBACK")
+        raise
+    cursor.execute("COMMIT")
+
+
 class PostgresTokenStore:
     """One row per token family in table `oauth_token_store`, keyed by `key`.
 
@@ -76,11 +102,7 @@ class PostgresTokenStore:
     """
 
     def __init__(self, dsn: str, key: str, lock_timeout: float = 120.0, sealing: TokenSealing = PLAIN) -> None:
-        try:
-            import psycopg2
-        except ImportError as exc:
-            raise TokenStoreError("a PostgreSQL token store needs psycopg2: pip install -e '.[postgres]'") from exc
-        self._psycopg2: Any = psycopg2
+        self._psycopg2: Any = import_psycopg2("a PostgreSQL token store", TokenStoreError)
         self._dsn = dsn
         self.key = key
         self.lock_timeout = lock_timeout
@@ -129,9 +151,13 @@ class PostgresTokenStore:
                         f"another process has held the token store lock {self.location} for {self.lock_timeout:.0f} s"
                     ) from exc
                 cursor.execute("SET statement_timeout = 0")
-                cursor.execute(
-                    f"CREATE TABLE IF NOT EXISTS {TABLE} (key text PRIMARY KEY, record jsonb NOT NULL, "
-                    "updated_at timestamptz NOT NULL DEFAULT now())"
+                create_tables(
+                    cursor,
+                    TABLE,
+                    [
+                        f"CREATE TABLE IF NOT EXISTS {TABLE} (key text PRIMARY KEY, record jsonb NOT NULL, "
+                        "updated_at timestamptz NOT NULL DEFAULT now())"
+                    ],
                 )
             self._connection = connection
             yield

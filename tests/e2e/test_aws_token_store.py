@@ -150,14 +150,8 @@ def test_workers_sharing_an_aws_store_make_one_refresh(workspace: Workspace, mot
     # the identity server refuses a refresh token used twice: two refreshes from one token would fail
     workspace.admin("POST", "config", token_latency=1.0, refresh_grace=0.0)
     url = moto.new_store_url()
-    env = aws_env(workspace, moto, url)
-    command = [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", "ping"]
-    runs = [
-        subprocess.Popen(command, cwd=workspace.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        for _ in range(3)
-    ]
-    outputs = [run.communicate(timeout=120) for run in runs]
-    assert [run.returncode for run in runs] == [0, 0, 0], outputs
+    runs = workspace.at_once(3, "ping", env=aws_env(workspace, moto, url))
+    assert [run.returncode for run in runs] == [0, 0, 0], [run.stderr for run in runs]
     assert grants(workspace) == 1
     stored = store_at(moto, url).load()
     assert stored is not None and stored.refresh_count == 1
@@ -172,15 +166,8 @@ def test_workers_that_must_each_refresh_take_turns_with_the_newest_token(
     env = aws_env(workspace, moto, url)
     assert workspace.process("ping", env={"SOURCES__APPROVALMAX__TOKEN_STORE": url, **moto.env}).returncode == 0
     workspace.admin("POST", "config", token_latency=0.3, refresh_grace=0.0)
-    command = [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", "ping"]
-    runs = [
-        subprocess.Popen(
-            command, cwd=workspace.root, env={**env, **FORCE_REFRESH}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        for _ in range(4)
-    ]
-    outputs = [run.communicate(timeout=120) for run in runs]
-    assert [run.returncode for run in runs] == [0, 0, 0, 0], outputs
+    runs = workspace.at_once(4, "ping", env={**env, **FORCE_REFRESH})
+    assert [run.returncode for run in runs] == [0, 0, 0, 0], [run.stderr for run in runs]
     stored = store_at(moto, url).load()
     # every refresh was saved over the one before it: the stored count is the server's count
     assert stored is not None and stored.refresh_count == grants(workspace) >= 5

@@ -310,6 +310,7 @@ def test_the_sandboxs_printed_settings_are_enough_to_run_and_listen_under_its_ra
         out, err = listener.communicate(timeout=60)
         assert listener.returncode == 0, err
         assert f"{sent} events, {sent} documents loaded" in out, out + err
+        assert re.search(r"API calls: \d+ list pages, \d+ by id", out), out
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=30)

@@ -68,14 +68,8 @@ def pg_env(workspace: Workspace, dsn: str) -> dict[str, str]:
 
 def test_workers_sharing_a_postgres_store_make_one_refresh(workspace: Workspace, postgres_db: str) -> None:
     workspace.admin("POST", "config", token_latency=1.0)
-    env = {**workspace.env, **pg_env(workspace, postgres_db)}
-    command = [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", "ping"]
-    runs = [
-        subprocess.Popen(command, cwd=workspace.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        for _ in range(3)
-    ]
-    outputs = [run.communicate(timeout=120) for run in runs]
-    assert [run.returncode for run in runs] == [0, 0, 0], outputs
+    runs = workspace.at_once(3, "ping", env=pg_env(workspace, postgres_db))
+    assert [run.returncode for run in runs] == [0, 0, 0], [run.stderr for run in runs]
     assert workspace.admin("GET", "stats")["grants"]["refresh_token"] == 1
     connection = psycopg2.connect(postgres_db)
     with connection.cursor() as cursor:
