@@ -247,3 +247,51 @@ def test_requests_in_flight_are_bounded_per_company_and_for_the_run() -> None:
     assert peak.pop("*") == 5  # the run's cap, reached
     assert max(peak.values()) == 2 and len(peak) == 6  # companies reach their own limit, never more
     assert client.stats.requests == 6 * 4 * 4
+
+
+def test_the_run_holds_at_most_max_concurrency_connections_and_reuses_them() -> None:
+    """Over real sockets: 24 threads of requests through a cap of 5 open at most 5 connections,
+    each kept alive for the next request (one httpx client of one connection per slot)."""
+    import http.server
+    import threading
+
+    peers: set[tuple[str, int]] = set()
+    served = [0]
+    lock = threading.Lock()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            with lock:
+                peers.add(self.client_address)
+                served[0] += 1
+            body = b'{"payload": [], "continuationToken": null}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = ApprovalMaxClient(f"http://127.0.0.1:{server.server_port}", concurrency=2, max_concurrency=5)
+        threads = [
+            threading.Thread(target=lambda c=c: [list(client.documents(c, "bills")) for _ in range(10)])
+            for c in [f"c{i}" for i in range(6)]
+            for _ in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        client.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert served[0] == 240 == client.stats.requests
+    assert 1 <= len(peers) <= 5  # connections opened: never more than the cap, kept alive between requests
