@@ -100,8 +100,18 @@ class LazyPositions:
 
     def get(self) -> Positions:
         if self._read is None:
-            self._read = read_positions(dlt.current.pipeline())
+            self._read = read_positions(running_pipeline())
         return self._read
+
+
+def running_pipeline() -> dlt.Pipeline:
+    """The pipeline running this source. `dlt.current.pipeline()` resolves dlt's whole pipeline
+    configuration before it answers (about 0.1 s), which once per resource is too much."""
+    from dlt.common.configuration.container import Container
+    from dlt.common.pipeline import PipelineContext
+
+    pipeline: dlt.Pipeline = Container()[PipelineContext].pipeline()  # type: ignore[assignment]
+    return pipeline
 
 
 def rows_as_tables(rows: list[dict[str, Any]]) -> Iterator[Any]:

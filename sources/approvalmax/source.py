@@ -21,13 +21,13 @@ from .extract_options import ExtractOptions
 from .fan_in import Done, Failed, Item, fan_in
 from .hints import DOCUMENT_KEY, column_hints, root_columns
 from .history import history_hints
-from .positions import LazyPositions, position_hints, rows_as_tables
+from .positions import LazyPositions, position_hints, rows_as_tables, running_pipeline
 from .records import prepare_row
 from .report import CompanyFailure, RunReport
 from .settings import COMPANIES_RESOURCE, MODIFIED_FILTER, USER_PROFILES_RESOURCE, DocumentType
 from .sink import EVERY_DOCUMENT, Prepared
 from .sinks import open_sink
-from .state_layout import LEGACY_KEYS, SOURCE_NAME, Position, Positions, changed_rows, has_legacy, snapshot
+from .state_layout import LEGACY_KEYS, SOURCE_NAME, Positions, Snapshot, changed_rows, has_legacy, snapshot
 from .sweeps import SweepPolicy
 from .timestamps import format_timestamp
 
@@ -129,14 +129,14 @@ def documents_resource(
     return with_document_hints(resource, document_type, options)
 
 
-def moved_positions(resource: str, before: Mapping[str, Position], state: Mapping[str, Any]) -> list[dict[str, Any]]:
+def moved_positions(resource: str, before: Mapping[str, Snapshot], state: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The `_approvalmax_cursors` rows of the companies whose position moved; the first run on a
     warehouse of the previous version moves every position out of dlt state into the table."""
     legacy = dlt.current.resource_state()
     migrating = has_legacy(legacy)
     for key in LEGACY_KEYS:
         legacy.pop(key, None)
-    return changed_rows(dlt.current.pipeline().pipeline_name, resource, before, state, every=migrating)
+    return changed_rows(running_pipeline().pipeline_name, resource, before, state, every=migrating)
 
 
 @dlt.source(name=SOURCE_NAME, section=SOURCE_NAME)

@@ -119,6 +119,19 @@ def put_position(state: dict[str, Any], company_id: str, position: Position) -> 
             del state[key][company_id]
     if company_id in state.get(NOT_APPLICABLE, []):
         state[NOT_APPLICABLE].remove(company_id)
+    _put_new(state, company_id, position)
+
+
+def state_of(positions: Mapping[str, Position]) -> dict[str, Any]:
+    """A resource's dict from its companies' positions."""
+    state: dict[str, Any] = {}
+    for company_id, position in positions.items():
+        _put_new(state, company_id, position)
+    return state
+
+
+def _put_new(state: dict[str, Any], company_id: str, position: Position) -> None:
+    """`put_position` for a company the dict does not hold yet."""
     if position.cursor is not None:
         state.setdefault(CURSORS, {})[company_id] = position.cursor
     if position.swept_at is not None or position.sweep_load_id is not None:
@@ -129,28 +142,43 @@ def put_position(state: dict[str, Any], company_id: str, position: Position) -> 
         state.setdefault(NOT_APPLICABLE, []).append(company_id)
 
 
-def state_of(positions: Mapping[str, Position]) -> dict[str, Any]:
-    """A resource's dict from its companies' positions."""
-    state: dict[str, Any] = {}
-    for company_id, position in positions.items():
-        put_position(state, company_id, position)
-    return state
+# A company's position as the resource's dict holds it, to compare: (cursor, swept at, sweep load
+# id, versions, not applicable). Cheaper than a Position, whose versions are canonical JSON, since a
+# run over a thousand companies compares every one of them and writes a row for few.
+Snapshot = tuple[str | None, Any, Any, dict[str, Any] | None, bool]
 
 
-def snapshot(state: Mapping[str, Any]) -> dict[str, Position]:
-    """company -> position, to compare with after the resource ran."""
-    return {company_id: position_of(state, company_id) for company_id in companies_in(state)}
+def snapshot(state: Mapping[str, Any]) -> dict[str, Snapshot]:
+    """company -> its position as it is now, to compare with after the resource ran."""
+    absent = set(state.get(NOT_APPLICABLE, []))
+    return {company_id: _snapshot_of(state, company_id, absent) for company_id in companies_in(state)}
+
+
+def _snapshot_of(state: Mapping[str, Any], company_id: str, absent: set[str]) -> Snapshot:
+    sweep = state.get(SWEEPS, {}).get(company_id) or {}
+    versions = state.get(LOADED_VERSIONS, {}).get(company_id)
+    cursor = state.get(CURSORS, {}).get(company_id)
+    return (
+        str(cursor) if cursor is not None else None,
+        sweep.get("at"),
+        sweep.get("load_id"),
+        dict(versions) if versions else None,  # a copy: the run may change the dict in place
+        company_id in absent,
+    )
+
+
+NO_POSITION: Snapshot = (None, None, None, None, False)
 
 
 def changed_rows(
-    pipeline_name: str, resource: str, before: Mapping[str, Position], state: Mapping[str, Any], every: bool = False
+    pipeline_name: str, resource: str, before: Mapping[str, Snapshot], state: Mapping[str, Any], every: bool = False
 ) -> list[dict[str, Any]]:
     """The table's rows for the companies whose position differs from `before` (all of them: `every`)."""
     rows = []
+    absent = set(state.get(NOT_APPLICABLE, []))
     for company_id in sorted(companies_in(state) | set(before)):
-        position = position_of(state, company_id)
-        if every or position != before.get(company_id, Position()):
-            rows.append(position_row(pipeline_name, resource, company_id, position))
+        if every or _snapshot_of(state, company_id, absent) != before.get(company_id, NO_POSITION):
+            rows.append(position_row(pipeline_name, resource, company_id, position_of(state, company_id)))
     return rows
 
 
