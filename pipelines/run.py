@@ -26,7 +26,7 @@ from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxSettings,
 from approvalmax_pipeline.sources.approvalmax.connector import Connector
 from approvalmax_pipeline.sources.approvalmax.cursors import Window
 from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
-from approvalmax_pipeline.sources.approvalmax.positions import read_positions
+from approvalmax_pipeline.sources.approvalmax.positions import prune_superseded, read_positions
 from approvalmax_pipeline.sources.approvalmax.report import RunReport
 from approvalmax_pipeline.sources.approvalmax.settings import RESOURCE_NAMES, DocumentType
 from approvalmax_pipeline.sources.approvalmax.state_layout import POSITIONS_TABLE, Positions
@@ -119,6 +119,8 @@ def run_pipeline(
 
         def deletions(pipeline: dlt.Pipeline, sql: SqlClientBase[Any]) -> Deletions:
             left.append(read_positions(pipeline, sql))
+            if left[-1].stored != positions.stored:  # this run wrote rows: drop the ones they replace
+                prune_superseded(pipeline, sql)
             return mark_deleted(
                 pipeline, client, connector.document_types, settings.hard_deletes, sql, clock, positions=left[-1]
             )

@@ -3,11 +3,13 @@ appended to, in the documents' own load package, for the companies whose positio
 
 A row counts once its load completed (`_dlt_loads.status = 0`), and the newest such row of a key
 wins: the rule dlt restores its own state by, so a killed run's half-loaded rows never move a
-position. Superseded rows stay (the read picks the newest); nothing prunes them yet.
+position. A run that moved positions then deletes its pipeline's rows that a newer row of a
+completed load replaces (`prune_superseded`), so the table holds about one row per key.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -17,8 +19,11 @@ from dlt.common.schema.typing import LOADS_TABLE_NAME
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.sql_client import SqlClientBase
 
+from ..errors import first_line
 from .nullability import with_hinted_nullability
 from .state_layout import POSITION_COLUMNS, POSITIONS_TABLE, Position, Positions, merge_legacy, position_from_row
+
+log = logging.getLogger(__name__)
 
 ARROW_TYPES = {"text": pa.string(), "bool": pa.bool_()}
 LOAD_ID = "_dlt_load_id"  # dlt adds it to rows, not to Arrow tables: the read joins on it
@@ -66,6 +71,30 @@ def newest_positions_sql(sql: SqlClientBase[Any]) -> str:
         f"FROM {table} AS c JOIN {loads} AS l ON l.load_id = c._dlt_load_id "
         "WHERE c.pipeline_name = %s AND l.status = 0) AS ranked WHERE newest = 1"
     )
+
+
+def prune_superseded_sql(sql: SqlClientBase[Any]) -> str:
+    """Delete a pipeline's rows that a newer row of the same key, of a completed load, replaces:
+    never the row a run reads (the newest completed), nor a row newer than it (a load not yet
+    completed, which may complete). A correlated EXISTS, which every supported warehouse runs."""
+    table = sql.make_qualified_table_name(POSITIONS_TABLE)
+    loads = sql.make_qualified_table_name(LOADS_TABLE_NAME)
+    return (
+        f"DELETE FROM {table} WHERE pipeline_name = %s AND EXISTS (SELECT 1 FROM {table} AS n "
+        f"JOIN {loads} AS l ON l.load_id = n._dlt_load_id WHERE l.status = 0 "
+        f"AND n.pipeline_name = {table}.pipeline_name AND n.resource = {table}.resource "
+        f"AND n.company_id = {table}.company_id AND n._dlt_load_id > {table}._dlt_load_id)"
+    )
+
+
+def prune_superseded(pipeline: dlt.Pipeline, sql: SqlClientBase[Any]) -> None:
+    """`prune_superseded_sql` for the pipeline; call it under the dataset's lock. A warehouse that
+    refuses it only keeps superseded rows a while longer (the read picks the newest anyway), so a
+    failure is logged, never raised."""
+    try:
+        sql.execute_sql(prune_superseded_sql(sql), pipeline.pipeline_name)
+    except Exception as exc:  # best effort: the rows it would delete are never read
+        log.warning("could not delete superseded rows of %s: %s", POSITIONS_TABLE, first_line(exc))
 
 
 def stored_positions(pipeline: dlt.Pipeline, sql: SqlClientBase[Any]) -> dict[str, dict[str, Position]]:

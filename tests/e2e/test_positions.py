@@ -108,3 +108,55 @@ def test_a_warehouse_of_the_previous_version_keeps_its_cursors_and_moves_them_in
     assert_equals_sandbox(ws)
     after = cursors(ws.cli("state", "--json"))
     assert after != before and all(a["cursor"] >= b["cursor"] for a, b in zip(after, before, strict=True))
+
+
+def execute(ws: Workspace, statement: str) -> None:
+    """One write into the warehouse, its connection closed after (the CLI needs the DuckDB file)."""
+    if ws.postgres_dsn is not None:
+        import psycopg2
+
+        connection = psycopg2.connect(ws.postgres_dsn)
+        try:
+            with connection, connection.cursor() as cursor:
+                cursor.execute(statement)
+        finally:
+            connection.close()
+        return
+    import duckdb
+
+    ws.release()
+    with duckdb.connect(str(ws.duckdb_file)) as connection:
+        connection.execute(statement)
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"])
+def test_a_run_that_moved_positions_deletes_the_rows_they_replace(
+    ws: Workspace, destination: str, request: pytest.FixtureRequest
+) -> None:
+    """Three loads with changes leave one row per key; a row of a load not completed (newer than the
+    newest completed one, as a killed run's that may yet complete) is kept and never read."""
+    if destination == "postgres":
+        ws = ws.on_postgres(request.getfixturevalue("postgres_db"))
+    assert ws.cli("run", "--no-progress").returncode == 0
+    key = ws.query("select resource, company_id from approvalmax._approvalmax_cursors order by 1, 2 limit 1")[0]
+    pending = "9999999999.0000001"  # no _dlt_loads row: a load that never completed
+    execute(
+        ws,
+        "insert into approvalmax._approvalmax_cursors (pipeline_name, resource, company_id, cursor_value, "
+        f"not_applicable, _dlt_load_id) values ('approvalmax', '{key[0]}', '{key[1]}', "
+        f"'2999-01-01T00:00:00.000000Z', false, '{pending}')",
+    )
+    for _ in range(2):
+        ws.admin("POST", "mutate", modify=6, add=3)
+        changed = ws.cli("run", "--no-progress")
+        assert changed.returncode == 0, changed.stderr + changed.stdout
+    assert_equals_sandbox(ws)
+    rows, keys = ws.query(
+        "select count(*), count(distinct resource || '/' || company_id) from approvalmax._approvalmax_cursors "
+        f"where _dlt_load_id <> '{pending}'"
+    )[0]
+    assert rows == keys == 2 * 7  # superseded rows gone: one per document type and company
+    kept = ws.query(f"select count(*) from approvalmax._approvalmax_cursors where _dlt_load_id = '{pending}'")
+    assert kept == [(1,)]
+    stated = {(c["resource"], c["company_id"]): c["cursor"] for c in cursors(ws.cli("state", "--json"))}
+    assert stated[key] < "2999"  # the incomplete load's row is not read

@@ -11,6 +11,7 @@ from typing import Any
 
 import dlt
 import duckdb
+import pytest
 
 from approvalmax_pipeline.sources.approvalmax.extract_options import ExtractOptions
 from approvalmax_pipeline.sources.approvalmax.pages import Page, read_envelope
@@ -168,3 +169,19 @@ def test_a_row_whose_load_did_not_complete_never_moves_a_position(tmp_path: Path
         pipelines_dir=str(tmp_path / "dlt"),
     )  # fmt: skip
     assert read_positions(other).cursors() == {}  # each pipeline has its own, as with dlt state
+
+
+def test_a_warehouse_that_refuses_the_prune_only_logs_it(caplog: pytest.LogCaptureFixture) -> None:
+    from types import SimpleNamespace
+
+    from approvalmax_pipeline.sources.approvalmax.positions import prune_superseded
+
+    class Refusing:
+        def make_qualified_table_name(self, name: str) -> str:
+            return f"ds.{name}"
+
+        def execute_sql(self, sql: str, *args: object) -> None:
+            raise RuntimeError("correlated subquery not supported\nmore detail")
+
+    prune_superseded(SimpleNamespace(pipeline_name="p"), Refusing())  # type: ignore[arg-type]
+    assert "could not delete superseded rows of _approvalmax_cursors: correlated subquery not supported" in caplog.text
