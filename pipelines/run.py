@@ -15,6 +15,7 @@ from approvalmax_pipeline.pipelines.errors import EXIT_USAGE, exit_code, find_ca
 from approvalmax_pipeline.pipelines.options import check_window, select_resources
 from approvalmax_pipeline.pipelines.warehouse.deletions import Deletions, mark_deleted
 from approvalmax_pipeline.pipelines.warehouse.factory import completed_target
+from approvalmax_pipeline.pipelines.warehouse.faults import is_warehouse_fault
 from approvalmax_pipeline.pipelines.warehouse.load_step import Chosen, HistoryLog, Loaded, load_step
 from approvalmax_pipeline.pipelines.warehouse.phases import Phases
 from approvalmax_pipeline.pipelines.warehouse.run_history import RunRecord, history_rows
@@ -120,7 +121,7 @@ def run_pipeline(
         def deletions(pipeline: dlt.Pipeline, sql: SqlClientBase[Any]) -> Deletions:
             left.append(read_positions(pipeline, sql))
             if left[-1].stored != positions.stored:  # this run wrote rows: drop the ones they replace
-                prune_superseded(pipeline, sql)
+                prune_superseded(pipeline, sql, fatal=is_warehouse_fault)
             return mark_deleted(
                 pipeline, client, connector.document_types, settings.hard_deletes, sql, clock, positions=left[-1]
             )

@@ -10,7 +10,7 @@ completed load replaces (`prune_superseded`), so the table holds about one row p
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import dlt
@@ -87,13 +87,19 @@ def prune_superseded_sql(sql: SqlClientBase[Any]) -> str:
     )
 
 
-def prune_superseded(pipeline: dlt.Pipeline, sql: SqlClientBase[Any]) -> None:
+def prune_superseded(
+    pipeline: dlt.Pipeline, sql: SqlClientBase[Any], *, fatal: Callable[[BaseException], bool] = lambda _: False
+) -> None:
     """`prune_superseded_sql` for the pipeline; call it under the dataset's lock. A warehouse that
-    refuses it only keeps superseded rows a while longer (the read picks the newest anyway), so a
-    failure is logged, never raised."""
+    refuses the statement only keeps superseded rows a while longer (the read picks the newest
+    anyway), so that is logged, never raised. `fatal` names the failures that are not the
+    statement's but the warehouse's (a lost connection): those go to the caller, whose phase
+    retries them, since the connection is gone for every statement after this one too."""
     try:
         sql.execute_sql(prune_superseded_sql(sql), pipeline.pipeline_name)
     except Exception as exc:  # best effort: the rows it would delete are never read
+        if fatal(exc):
+            raise
         log.warning("could not delete superseded rows of %s: %s", POSITIONS_TABLE, first_line(exc))
 
 

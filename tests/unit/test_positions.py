@@ -171,17 +171,41 @@ def test_a_row_whose_load_did_not_complete_never_moves_a_position(tmp_path: Path
     assert read_positions(other).cursors() == {}  # each pipeline has its own, as with dlt state
 
 
+class _Refusing:
+    """An SQL client whose every statement fails with `error`."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def make_qualified_table_name(self, name: str) -> str:
+        return f"ds.{name}"
+
+    def execute_sql(self, sql: str, *args: object) -> None:
+        raise self.error
+
+
 def test_a_warehouse_that_refuses_the_prune_only_logs_it(caplog: pytest.LogCaptureFixture) -> None:
     from types import SimpleNamespace
 
+    from approvalmax_pipeline.pipelines.warehouse.faults import is_warehouse_fault
     from approvalmax_pipeline.sources.approvalmax.positions import prune_superseded
 
-    class Refusing:
-        def make_qualified_table_name(self, name: str) -> str:
-            return f"ds.{name}"
-
-        def execute_sql(self, sql: str, *args: object) -> None:
-            raise RuntimeError("correlated subquery not supported\nmore detail")
-
-    prune_superseded(SimpleNamespace(pipeline_name="p"), Refusing())  # type: ignore[arg-type]
+    refusing = _Refusing(RuntimeError("correlated subquery not supported\nmore detail"))
+    prune_superseded(SimpleNamespace(pipeline_name="p"), refusing, fatal=is_warehouse_fault)  # type: ignore[arg-type]
     assert "could not delete superseded rows of _approvalmax_cursors: correlated subquery not supported" in caplog.text
+
+
+def test_a_warehouse_gone_during_the_prune_goes_to_the_phase_retries(caplog: pytest.LogCaptureFixture) -> None:
+    """Its connection is gone for the statements after the prune too: swallowing it would fail them."""
+    from types import SimpleNamespace
+
+    from approvalmax_pipeline.pipelines.warehouse.faults import is_warehouse_fault
+    from approvalmax_pipeline.sources.approvalmax.positions import prune_superseded
+
+    class OperationalError(Exception):  # psycopg2's class for a connection that failed
+        pass
+
+    gone = OperationalError('connection to server at "127.0.0.1", port 5432 failed: Connection refused')
+    with pytest.raises(OperationalError):
+        prune_superseded(SimpleNamespace(pipeline_name="p"), _Refusing(gone), fatal=is_warehouse_fault)  # type: ignore[arg-type]
+    assert "could not delete" not in caplog.text
