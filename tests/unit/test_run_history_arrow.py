@@ -1,0 +1,75 @@
+"""run_history's rows reach dlt as one Arrow table: the same columns and values dlt's row normaliser
+gave them, and a table that normaliser made (by an earlier version) takes them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dlt
+import duckdb
+
+from approvalmax_pipeline.pipelines.warehouse.run_history import COLUMNS, TABLE, write_history
+from approvalmax_pipeline.pipelines.warehouse.target import Target
+
+STARTED = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+
+
+def rows(run_id: str, companies: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "run_id": run_id, "load_id": "1765098000.1", "pipeline": "am", "started_at": STARTED,
+            "finished_at": STARTED, "company_id": f"c{n}", "resource": "xero_bills", "status": "ok" if n else "failed",
+            "rows_loaded": n, "requests": 2, "retries": 0, "error": None if n else "boom",
+            "cursor_before": None, "cursor_after": STARTED if n else None, "extract_seconds": 1.5,
+        }
+        for n in range(companies)
+    ]  # fmt: skip
+
+
+def columns(database: Path) -> dict[str, tuple[str, str]]:
+    with duckdb.connect(str(database)) as connection:
+        found = connection.execute(
+            "select column_name, data_type, is_nullable from information_schema.columns "
+            "where table_schema = 'approvalmax' and table_name = ?",
+            [TABLE],
+        ).fetchall()
+    return {name: (kind, nullable) for name, kind, nullable in found}
+
+
+def test_rows_keep_the_columns_the_row_normaliser_made_and_append_to_its_table(tmp_path: Path) -> None:
+    database = tmp_path / "w.duckdb"
+    target = Target(dlt.destinations.duckdb(str(database)), pipelines_dir=str(tmp_path / "dlt"))
+    earlier = dlt.pipeline(
+        "am_history", destination=dlt.destinations.duckdb(str(database)), dataset_name="approvalmax",
+        pipelines_dir=str(tmp_path / "earlier"),
+    )  # fmt: skip
+    earlier.run(dlt.resource(rows("r0", 2), name=TABLE, write_disposition="append", columns=COLUMNS))  # type: ignore[call-overload]
+    made_by_rows = columns(database)
+
+    write_history(target, rows("r1", 3))
+    write_history(target, rows("r2", 1))
+
+    assert columns(database) == made_by_rows  # no column added, retyped or made nullable
+    assert made_by_rows["_dlt_id"][1] == "NO" and made_by_rows["_dlt_load_id"][1] == "NO"
+    with duckdb.connect(str(database)) as connection:
+        got = connection.execute(
+            "select h.run_id, h.company_id, h.status, h.rows_loaded, h.error, h.cursor_after, h.extract_seconds, "
+            "h._dlt_load_id in (select load_id from approvalmax._dlt_loads where status = 0) "
+            "from approvalmax.run_history h order by run_id, company_id"
+        ).fetchall()
+        ids = connection.execute("select count(distinct _dlt_id), count(*) from approvalmax.run_history").fetchone()
+        per_load = connection.execute(
+            "select run_id, count(distinct _dlt_load_id) from approvalmax.run_history group by run_id order by run_id"
+        ).fetchall()
+    assert [row[:3] for row in got] == [
+        ("r0", "c0", "failed"), ("r0", "c1", "ok"),
+        ("r1", "c0", "failed"), ("r1", "c1", "ok"), ("r1", "c2", "ok"),
+        ("r2", "c0", "failed"),
+    ]  # fmt: skip
+    assert got[4][3:] == (2, None, STARTED, 1.5, True)
+    assert got[5][4] == "boom" and got[5][5] is None
+    assert all(row[7] for row in got)  # each row's load id is a completed load of its dataset
+    assert ids == (6, 6)
+    assert per_load == [("r0", 1), ("r1", 1), ("r2", 1)]
