@@ -1,5 +1,5 @@
-"""run_history's rows reach dlt as one Arrow table: the same columns and values dlt's row normaliser
-gave them, and a table that normaliser made (by an earlier version) takes them."""
+"""run_history appends: each write one completed load, its rows' values as given, `_dlt_id` unique
+and `_dlt_load_id` that load's, never null; a table an earlier pipeline made keeps its columns."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def columns(database: Path) -> dict[str, tuple[str, str]]:
     return {name: (kind, nullable) for name, kind, nullable in found}
 
 
-def test_rows_keep_the_columns_the_row_normaliser_made_and_append_to_its_table(tmp_path: Path) -> None:
+def test_each_write_appends_one_load_with_its_values_and_keeps_the_columns(tmp_path: Path) -> None:
     database = tmp_path / "w.duckdb"
     target = Target(dlt.destinations.duckdb(str(database)), pipelines_dir=str(tmp_path / "dlt"))
     earlier = dlt.pipeline(
