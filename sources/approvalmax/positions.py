@@ -88,7 +88,7 @@ def prune_superseded_sql(sql: SqlClientBase[Any]) -> str:
 
 
 def prune_superseded(
-    pipeline: dlt.Pipeline, sql: SqlClientBase[Any], *, fatal: Callable[[BaseException], bool] = lambda _: False
+    pipeline: dlt.Pipeline, sql: SqlClientBase[Any], *, fatal: Callable[[BaseException], bool]
 ) -> None:
     """`prune_superseded_sql` for the pipeline; call it under the dataset's lock. A warehouse that
     refuses the statement only keeps superseded rows a while longer (the read picks the newest

@@ -46,13 +46,13 @@ def test_each_write_appends_one_load_with_its_values_and_keeps_the_columns(tmp_p
         pipelines_dir=str(tmp_path / "earlier"),
     )  # fmt: skip
     earlier.run(dlt.resource(rows("r0", 2), name=TABLE, write_disposition="append", columns=COLUMNS))  # type: ignore[call-overload]
-    made_by_rows = columns(database)
+    made_before = columns(database)
 
     write_history(target, rows("r1", 3))
     write_history(target, rows("r2", 1))
 
-    assert columns(database) == made_by_rows  # no column added, retyped or made nullable
-    assert made_by_rows["_dlt_id"][1] == "NO" and made_by_rows["_dlt_load_id"][1] == "NO"
+    assert columns(database) == made_before  # no column added, retyped or made nullable
+    assert made_before["_dlt_id"][1] == "NO" and made_before["_dlt_load_id"][1] == "NO"
     with duckdb.connect(str(database)) as connection:
         got = connection.execute(
             "select h.run_id, h.company_id, h.status, h.rows_loaded, h.error, h.cursor_after, h.extract_seconds, "
