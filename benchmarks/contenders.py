@@ -15,6 +15,8 @@ import httpx
 
 from approvalmax_pipeline.sources.approvalmax.settings import DOCUMENT_TYPES, PAGE_LIMIT
 
+PROFILES = "userProfiles"
+
 
 def floor() -> None:
     """Download and JSON-parse every page, with the pipeline's concurrency; nothing else."""
@@ -36,6 +38,9 @@ def floor() -> None:
 
         def fetch(job: tuple[str, str]) -> int:
             company, path = job
+            if path == PROFILES:
+                get(f"/api/v1/companies/{company}/{PROFILES}", {}).json()
+                return 0
             count, token_ = 0, None
             while True:
                 params: dict[str, Any] = {"limit": PAGE_LIMIT}
@@ -47,11 +52,12 @@ def floor() -> None:
                 if not token_:
                     return count
 
-        jobs = [(c["companyId"], d.path) for c in companies for d in DOCUMENT_TYPES]
+        # each company's user profiles in the same pool: asked one after another, 1,000 companies
+        # at 20 ms latency spent 20 s on them alone, which made the floor slower than ours
+        paths = [*(d.path for d in DOCUMENT_TYPES), PROFILES]
+        jobs = [(c["companyId"], path) for c in companies for path in paths]
         with ThreadPoolExecutor(int(os.environ.get("BENCH_CONCURRENCY", "4"))) as pool:
             total = sum(pool.map(fetch, jobs))
-        for company in companies:
-            client.get(f"/api/v1/companies/{company['companyId']}/userProfiles").json()
     print(f"documents={total}")
 
 
