@@ -179,14 +179,14 @@ def ours_env(sandbox: SandboxProcess, folder: Path, code: Path = REPO, **setting
 OURS = [sys.executable, "-m", "approvalmax_pipeline.pipelines.cli", "run", "--no-progress"]
 
 
-def contender_env(sandbox: SandboxProcess, folder: Path) -> dict[str, str]:
+def contender_env(sandbox: SandboxProcess, folder: Path, concurrency: int = CONCURRENCY) -> dict[str, str]:
     return {
         **os.environ,
         "PYTHONPATH": str(REPO),
         "BENCH_URL": sandbox.url,
         "BENCH_TOKEN": sandbox.access_token(),
         "BENCH_DIR": str(folder),
-        "BENCH_CONCURRENCY": str(CONCURRENCY),
+        "BENCH_CONCURRENCY": str(concurrency),
     }
 
 
@@ -224,10 +224,11 @@ def full_load(companies: int, documents: int, rows: list[Row]) -> Row:
     return ours
 
 
-def measure_contender(sandbox: SandboxProcess, name: str) -> Measured:
+def measure_contender(sandbox: SandboxProcess, name: str, concurrency: int = CONCURRENCY) -> Measured:
+    """One run of a baseline (benchmarks/contenders.py) in a folder of its own."""
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "benchmarks.contenders", name]
-        return measure(command, contender_env(sandbox, Path(tmp)), sandbox)
+        return measure(command, contender_env(sandbox, Path(tmp), concurrency), sandbox)
 
 
 @contextlib.contextmanager
@@ -323,11 +324,9 @@ def latency(companies: int, documents: int, seconds: float, rows: list[Row]) -> 
     """Latency hiding: the sandbox answers list pages from a warmed cache, so a request costs
     its latency and not the sandbox's CPU, which shares this machine with the contender."""
     scenario = f"{companies} companies, {seconds * 1000:.0f} ms latency"
-    floor_command = [sys.executable, "-m", "benchmarks.contenders", "floor"]
     with sandbox_process(companies, documents, latency=seconds, page_cache=True) as sandbox:
-        with tempfile.TemporaryDirectory() as tmp:
-            measure(floor_command, contender_env(sandbox, Path(tmp)), sandbox)  # warms the page cache
-            floor = measure(floor_command, contender_env(sandbox, Path(tmp)), sandbox)
+        measure_contender(sandbox, "floor")  # warms the page cache
+        floor = measure_contender(sandbox, "floor")
         floor_span = request_span(sandbox, seconds)
         m = measure_ours(sandbox)
         span = request_span(sandbox, seconds)
@@ -415,12 +414,9 @@ def organisations(companies: int, documents: int, seconds: float, rows: list[Row
     and then a run where one organisation changed."""
     scenario = f"{companies} organisations, {seconds * 1000:.0f} ms latency"
     cap = DEFAULT_MAX_CONCURRENCY
-    floor_command = [sys.executable, "-m", "benchmarks.contenders", "floor"]
     with sandbox_process(companies, documents, latency=seconds, page_cache=True) as sandbox:
-        with tempfile.TemporaryDirectory() as tmp:
-            env = {**contender_env(sandbox, Path(tmp)), "BENCH_CONCURRENCY": str(cap)}
-            measure(floor_command, env, sandbox)  # warms the page cache
-            floor = measure(floor_command, env, sandbox)
+        measure_contender(sandbox, "floor", cap)  # warms the page cache
+        floor = measure_contender(sandbox, "floor", cap)
         ours = quiet_organisations(sandbox, REPO, cap)
         base = quiet_organisations(sandbox, BASELINE.code, cap) if BASELINE is not None else None
     full, quiet, sandbox_cpu, quiet_wrote, one_changed = ours
@@ -469,6 +465,9 @@ def first_company(database: Path) -> str:
         return str(row[0]) if row else ""
 
 
+POSITION_TEXT = ("pipeline_name", "resource", "company_id", "cursor_value", "swept_at", "sweep_load_id")
+
+
 def state_bytes(database: Path) -> dict[tuple[str, str], int]:
     """Run state stored in the warehouse, row by row: (table, row key) -> bytes of text as stored,
     for every state version dlt has stored (it appends one per change) and every
@@ -501,9 +500,6 @@ def state_bytes(database: Path) -> dict[tuple[str, str], int]:
 def written(before: dict[tuple[str, str], int], after: dict[tuple[str, str], int]) -> int:
     """Bytes of the state rows in `after` that `before` did not have."""
     return sum(size for key, size in after.items() if key not in before)
-
-
-POSITION_TEXT = ("pipeline_name", "resource", "company_id", "cursor_value", "swept_at", "sweep_load_id")
 
 
 def process_cpu(pid: int) -> float:
