@@ -553,14 +553,23 @@ class Dataset:
             return [self.document(company_id, doc_type, header) for header in collection.headers]
 
     def mutate(
-        self, modify: int, add: int, now: datetime, delete: int = 0, silent: int = 0, only: str | None = None
+        self,
+        modify: int,
+        add: int,
+        now: datetime,
+        delete: int = 0,
+        silent: int = 0,
+        only: str | None = None,
+        users: int = 0,
     ) -> dict[str, list[str]]:
         """Change `modify` existing documents and add `add` new ones per company (or in company `only`), stamped `now`.
         Changed documents get a new status, a changed amount, one line item fewer and an event.
         `delete` removes documents (their lists and `/{requestId}` forget them); `silent` changes
         a document's reference and total without moving its `modifiedAt`, a change an incremental
-        run cannot see (whether the API ever does that is unverified)."""
+        run cannot see (whether the API ever does that is unverified). `users` renames that many
+        user profiles per company (in company `only`): a new last name and email."""
         changed: list[str] = []
+        renamed: list[str] = []
         added: list[str] = []
         deleted: list[str] = []
         silently: list[str] = []
@@ -595,6 +604,10 @@ class Dataset:
                     continue
                 rng = stable_rng(self.seed, "mutate", round_no, company.company_id)
                 types = list(TYPE_WEIGHTS)
+                for user in rng.sample(self.users[company.company_id], min(users, len(self.users[company.company_id]))):
+                    user["lastName"] = f"{user['lastName']}-{round_no}"
+                    user["email"] = user["email"].replace("@", f".{round_no}@")
+                    renamed.append(str(user["userId"]))
                 for _ in range(modify):
                     doc_type = rng.choice(types)
                     collection = self.collections[(company.company_id, doc_type)]
@@ -641,7 +654,7 @@ class Dataset:
                     added.append(header.request_id)
                     touched.append((company.company_id, doc_type, header.request_id))
             self.touched = touched
-        return {"modified": changed, "added": added, "deleted": deleted, "silent": silently}
+        return {"modified": changed, "added": added, "deleted": deleted, "silent": silently, "users": renamed}
 
 
 def _spread_contacts(headers: list[DocHeader], doc_type: str) -> None:

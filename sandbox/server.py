@@ -593,7 +593,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         elif path == "/_sandbox/mutate":
             # `ago_seconds` stamps the changes in the past: a late write, visible after its time.
             stamp = datetime.now(UTC) - timedelta(seconds=float(body.get("ago_seconds", 0)))
-            counts = {name: int(body.get(name, 0)) for name in ("modify", "add", "delete", "silent")}
+            counts = {name: int(body.get(name, 0)) for name in ("modify", "add", "delete", "silent", "users")}
             result = sandbox.dataset.mutate(
                 counts["modify"],
                 counts["add"],
@@ -601,6 +601,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 delete=counts["delete"],
                 silent=counts["silent"],
                 only=body.get("company"),  # one company's documents only
+                users=counts["users"],
             )
             sandbox.page_cache.clear()
             if sandbox.knobs.webhook_url:

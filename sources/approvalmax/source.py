@@ -16,6 +16,7 @@ from ..oauth_tokens import TokenError
 from .client import ApprovalMaxClient
 from .companies import Company
 from .company_cursor import CompanyCursor, ResourceCursors
+from .content_digest import digest
 from .errors import ApiError, ApiUnavailable, ApprovalMaxError
 from .extract_options import ExtractOptions
 from .fan_in import Done, Failed, Item, fan_in
@@ -27,7 +28,16 @@ from .report import CompanyFailure, RunReport
 from .settings import COMPANIES_RESOURCE, MODIFIED_FILTER, USER_PROFILES_RESOURCE, DocumentType
 from .sink import EVERY_DOCUMENT, Prepared
 from .sinks import open_sink
-from .state_layout import LEGACY_KEYS, SOURCE_NAME, Positions, Snapshot, changed_rows, has_legacy, snapshot
+from .state_layout import (
+    LEGACY_KEYS,
+    SOURCE_NAME,
+    Positions,
+    ResourceState,
+    Snapshot,
+    changed_rows,
+    has_legacy,
+    snapshot,
+)
 from .sweeps import SweepPolicy
 from .timestamps import format_timestamp
 
@@ -43,42 +53,80 @@ def approvalmax_dlt_source(
     company_ids = [company.id for company in companies]
     # the CLI reads positions as it restores the pipeline; a library user's run reads them on first use
     positions = LazyPositions(options.positions).get
-    yield companies_resource(companies, options.report)
-    yield user_profiles_resource(client, company_ids, options.report, options.strict)
+    yield companies_resource(companies, options, positions)
+    yield user_profiles_resource(client, company_ids, options, positions)
     for document_type in options.document_types:
         yield documents_resource(client, company_ids, document_type, options, positions)
 
 
-def companies_resource(companies: Sequence[Company], report: RunReport) -> DltResource:
-    def extract() -> Iterator[list[dict[str, Any]]]:
-        rows = [prepare_row(company.record, company.id) for company in companies]
-        for company, row in zip(companies, rows, strict=True):
-            report.count(company.id, COMPANIES_RESOURCE, [row])
-        yield rows
+def companies_resource(
+    companies: Sequence[Company], options: ExtractOptions, positions: Callable[[], Positions]
+) -> DltResource:
+    """The companies whose record changed since it was last loaded (every one: `reconcile`)."""
 
-    return dlt.resource(extract, name=COMPANIES_RESOURCE, write_disposition="merge", primary_key="company_id")
+    def extract() -> Iterator[Any]:
+        digests = LoadedDigests(positions().resource_state(COMPANIES_RESOURCE), options.reconcile)
+        rows = []
+        for company in companies:
+            if digests.changed(company.id, company.record):
+                rows.append(prepare_row(company.record, company.id))
+                options.report.count(company.id, COMPANIES_RESOURCE, rows[-1:])
+        if rows:
+            yield rows
+        yield from digests.moved(COMPANIES_RESOURCE)
+
+    resource = dlt.resource(extract, name=COMPANIES_RESOURCE, write_disposition="merge", primary_key="company_id")
+    return resource.apply_hints(create_table_variant=True, **position_hints())
 
 
 def user_profiles_resource(
-    client: ApprovalMaxClient, company_ids: Sequence[str], report: RunReport, strict: bool = False
+    client: ApprovalMaxClient, company_ids: Sequence[str], options: ExtractOptions, positions: Callable[[], Positions]
 ) -> DltResource:
+    """Each company's user profiles when its list changed since it was last loaded (every one: `reconcile`)."""
+
     def producer(company_id: str) -> Callable[[], Iterator[list[dict[str, Any]]]]:
         return lambda: iter([client.user_profiles(company_id)])
 
-    def extract() -> Iterator[list[dict[str, Any]] | None]:
+    def extract() -> Iterator[Any]:
+        digests = LoadedDigests(positions().resource_state(USER_PROFILES_RESOURCE), options.reconcile)
         for event in fan_in({cid: producer(cid) for cid in company_ids}, client.in_flight(len(company_ids))):
             if event is None:
                 yield None  # nothing ready: dlt turns to the other resources meanwhile
             elif isinstance(event, Item):
-                rows = [prepare_row(raw, event.key) for raw in event.value]
-                report.count(event.key, USER_PROFILES_RESOURCE, rows)
-                yield rows
+                if digests.changed(event.key, event.value):
+                    rows = [prepare_row(raw, event.key) for raw in event.value]
+                    options.report.count(event.key, USER_PROFILES_RESOURCE, rows)
+                    yield rows
             elif isinstance(event, Failed):
-                record_failure(report, event, USER_PROFILES_RESOURCE, strict)
+                record_failure(options.report, event, USER_PROFILES_RESOURCE, options.strict)
+        yield from digests.moved(USER_PROFILES_RESOURCE)
 
-    return dlt.resource(
+    resource = dlt.resource(
         extract, name=USER_PROFILES_RESOURCE, write_disposition="merge", primary_key=("company_id", "user_id")
     )
+    return resource.apply_hints(create_table_variant=True, **position_hints())
+
+
+class LoadedDigests:
+    """A whole-list resource's positions: per company, the digest of the answer last loaded
+    (content_digest.py). A company's rows load when its answer's digest differs, and its new digest
+    goes in the same load package, so it counts only once they are in."""
+
+    def __init__(self, state: dict[str, Any], reload_all: bool = False) -> None:
+        self._state = state
+        self._positions = ResourceState(state)
+        self._before = snapshot(state)
+        self._reload_all = reload_all
+
+    def changed(self, company_id: str, answer: Any) -> bool:
+        new = digest(answer)
+        if not self._reload_all and self._positions.cursor(company_id) == new:
+            return False
+        self._positions.set_cursor(company_id, new)
+        return True
+
+    def moved(self, resource: str) -> Iterator[Any]:
+        return rows_as_tables(moved_positions(resource, self._before, self._state))
 
 
 def documents_resource(

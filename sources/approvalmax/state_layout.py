@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .content_digest import is_digest
+
 SOURCE_NAME = "approvalmax"  # the dlt source's name, and its key in the pipeline state
 
 CURSORS = "cursors"
@@ -32,7 +34,9 @@ POSITION_COLUMNS: dict[str, str] = {
     "pipeline_name": "text",
     "resource": "text",
     "company_id": "text",
-    "cursor_value": "text",  # the timestamp as dlt state held it (timestamps.format_timestamp)
+    # a document type's: the timestamp as dlt state held it (timestamps.format_timestamp);
+    # companies' and user_profiles': the digest of the answer last loaded (content_digest.py)
+    "cursor_value": "text",
     "swept_at": "text",
     "sweep_load_id": "text",
     "loaded_versions": "text",  # JSON: request id -> modifiedAt
@@ -207,9 +211,10 @@ class Positions:
         return state_of(self.stored.get(resource, {}))
 
     def cursors(self) -> dict[str, dict[str, str]]:
-        """resource -> company -> cursor, for the resources that have any."""
+        """resource -> company -> cursor, for the resources that have any (a document type's: the
+        digests `companies` and `user_profiles` keep in the same column are no time to show)."""
         found = {
-            resource: {company: p.cursor for company, p in companies.items() if p.cursor is not None}
+            resource: {company: p.cursor for company, p in companies.items() if p.cursor and not is_digest(p.cursor)}
             for resource, companies in self.stored.items()
         }
         return {resource: cursors for resource, cursors in found.items() if cursors}

@@ -98,7 +98,12 @@ def test_a_warehouse_of_the_previous_version_keeps_its_cursors_and_moves_them_in
     # ... and moved them into the table: dlt state holds none, the table every one
     assert not any(state for state in newest_source_state(ws).values())
     stored = ws.query("select resource, company_id, cursor_value from approvalmax._approvalmax_cursors")
-    assert sorted(stored) == sorted((c["resource"], c["company_id"], c["cursor"]) for c in before)
+    documents = [row for row in stored if row[0] not in ("companies", "user_profiles")]
+    assert sorted(documents) == sorted((c["resource"], c["company_id"], c["cursor"]) for c in before)
+    # beside them, the digest of each company's record and profile list, as this version loaded them
+    digests = [row for row in stored if row[0] in ("companies", "user_profiles")]
+    assert len(digests) == 2 * len({c["company_id"] for c in before})
+    assert all(row[2].startswith("sha256/1:") for row in digests)
     assert cursors(ws.cli("state", "--json")) == before
 
     # changes load from there, exactly
@@ -138,7 +143,10 @@ def test_a_run_that_moved_positions_deletes_the_rows_they_replace(
     if destination == "postgres":
         ws = ws.on_postgres(request.getfixturevalue("postgres_db"))
     assert ws.cli("run", "--no-progress").returncode == 0
-    key = ws.query("select resource, company_id from approvalmax._approvalmax_cursors order by 1, 2 limit 1")[0]
+    key = ws.query(
+        "select resource, company_id from approvalmax._approvalmax_cursors "
+        "where resource not in ('companies', 'user_profiles') order by 1, 2 limit 1"
+    )[0]
     pending = "9999999999.0000001"  # no _dlt_loads row: a load that never completed
     execute(
         ws,
@@ -155,7 +163,8 @@ def test_a_run_that_moved_positions_deletes_the_rows_they_replace(
         "select count(*), count(distinct resource || '/' || company_id) from approvalmax._approvalmax_cursors "
         f"where _dlt_load_id <> '{pending}'"
     )[0]
-    assert rows == keys == 2 * 7  # superseded rows gone: one per document type and company
+    # superseded rows gone: one per company and document type, companies and user_profiles
+    assert rows == keys == 2 * (7 + 2)
     kept = ws.query(f"select count(*) from approvalmax._approvalmax_cursors where _dlt_load_id = '{pending}'")
     assert kept == [(1,)]
     stated = {(c["resource"], c["company_id"]): c["cursor"] for c in cursors(ws.cli("state", "--json"))}

@@ -178,3 +178,41 @@ def test_quiet_run_loads_no_document_but_a_late_write_still_loads(workspace: Wor
     assert result.returncode == 0, result.stderr + result.stdout
     assert_equals_sandbox(workspace)
     assert len(root_load_ids(workspace) - loads) == 1 and late["modified"]
+
+
+def test_companies_and_user_profiles_load_only_when_they_changed(workspace: Workspace) -> None:
+    dataset = workspace.sandbox.dataset
+    assert workspace.cli("run", "--no-progress").returncode == 0
+
+    def load_ids(table: str) -> set[str]:
+        return {row[0] for row in workspace.query(f"select distinct _dlt_load_id from approvalmax.{table}")}
+
+    def companies_loaded_by(table: str, load_id: str) -> set[str]:
+        rows = workspace.query(f"select company_id from approvalmax.{table} where _dlt_load_id = '{load_id}'")
+        return {row[0] for row in rows}
+
+    first = {table: load_ids(table) for table in ("companies", "user_profiles")}
+    quiet = workspace.cli("run", "--no-progress")
+    assert quiet.returncode == 0, quiet.stderr + quiet.stdout
+    assert {table: load_ids(table) for table in first} == first  # nothing merged again
+
+    company = dataset.companies[1].company_id
+    renamed = workspace.admin("POST", "mutate", users=2, company=company)["users"]
+    assert len(renamed) == 2
+    changed = workspace.cli("run", "--no-progress")
+    assert changed.returncode == 0, changed.stderr + changed.stdout
+    stored = workspace.query("select company_id, user_id, last_name, email from approvalmax.user_profiles")
+    assert set(stored) == {
+        (c.company_id, u["userId"], u["lastName"], u["email"])
+        for c in dataset.companies
+        for u in dataset.users[c.company_id]
+    }
+    (newest,) = load_ids("user_profiles") - first["user_profiles"]
+    assert companies_loaded_by("user_profiles", newest) == {company}  # the one company whose list changed
+    assert load_ids("companies") == first["companies"]
+
+    # a reconcile loads every company's record and profiles again
+    assert workspace.cli("run", "--no-progress", "--reconcile").returncode == 0
+    everyone = {c.company_id for c in dataset.companies}
+    assert companies_loaded_by("user_profiles", max(load_ids("user_profiles"))) == everyone
+    assert companies_loaded_by("companies", max(load_ids("companies"))) == everyone
