@@ -163,7 +163,7 @@ def write_history(target: Target, rows: list[dict[str, Any]], patient: bool = Tr
     # rows for dlt's normaliser, which adds `_dlt_load_id` and `_dlt_id` as the table has always had
     # them (an Arrow table without them fails a warehouse whose run_history an earlier version made)
     resource = dlt.resource(rows, name=TABLE, write_disposition="append", columns=COLUMNS)  # type: ignore[call-overload]
-    pipeline.extract(resource, loader_file_format=loader_file_format(destination))  # type: ignore[arg-type]
+    pipeline.extract(resource, loader_file_format=history_file_format(destination, len(rows)))  # type: ignore[arg-type]
     pipeline.normalize()
 
     def load() -> None:
@@ -176,6 +176,19 @@ def write_history(target: Target, rows: list[dict[str, Any]], patient: bool = Tr
 
     window = target if patient else replace(target, retry_seconds=0)
     with_warehouse_retries("writing run_history", load, window, pipeline)
+
+
+# Up to this many rows go as INSERT where the warehouse takes it (DuckDB): a quiet run over a few
+# companies writes nothing else, and parquet would import pyarrow.parquet (and pandas, where it is
+# installed) for them, 0.15 s of a 2.6 s run. Beyond, parquet: 9,000 rows (1,000 companies) as
+# INSERT took about 1 s longer.
+FEW_HISTORY_ROWS = 500
+
+
+def history_file_format(destination: Any, rows: int) -> str | None:
+    if rows <= FEW_HISTORY_ROWS and destination.capabilities().preferred_loader_file_format == "insert_values":
+        return "insert_values"
+    return loader_file_format(destination)
 
 
 def freshness_statements(ds: str, dialect: str) -> list[str]:

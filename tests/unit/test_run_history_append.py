@@ -10,7 +10,13 @@ from typing import Any
 import dlt
 import duckdb
 
-from approvalmax_pipeline.pipelines.warehouse.run_history import COLUMNS, TABLE, write_history
+from approvalmax_pipeline.pipelines.warehouse.run_history import (
+    COLUMNS,
+    FEW_HISTORY_ROWS,
+    TABLE,
+    history_file_format,
+    write_history,
+)
 from approvalmax_pipeline.pipelines.warehouse.target import Target
 
 STARTED = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
@@ -73,3 +79,26 @@ def test_each_write_appends_one_load_with_its_values_and_keeps_the_columns(tmp_p
     assert all(row[7] for row in got)  # each row's load id is a completed load of its dataset
     assert ids == (6, 6)
     assert per_load == [("r0", 1), ("r1", 1), ("r2", 1)]
+
+
+def test_few_rows_go_as_insert_and_many_as_parquet_into_the_same_table(tmp_path: Path) -> None:
+    """A quiet run over a few companies writes run_history alone: INSERT spares it parquet's imports;
+    a run over a thousand companies writes parquet, faster for its 9,000 rows. Same rows either way."""
+    database = tmp_path / "w.duckdb"
+    destination = dlt.destinations.duckdb(str(database))
+    assert history_file_format(destination, FEW_HISTORY_ROWS) == "insert_values"
+    assert history_file_format(destination, FEW_HISTORY_ROWS + 1) == "parquet"
+    assert history_file_format(dlt.destinations.bigquery(), 1) == "parquet"  # INSERT is not its way
+    target = Target(destination, pipelines_dir=str(tmp_path / "dlt"))
+
+    write_history(target, rows("many", FEW_HISTORY_ROWS + 1))
+    made = columns(database)
+    write_history(target, rows("few", 3))
+
+    assert columns(database) == made
+    with duckdb.connect(str(database)) as connection:
+        got = connection.execute(
+            "select run_id, count(*), count(distinct _dlt_id), min(cursor_after), max(rows_loaded), "
+            "sum(extract_seconds) from approvalmax.run_history group by run_id order by run_id"
+        ).fetchall()
+    assert got == [("few", 3, 3, STARTED, 2, 4.5), ("many", 501, 501, STARTED, 500, 751.5)]
