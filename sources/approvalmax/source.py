@@ -17,6 +17,7 @@ from .client import ApprovalMaxClient
 from .companies import Company
 from .company_cursor import CompanyCursor, ResourceCursors
 from .content_digest import digest
+from .cursors import dump_cursor, load_cursor
 from .errors import ApiError, ApiUnavailable, ApprovalMaxError
 from .extract_options import ExtractOptions
 from .fan_in import Done, Failed, Item, fan_in
@@ -62,10 +63,10 @@ def approvalmax_dlt_source(
 def companies_resource(
     companies: Sequence[Company], options: ExtractOptions, positions: Callable[[], Positions]
 ) -> DltResource:
-    """The companies whose record changed since it was last loaded (every one: `reconcile`)."""
+    """The companies whose record changed since it was last loaded (LoadedDigests)."""
 
     def extract() -> Iterator[Any]:
-        digests = LoadedDigests(positions().resource_state(COMPANIES_RESOURCE), options.reconcile)
+        digests = loaded_digests(COMPANIES_RESOURCE, options, positions)
         rows = []
         for company in companies:
             if digests.changed(company.id, company.record):
@@ -82,13 +83,13 @@ def companies_resource(
 def user_profiles_resource(
     client: ApprovalMaxClient, company_ids: Sequence[str], options: ExtractOptions, positions: Callable[[], Positions]
 ) -> DltResource:
-    """Each company's user profiles when its list changed since it was last loaded (every one: `reconcile`)."""
+    """Each company's user profiles when its list changed since it was last loaded (LoadedDigests)."""
 
     def producer(company_id: str) -> Callable[[], Iterator[list[dict[str, Any]]]]:
         return lambda: iter([client.user_profiles(company_id)])
 
     def extract() -> Iterator[Any]:
-        digests = LoadedDigests(positions().resource_state(USER_PROFILES_RESOURCE), options.reconcile)
+        digests = loaded_digests(USER_PROFILES_RESOURCE, options, positions)
         for event in fan_in({cid: producer(cid) for cid in company_ids}, client.in_flight(len(company_ids))):
             if event is None:
                 yield None  # nothing ready: dlt turns to the other resources meanwhile
@@ -109,24 +110,39 @@ def user_profiles_resource(
 
 class LoadedDigests:
     """A whole-list resource's positions: per company, the digest of the answer last loaded
-    (content_digest.py). A company's rows load when its answer's digest differs, and its new digest
-    goes in the same load package, so it counts only once they are in."""
+    (content_digest.py) and when. A company's rows load when its answer's digest differs, or when
+    its sweep is due (`reconcile_every`, `--reconcile`: rows another pipeline wrote over, or someone
+    deleted, come back within a day); its new position goes in the same load package, so it counts
+    only once they are in. A backfill (`window`) loads every company's rows and moves nothing."""
 
-    def __init__(self, state: dict[str, Any], reload_all: bool = False) -> None:
-        self._state = state
-        self._positions = ResourceState(state)
-        self._before = snapshot(state)
-        self._reload_all = reload_all
+    def __init__(self, state: dict[str, Any] | None, sweep: SweepPolicy) -> None:
+        self._state = state  # the resource's positions (state_layout.py); None: a backfill
+        self._positions = ResourceState(state) if state is not None else None
+        self._before = snapshot(state) if state is not None else {}
+        self._sweep = sweep
 
     def changed(self, company_id: str, answer: Any) -> bool:
+        if self._positions is None:
+            return True
         new = digest(answer)
-        if not self._reload_all and self._positions.cursor(company_id) == new:
+        last = load_cursor(self._positions.last_sweep_at(company_id))
+        if self._positions.cursor(company_id) == new and not self._sweep.due(last):
             return False
         self._positions.set_cursor(company_id, new)
+        self._positions.record_sweep(company_id, dump_cursor(self._sweep.now), self._sweep.load_id)
         return True
 
     def moved(self, resource: str) -> Iterator[Any]:
+        if self._state is None:
+            return iter(())
         return rows_as_tables(moved_positions(resource, self._before, self._state))
+
+
+def loaded_digests(resource: str, options: ExtractOptions, positions: Callable[[], Positions]) -> LoadedDigests:
+    """The resource's LoadedDigests as this run starts it (inside dlt's extract: it names the load)."""
+    state = positions().resource_state(resource) if options.window is None else None
+    load_id = dlt.current.load_package_state()["load_id"]
+    return LoadedDigests(state, SweepPolicy(options.clock.now(), load_id, options.reconcile_every, options.reconcile))
 
 
 def documents_resource(

@@ -314,12 +314,21 @@ def test_ctrl_c_at_moments_spread_over_a_whole_run_exits_130_each_time_then_a_cl
     duration = min(durations)
     interrupted = 0
     for moment in range(CTRL_C_MOMENTS):
-        at = INTERPRETER_START + (duration - INTERPRETER_START) * (moment + 0.5) / CTRL_C_MOMENTS
-        workspace.admin("POST", "mutate", modify=2, add=1)
-        workspace.release()
-        result = interrupt_at(workspace, at, args)
-        if result is None or ended_before(result):
-            continue  # this run was quicker than the measured one and had ended
+        for _attempt in range(2):
+            at = INTERPRETER_START + (duration - INTERPRETER_START) * (moment + 0.5) / CTRL_C_MOMENTS
+            workspace.admin("POST", "mutate", modify=2, add=1)
+            workspace.release()
+            started = time.monotonic()
+            result = interrupt_at(workspace, at, args)
+            if result is None or ended_before(result):
+                # quicker than the measured runs (a busy machine made those slow): this is the run's
+                # length now, and the moment is tried again once within it
+                duration = min(duration, time.monotonic() - started)
+                result = None
+                continue
+            break
+        if result is None:
+            continue
         interrupted += 1
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         context = f"SIGINT {at:.2f} s into a {duration:.2f} s run: {result.stderr[-3000:]}"

@@ -216,3 +216,10 @@ def test_companies_and_user_profiles_load_only_when_they_changed(workspace: Work
     everyone = {c.company_id for c in dataset.companies}
     assert companies_loaded_by("user_profiles", max(load_ids("user_profiles"))) == everyone
     assert companies_loaded_by("companies", max(load_ids("companies"))) == everyone
+
+    # a backfill loads every company's profiles and neither reads nor moves their positions
+    positions = workspace.query("select count(*) from approvalmax._approvalmax_cursors")
+    backfill = workspace.cli("run", "--no-progress", "--since", "2025-03-01", "-r", "user_profiles")
+    assert backfill.returncode == 0, backfill.stderr + backfill.stdout
+    assert companies_loaded_by("user_profiles", max(load_ids("user_profiles"))) == everyone
+    assert workspace.query("select count(*) from approvalmax._approvalmax_cursors") == positions

@@ -71,3 +71,29 @@ def test_the_command_leaves_its_objects_out_of_the_exit_collections() -> None:
     done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60)
     before, after = map(int, done.stderr.split()[-2:])
     assert before == 0 and after > 10_000, done.stderr
+
+
+FREEZE_PROBE = """
+import gc, json, sys
+from approvalmax_pipeline.pipelines.cli import app as commands
+from approvalmax_pipeline.pipelines.cli.app import ONE_COMMAND_PROCESS
+ONE_COMMAND_PROCESS["freeze"] = sys.argv[1] == "one-command"  # as `main` sets it, without its exit freeze
+sys.argv = ["approvalmax", "run", "--destination", "no-such-warehouse"]
+try:
+    commands()
+except SystemExit:
+    pass
+print(json.dumps({"frozen": gc.get_freeze_count(), "dlt": "dlt" in sys.modules}), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("entry", ["one-command", "app"])
+def test_a_run_freezes_its_imports_only_in_a_process_of_its_own(entry: str) -> None:
+    """`approvalmax run` freezes what its imports made before it starts (a refused destination
+    comes after); a caller of `app` in its own process, such as the tests' runner, keeps its heap."""
+    done = subprocess.run(
+        [sys.executable, "-c", FREEZE_PROBE, entry], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    found = json.loads(done.stderr.strip().splitlines()[-1])
+    assert found["dlt"], done.stderr
+    assert (found["frozen"] > 100_000) == (entry == "one-command"), found
