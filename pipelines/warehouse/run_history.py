@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import dlt
+from dlt.common.destination import Destination
 
 from approvalmax_pipeline.pipelines.errors import WarehouseFault, find_cause, interrupted
 from approvalmax_pipeline.pipelines.warehouse.dataset_lock import dataset_lock
@@ -185,7 +186,7 @@ def write_history(target: Target, rows: list[dict[str, Any]], patient: bool = Tr
 FEW_HISTORY_ROWS = 500
 
 
-def history_file_format(destination: Any, rows: int) -> str | None:
+def history_file_format(destination: Destination[Any, Any], rows: int) -> str | None:
     if rows <= FEW_HISTORY_ROWS and destination.capabilities().preferred_loader_file_format == "insert_values":
         return "insert_values"
     return loader_file_format(destination)

@@ -14,7 +14,8 @@ from typing import Any
 # Changes when the rows made from the same answer would change (records.prepare_row): a new version
 # then reloads every company once, so no row keeps the old shape.
 ROWS_SHAPE = "1"
-PREFIX = f"sha256/{ROWS_SHAPE}:"
+KIND = "sha256/"  # no document cursor (a timestamp) starts so
+PREFIX = f"{KIND}{ROWS_SHAPE}:"
 
 
 def digest(answer: Any) -> str:
@@ -25,4 +26,4 @@ def digest(answer: Any) -> str:
 
 def is_digest(position: str | None) -> bool:
     """Whether a stored position is a digest (not a document cursor, which is a timestamp)."""
-    return position is not None and position.startswith("sha256/")
+    return position is not None and position.startswith(KIND)

@@ -66,15 +66,16 @@ def companies_resource(
     """The companies whose record changed since it was last loaded (LoadedDigests)."""
 
     def extract() -> Iterator[Any]:
-        digests = loaded_digests(COMPANIES_RESOURCE, options, positions)
+        run = RunPositions(COMPANIES_RESOURCE, options, positions)
+        digests = LoadedDigests(run.state, sweep_policy(options))
         rows = []
         for company in companies:
-            if digests.changed(company.id, company.record):
+            if digests.should_load(company.id, company.record):
                 rows.append(prepare_row(company.record, company.id))
                 options.report.count(company.id, COMPANIES_RESOURCE, rows[-1:])
         if rows:
             yield rows
-        yield from digests.moved(COMPANIES_RESOURCE)
+        yield from run.moved()
 
     resource = dlt.resource(extract, name=COMPANIES_RESOURCE, write_disposition="merge", primary_key="company_id")
     return resource.apply_hints(create_table_variant=True, **position_hints())
@@ -89,18 +90,19 @@ def user_profiles_resource(
         return lambda: iter([client.user_profiles(company_id)])
 
     def extract() -> Iterator[Any]:
-        digests = loaded_digests(USER_PROFILES_RESOURCE, options, positions)
+        run = RunPositions(USER_PROFILES_RESOURCE, options, positions)
+        digests = LoadedDigests(run.state, sweep_policy(options))
         for event in fan_in({cid: producer(cid) for cid in company_ids}, client.in_flight(len(company_ids))):
             if event is None:
                 yield None  # nothing ready: dlt turns to the other resources meanwhile
             elif isinstance(event, Item):
-                if digests.changed(event.key, event.value):
+                if digests.should_load(event.key, event.value):
                     rows = [prepare_row(raw, event.key) for raw in event.value]
                     options.report.count(event.key, USER_PROFILES_RESOURCE, rows)
                     yield rows
             elif isinstance(event, Failed):
                 record_failure(options.report, event, USER_PROFILES_RESOURCE, options.strict)
-        yield from digests.moved(USER_PROFILES_RESOURCE)
+        yield from run.moved()
 
     resource = dlt.resource(
         extract, name=USER_PROFILES_RESOURCE, write_disposition="merge", primary_key=("company_id", "user_id")
@@ -108,20 +110,42 @@ def user_profiles_resource(
     return resource.apply_hints(create_table_variant=True, **position_hints())
 
 
+class RunPositions:
+    """One resource's positions (state_layout.py) as this run reads them when it starts (none in a
+    backfill window, which reads and moves no position), and at its end the `_approvalmax_cursors`
+    rows of the companies whose position moved, for the resource to yield into its load package."""
+
+    def __init__(self, resource: str, options: ExtractOptions, read: Callable[[], Positions]) -> None:
+        self.resource = resource
+        self.state = read().resource_state(resource) if options.window is None else None
+        self._before = snapshot(self.state) if self.state is not None else {}
+
+    def moved(self) -> Iterator[Any]:
+        if self.state is None:
+            return iter(())
+        return rows_as_tables(moved_positions(self.resource, self._before, self.state))
+
+
+def sweep_policy(options: ExtractOptions) -> SweepPolicy:
+    """This run's sweeps; called inside dlt's extract, whose load id names each sweep."""
+    load_id = dlt.current.load_package_state()["load_id"]
+    return SweepPolicy(options.clock.now(), load_id, options.reconcile_every, options.reconcile)
+
+
 class LoadedDigests:
     """A whole-list resource's positions: per company, the digest of the answer last loaded
     (content_digest.py) and when. A company's rows load when its answer's digest differs, or when
     its sweep is due (`reconcile_every`, `--reconcile`: rows another pipeline wrote over, or someone
-    deleted, come back within a day); its new position goes in the same load package, so it counts
-    only once they are in. A backfill (`window`) loads every company's rows and moves nothing."""
+    deleted, come back within a day); the new position goes in the same load package
+    (RunPositions), so it counts only once they are in. A backfill (`state` None) loads every
+    company's rows and records nothing."""
 
     def __init__(self, state: dict[str, Any] | None, sweep: SweepPolicy) -> None:
-        self._state = state  # the resource's positions (state_layout.py); None: a backfill
         self._positions = ResourceState(state) if state is not None else None
-        self._before = snapshot(state) if state is not None else {}
         self._sweep = sweep
 
-    def changed(self, company_id: str, answer: Any) -> bool:
+    def should_load(self, company_id: str, answer: Any) -> bool:
+        """Whether the company's rows load now; if so, their digest and time become its position."""
         if self._positions is None:
             return True
         new = digest(answer)
@@ -131,18 +155,6 @@ class LoadedDigests:
         self._positions.set_cursor(company_id, new)
         self._positions.record_sweep(company_id, dump_cursor(self._sweep.now), self._sweep.load_id)
         return True
-
-    def moved(self, resource: str) -> Iterator[Any]:
-        if self._state is None:
-            return iter(())
-        return rows_as_tables(moved_positions(resource, self._before, self._state))
-
-
-def loaded_digests(resource: str, options: ExtractOptions, positions: Callable[[], Positions]) -> LoadedDigests:
-    """The resource's LoadedDigests as this run starts it (inside dlt's extract: it names the load)."""
-    state = positions().resource_state(resource) if options.window is None else None
-    load_id = dlt.current.load_package_state()["load_id"]
-    return LoadedDigests(state, SweepPolicy(options.clock.now(), load_id, options.reconcile_every, options.reconcile))
 
 
 def documents_resource(
@@ -158,10 +170,8 @@ def documents_resource(
     read = positions or LazyPositions(options.positions).get
 
     def extract() -> Iterator[Any]:
-        # a backfill window reads and moves no position
-        state = read().resource_state(document_type.resource) if options.window is None else None
-        before = snapshot(state) if state is not None else {}
-        cursors = open_cursors(client, document_type, options, state)
+        run = RunPositions(document_type.resource, options, read)
+        cursors = open_cursors(client, document_type, options, run.state)
         sink = open_sink(
             document_type, options.arrow, options.report, options.arrow_min_page_bytes, history=options.history
         )
@@ -184,8 +194,7 @@ def documents_resource(
             else:
                 company_failed(cursors[event.key], event, document_type.resource, options)
         yield from sink.flush(final=True)
-        if state is not None:
-            yield from rows_as_tables(moved_positions(document_type.resource, before, state))
+        yield from run.moved()
 
     resource = dlt.resource(extract, name=document_type.resource)
     # a table variant starts from a copy of the resource's hints as they are then: before the documents'
@@ -261,10 +270,7 @@ def open_cursors(
                 "each run reads whole lists (`approvalmax doctor` checks the filter)",
             )
 
-    sweep = None
-    if state is not None:
-        load_id = dlt.current.load_package_state()["load_id"]
-        sweep = SweepPolicy(options.clock.now(), load_id, options.reconcile_every, options.reconcile)
+    sweep = sweep_policy(options) if state is not None else None
     return ResourceCursors(state, options.lookback, options.window, older_came_back, sweep)
 
 
