@@ -29,8 +29,9 @@ import dlt
 from filelock import FileLock, Timeout
 
 from approvalmax_pipeline.pipelines.errors import BusyError
-from approvalmax_pipeline.pipelines.warehouse.factory import duckdb_path
+from approvalmax_pipeline.pipelines.warehouse.factory import duckdb_credentials
 from approvalmax_pipeline.pipelines.warehouse.faults import before_each_retry, with_warehouse_retries
+from approvalmax_pipeline.pipelines.warehouse.open_database import kept_open
 from approvalmax_pipeline.pipelines.warehouse.target import WAREHOUSE_RETRY_SECONDS, Target
 from approvalmax_pipeline.sources.oauth_tokens.aws_store import is_aws_url, lease_beside
 from approvalmax_pipeline.sources.oauth_tokens.lease_lock import LeaseLost, LeaseTimeout
@@ -55,6 +56,7 @@ def dataset_lock(
     destination = pipeline.destination.destination_name if pipeline.destination else ""
     started = time.monotonic()
     lock: contextlib.AbstractContextManager[None]
+    held: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if destination == "postgres":
         credentials: Any = pipeline.destination_client().config.credentials
         key = f"approvalmax-load:{pipeline.dataset_name}"
@@ -62,8 +64,10 @@ def dataset_lock(
         lock = _advisory_lock(
             credentials.to_native_representation(), key, pipeline.dataset_name, timeout, retry_seconds, where
         )
-    elif destination == "duckdb" and (path := duckdb_path(pipeline)) is not None:
+    elif destination == "duckdb" and (credentials := duckdb_credentials(pipeline)) is not None:
+        path = Path(credentials.database)
         lock = _file_lock(path.with_name(path.name + ".load.lock"), str(path), timeout)
+        held = kept_open(credentials)  # while the lock keeps other processes out (open_database.py)
     elif destination and lock_home:
         # the project (BigQuery) or server, by dlt's fingerprint of the destination's credentials
         fingerprint = pipeline.destination_client().config.fingerprint()
@@ -84,7 +88,8 @@ def dataset_lock(
         waited = time.monotonic() - started
         if waited > 1:
             log.info("waited %.1f s for other loads into dataset %s", waited, pipeline.dataset_name)
-        yield
+        with held:
+            yield
 
 
 @contextlib.contextmanager

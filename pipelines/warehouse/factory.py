@@ -198,7 +198,14 @@ def check_duckdb_folder(database: Path) -> None:
 
 def duckdb_path(pipeline: dlt.Pipeline) -> Path | None:
     """The DuckDB file a pipeline writes to (None for other destinations); opens nothing."""
+    credentials = duckdb_credentials(pipeline)
+    return Path(credentials.database) if credentials is not None else None
+
+
+def duckdb_credentials(pipeline: dlt.Pipeline) -> Any:
+    """dlt's credentials of the DuckDB file a pipeline writes to (None for other destinations)."""
     if pipeline.destination is None or pipeline.destination.destination_name != "duckdb":
         return None
-    database = getattr(pipeline.destination_client().config.credentials, "database", None)
-    return Path(database) if isinstance(database, str) and database != ":memory:" else None
+    credentials = pipeline.destination_client().config.credentials
+    database = getattr(credentials, "database", None)
+    return credentials if isinstance(database, str) and database != ":memory:" else None

@@ -9,6 +9,7 @@ else is done here, the same way for all of them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -130,42 +131,51 @@ def _load(loaded: Loaded, target: Target, chosen: Chosen, views: Views, on_phase
     on_phase("loading")
     if chosen.source is not None and not chosen.extract_under_lock:
         _extract_and_normalize(pipeline, target, chosen.source, loaded)
-    # other pipelines may load into this dataset at the same time
-    with dataset_lock(pipeline, target.lock_home, retry_seconds=target.retry_seconds):
-        if chosen.source is not None:
-            if chosen.extract_under_lock:
-                # no other load can store a newer one until this one is in
-                with_warehouse_retries("reading the stored schema", lambda: adopt_stored_schema(pipeline), target)
-                _extract_and_normalize(pipeline, target, chosen.source, loaded)
-            try:
-                with phases.timed("load"):
-                    info = with_warehouse_retries("loading", pipeline.load, target, pipeline)
-            except Exception as exc:
-                locked = duckdb_lock_error(exc)
-                if locked is not None:
-                    raise busy_error(locked) from exc
-                raise
-            loaded.load_id = info.loads_ids[-1] if info is not None and info.loads_ids else None
-        schema = pipeline.schemas.get(SOURCE_NAME) if SOURCE_NAME in pipeline.schemas else None
-        remake_views = schema is not None and schema.version_hash != views.made_for  # new tables or columns
-        if chosen.deletions is None and not remake_views:
-            on_phase("done")
-            return  # a listener batch of known tables and no 404: no connection to open
-
-        def deletions_and_views() -> None:  # retried whole, on a new connection
-            with pipeline.sql_client() as sql:  # one connection for both
-                on_phase("deletions")
-                if chosen.deletions is not None:
-                    with phases.timed("deletions"):
-                        loaded.deletions = chosen.deletions(pipeline, sql)
-                on_phase("views")
-                if remake_views and schema is not None:
-                    with phases.timed("views"):
-                        loaded.views = tuple(create_views(pipeline, sql))
-                    views.made_for = schema.version_hash
-
-        with_warehouse_retries("deletions and views", deletions_and_views, target, pipeline)
+    with contextlib.ExitStack() as locked:
+        # other pipelines may load into this dataset at the same time
+        locked.enter_context(dataset_lock(pipeline, target.lock_home, retry_seconds=target.retry_seconds))
+        _under_lock(loaded, target, chosen, views, on_phase)
+        # releasing a DuckDB file's lock checkpoints what the load wrote into the file (open_database.py):
+        # a fault there is the load's, named and retried like one
+        with phases.timed("load"):
+            with_warehouse_retries("loading", locked.close, target, pipeline)
     on_phase("done")
+
+
+def _under_lock(loaded: Loaded, target: Target, chosen: Chosen, views: Views, on_phase: Callable[[str], None]) -> None:
+    pipeline, phases = loaded.pipeline, loaded.phases
+    if chosen.source is not None:
+        if chosen.extract_under_lock:
+            # no other load can store a newer one until this one is in
+            with_warehouse_retries("reading the stored schema", lambda: adopt_stored_schema(pipeline), target)
+            _extract_and_normalize(pipeline, target, chosen.source, loaded)
+        try:
+            with phases.timed("load"):
+                info = with_warehouse_retries("loading", pipeline.load, target, pipeline)
+        except Exception as exc:
+            locked = duckdb_lock_error(exc)
+            if locked is not None:
+                raise busy_error(locked) from exc
+            raise
+        loaded.load_id = info.loads_ids[-1] if info is not None and info.loads_ids else None
+    schema = pipeline.schemas.get(SOURCE_NAME) if SOURCE_NAME in pipeline.schemas else None
+    remake_views = schema is not None and schema.version_hash != views.made_for  # new tables or columns
+    if chosen.deletions is None and not remake_views:
+        return  # a listener batch of known tables and no 404: no connection to open
+
+    def deletions_and_views() -> None:  # retried whole, on a new connection
+        with pipeline.sql_client() as sql:  # one connection for both
+            on_phase("deletions")
+            if chosen.deletions is not None:
+                with phases.timed("deletions"):
+                    loaded.deletions = chosen.deletions(pipeline, sql)
+            on_phase("views")
+            if remake_views and schema is not None:
+                with phases.timed("views"):
+                    loaded.views = tuple(create_views(pipeline, sql))
+                views.made_for = schema.version_hash
+
+    with_warehouse_retries("deletions and views", deletions_and_views, target, pipeline)
 
 
 def _extract_and_normalize(pipeline: dlt.Pipeline, target: Target, source: DltSource, loaded: Loaded) -> None:

@@ -12,10 +12,12 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import dlt
 from dlt.common.destination import Destination
+from dlt.common.pipeline import get_dlt_pipelines_dir
 
 from approvalmax_pipeline.pipelines.errors import WarehouseFault, find_cause, interrupted
 from approvalmax_pipeline.pipelines.warehouse.dataset_lock import dataset_lock
@@ -159,13 +161,21 @@ def write_history(target: Target, rows: list[dict[str, Any]], patient: bool = Tr
     The rows become a load package first; only loading it talks to the warehouse, and that is what a
     warehouse that went away retries (`patient`). A package that still fails stays pending in the
     pipeline's working folder and is loaded with the next rows, so rows are neither lost nor doubled."""
-    pipeline = make_pipeline(replace(target, pipeline_name=str(rows[0]["pipeline"]) + "_history"))
+    history = replace(target, pipeline_name=str(rows[0]["pipeline"]) + "_history")
     destination = resolve_destination(target.destination)
-    # rows for dlt's normaliser, which adds `_dlt_load_id` and `_dlt_id` as the table has always had
-    # them (an Arrow table without them fails a warehouse whose run_history an earlier version made)
-    resource = dlt.resource(rows, name=TABLE, write_disposition="append", columns=COLUMNS)  # type: ignore[call-overload]
-    pipeline.extract(resource, loader_file_format=history_file_format(destination, len(rows)))  # type: ignore[arg-type]
-    pipeline.normalize()
+    try:  # this part writes the pipeline's working folder only: a full disk there is named so
+        pipeline = make_pipeline(history)
+        # rows for dlt's normaliser, which adds `_dlt_load_id` and `_dlt_id` as the table has always had
+        # them (an Arrow table without them fails a warehouse whose run_history an earlier version made)
+        resource = dlt.resource(rows, name=TABLE, write_disposition="append", columns=COLUMNS)  # type: ignore[call-overload]
+        pipeline.extract(resource, loader_file_format=history_file_format(destination, len(rows)))  # type: ignore[arg-type]
+        pipeline.normalize()
+    except Exception as exc:
+        folder = Path(history.pipelines_dir or get_dlt_pipelines_dir()) / history.pipeline_name
+        fault = None if interrupted(exc) else named(exc, f"the working folder {folder}")
+        if fault is None:
+            raise
+        raise fault from exc
 
     def load() -> None:
         with dataset_lock(pipeline, target.lock_home, retry_seconds=target.retry_seconds):
