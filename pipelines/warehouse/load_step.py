@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import dlt
@@ -136,9 +136,9 @@ def _load(loaded: Loaded, target: Target, chosen: Chosen, views: Views, on_phase
         locked.enter_context(dataset_lock(pipeline, target.lock_home, retry_seconds=target.retry_seconds))
         _under_lock(loaded, target, chosen, views, on_phase)
         # releasing a DuckDB file's lock checkpoints what the load wrote into the file (open_database.py):
-        # a fault there is the load's, named and retried like one
+        # a fault there (a full disk) is the load's, named like one; once released there is nothing to retry
         with phases.timed("load"):
-            with_warehouse_retries("loading", locked.close, target, pipeline)
+            with_warehouse_retries("loading", locked.close, replace(target, retry_seconds=0), pipeline)
     on_phase("done")
 
 

@@ -3,13 +3,17 @@ and `_dlt_load_id` that load's, never null; a table an earlier pipeline made kee
 
 from __future__ import annotations
 
+import errno
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import dlt
 import duckdb
+import pytest
 
+from approvalmax_pipeline.pipelines.errors import WarehouseRefused
+from approvalmax_pipeline.pipelines.warehouse import run_history
 from approvalmax_pipeline.pipelines.warehouse.run_history import (
     COLUMNS,
     FEW_HISTORY_ROWS,
@@ -102,3 +106,19 @@ def test_few_rows_go_as_insert_and_many_as_parquet_into_the_same_table(tmp_path:
             "sum(extract_seconds) from approvalmax.run_history group by run_id order by run_id"
         ).fetchall()
     assert got == [("few", 3, 3, STARTED, 2, 4.5), ("many", 501, 501, STARTED, 500, 751.5)]
+
+
+def test_a_full_disk_in_its_own_working_folder_is_named_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """run_history's pipeline writes its working folder before it talks to the warehouse: a disk that
+    fills there is named as that folder, not as the warehouse."""
+
+    def full_disk(target: Target) -> dlt.Pipeline:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(run_history, "make_pipeline", full_disk)
+    folder = tmp_path / "dlt"
+    target = Target(dlt.destinations.duckdb(str(tmp_path / "w.duckdb")), pipelines_dir=str(folder))
+    with pytest.raises(WarehouseRefused) as refused:
+        write_history(target, rows("full", 2))
+    assert str(refused.value).startswith(f"warehouse refused: the working folder {folder / 'am_history'} ")
+    assert "the disk is full" in str(refused.value)
