@@ -20,6 +20,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from approvalmax_pipeline.pipelines.errors import interrupted
@@ -30,11 +31,17 @@ log = logging.getLogger(__name__)
 _THREAD = threading.local()  # each thread's held connections: a retry lets go of its own only
 
 
-def held() -> list[Any]:
+@dataclass(frozen=True)
+class _Held:
+    pool: Any  # dlt's DuckDbConnectionPool, of our own
+    connection: Any  # borrowed from it
+
+
+def held() -> list[_Held]:
     """The connections this thread holds now."""
     if not hasattr(_THREAD, "held"):
         _THREAD.held = []
-    connections: list[Any] = _THREAD.held
+    connections: list[_Held] = _THREAD.held
     return connections
 
 
@@ -42,58 +49,61 @@ def held() -> list[Any]:
 def kept_open(credentials: Any) -> Iterator[None]:
     """Hold the database of dlt's DuckDB `credentials` open until the block ends; after a normal
     end its checkpoint's fault (a full disk) is raised, inside the caller's step."""
-    connection = _connect_as_dlt_does(credentials)
-    if connection is None:
+    kept = _borrow(credentials)
+    if kept is None:
         yield
         return
-    held().append(connection)
+    held().append(kept)
     try:
         yield
     except BaseException:
-        _release(connection, quietly=True)  # the block's own error is the one to tell
+        _release(kept, quietly=True)  # the block's own error is the one to tell
         raise
-    _release(connection)
+    _release(kept)
 
 
-def _connect_as_dlt_does(credentials: Any) -> Any:
-    """A connection opened with dlt's arguments: DuckDB refuses a second connection to a file
-    with other settings than the first's (`read_only`, the `custom_user_agent` dlt passes)."""
+def _borrow(credentials: Any) -> _Held | None:
+    """A connection from a pool of dlt's own over the same credentials: DuckDB refuses a second
+    connection to a file with other settings than the first's, and dlt's pool opens it as dlt does
+    (its `custom_user_agent`, extensions, settings and statements). Read-only credentials load
+    nothing, so they are left alone."""
     import duckdb
+    from dlt.destinations.impl.duckdb.configuration import DuckDbConnectionPool
 
-    database = getattr(credentials, "database", None)
-    if not isinstance(database, str) or database.startswith(":") or getattr(credentials, "read_only", False):
+    if getattr(credentials, "read_only", False):
         return None
-    config = {key: value for key, value in (credentials.global_config or {}).items() if key == "custom_user_agent"}
+    pool = DuckDbConnectionPool(credentials)
     try:
-        return duckdb.connect(database=database, read_only=False, config=config)
+        return _Held(pool, pool.borrow_conn())
     except duckdb.Error as exc:
         if interrupted(exc):
             raise
-        log.debug("not holding %s open: %s", database, exc)
+        log.debug("not holding %s open: %s", getattr(credentials, "database", "the DuckDB file"), exc)
         return None
 
 
-def _release(connection: Any, quietly: bool = False) -> None:
+def _release(kept: _Held, quietly: bool = False) -> None:
     """Checkpoint and close it. DuckDB's close does not report a checkpoint that failed (it leaves
     the write-ahead log), so the checkpoint is asked for first and its fault raised. `quietly`
     after the block failed: what it committed is in the log already, which the next open replays."""
-    if connection not in held():
+    if kept not in held():
         return  # let go of already (a retry), so closed
-    held().remove(connection)
+    held().remove(kept)
     try:
         if not quietly:
-            connection.execute("CHECKPOINT")
+            kept.connection.execute("CHECKPOINT")
     except BaseException:
-        _close(connection, quietly=True)
+        _give_back(kept, quietly=True)
         raise
-    _close(connection, quietly)
+    _give_back(kept, quietly)
 
 
-def _close(connection: Any, quietly: bool) -> None:
+def _give_back(kept: _Held, quietly: bool) -> None:
+    """Return the connection to its pool, whose last connection it is: the pool closes the database."""
     import duckdb
 
     try:
-        connection.close()
+        kept.pool.return_conn(kept.connection)
     except duckdb.Error as exc:
         if interrupted(exc) or not quietly:
             raise
@@ -102,8 +112,8 @@ def _close(connection: Any, quietly: bool) -> None:
 
 def release_all() -> None:
     """Let go of this thread's held databases, so its retried step opens the file afresh."""
-    for connection in list(held()):
-        _release(connection, quietly=True)
+    for kept in list(held()):
+        _release(kept, quietly=True)
 
 
 before_each_retry(release_all)

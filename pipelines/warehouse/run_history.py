@@ -12,12 +12,10 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import dlt
 from dlt.common.destination import Destination
-from dlt.common.pipeline import get_dlt_pipelines_dir
 
 from approvalmax_pipeline.pipelines.errors import WarehouseFault, find_cause, interrupted
 from approvalmax_pipeline.pipelines.warehouse.dataset_lock import dataset_lock
@@ -171,7 +169,7 @@ def write_history(target: Target, rows: list[dict[str, Any]], patient: bool = Tr
         pipeline.extract(resource, loader_file_format=history_file_format(destination, len(rows)))  # type: ignore[arg-type]
         pipeline.normalize()
     except Exception as exc:
-        folder = Path(history.pipelines_dir or get_dlt_pipelines_dir()) / history.pipeline_name
+        folder = history.pipelines_folder() / history.pipeline_name
         fault = None if interrupted(exc) else named(exc, f"the working folder {folder}")
         if fault is None:
             raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the CLI reads the defaults below without loading dlt
@@ -29,6 +30,12 @@ class Target:
     wait: float = 0.0
     lock_home: str | None = None
     retry_seconds: float = WAREHOUSE_RETRY_SECONDS
+
+    def pipelines_folder(self) -> Path:
+        """Where the pipelines' working folders are: `pipelines_dir`, else dlt's default."""
+        from dlt.common.pipeline import get_dlt_pipelines_dir
+
+        return Path(self.pipelines_dir or get_dlt_pipelines_dir())
 
     def for_pipeline(self, suffix: str) -> Target:
         """The same dataset, loaded by a pipeline of its own (`<name>_history`, `<name>_listener`)."""

@@ -13,12 +13,10 @@ import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TypeVar
 
 import dlt
 from dlt.common.destination.client import WithStateSync
-from dlt.common.pipeline import get_dlt_pipelines_dir
 from dlt.common.schema import Schema
 from filelock import FileLock, Timeout
 
@@ -38,7 +36,7 @@ __all__ = ["adopt_stored_schema", "busy_error", "duckdb_lock_error", "restored_p
 def run_lock(target: Target) -> Iterator[None]:
     """Exclude every other run of the same pipeline on this machine, waiting up to `target.wait` s."""
     pipeline_name, wait = target.pipeline_name, target.wait
-    folder = Path(target.pipelines_dir or get_dlt_pipelines_dir())
+    folder = target.pipelines_folder()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f".{pipeline_name}.run.lock"
     try:

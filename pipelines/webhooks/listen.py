@@ -16,8 +16,6 @@ from dataclasses import dataclass, field, replace
 from types import FrameType
 from typing import Any
 
-from dlt.common.pipeline import get_dlt_pipelines_dir
-
 from approvalmax_pipeline.pipelines.errors import BusyError
 from approvalmax_pipeline.pipelines.warehouse.factory import completed_target
 from approvalmax_pipeline.pipelines.warehouse.target import Target
@@ -139,7 +137,7 @@ def _working_folder(target: Target, request: ListenRequest) -> Iterator[None]:
         except BusyError as exc:
             if not is_shared(request.queue):
                 raise
-            folder = target.pipelines_dir or get_dlt_pipelines_dir()
+            folder = target.pipelines_folder()
             raise BusyError(
                 f"another listener runs in this working folder ({folder}): give each replica on one machine "
                 "its own working folder (its own directory and DLT_DATA_DIR)"

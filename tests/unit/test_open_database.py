@@ -97,11 +97,15 @@ def test_a_failed_checkpoint_is_the_steps_fault_unless_the_step_failed_already(
 ) -> None:
     connections: list[FailingCheckpoint] = []
 
-    def connect(credentials: Any) -> FailingCheckpoint:
-        connections.append(FailingCheckpoint())
-        return connections[-1]
+    class Pool:
+        def return_conn(self, connection: FailingCheckpoint) -> None:
+            connection.close()
 
-    monkeypatch.setattr(open_database, "_connect_as_dlt_does", connect)
+    def borrow(credentials: Any) -> open_database._Held:
+        connections.append(FailingCheckpoint())
+        return open_database._Held(Pool(), connections[-1])
+
+    monkeypatch.setattr(open_database, "_borrow", borrow)
     with pytest.raises(duckdb.IOException, match="No space left"), kept_open(credentials(tmp_path / "w.duckdb")):
         pass  # raised inside the caller's step, which names warehouse faults
     with pytest.raises(RuntimeError, match="the step's own"), kept_open(credentials(tmp_path / "w.duckdb")):
