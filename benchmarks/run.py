@@ -33,6 +33,8 @@ from approvalmax_pipeline.sources.approvalmax.config import ApprovalMaxSettings
 REPO = Path(__file__).resolve().parent.parent
 RESOURCES = 9  # companies, user_profiles and seven document types
 CONCURRENCY = 4
+# the floor_processes contender's processes: one per core of the bench's machine
+FLOOR_PROCESSES = 2
 DEFAULT_MAX_CONCURRENCY = ApprovalMaxSettings.max_concurrency  # the setting's default
 SLOWER_THAN_BASELINE = 0.10  # a row of ours this much slower than the baseline's is flagged
 
@@ -224,11 +226,14 @@ def full_load(companies: int, documents: int, rows: list[Row]) -> Row:
     return ours
 
 
-def measure_contender(sandbox: SandboxProcess, name: str, concurrency: int = CONCURRENCY) -> Measured:
-    """One run of a baseline (benchmarks/contenders.py) in a folder of its own."""
+def measure_contender(sandbox: SandboxProcess, name: str, concurrency: int = CONCURRENCY, **settings: str) -> Measured:
+    """One run of a baseline (benchmarks/contenders.py) in a folder of its own; `settings` are
+    BENCH_<NAME> variables."""
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "benchmarks.contenders", name]
-        return measure(command, contender_env(sandbox, Path(tmp), concurrency), sandbox)
+        env = contender_env(sandbox, Path(tmp), concurrency)
+        env.update({f"BENCH_{key.upper()}": value for key, value in settings.items()})
+        return measure(command, env, sandbox)
 
 
 @contextlib.contextmanager
@@ -417,14 +422,19 @@ def organisations(companies: int, documents: int, seconds: float, rows: list[Row
     with sandbox_process(companies, documents, latency=seconds, page_cache=True) as sandbox:
         measure_contender(sandbox, "floor", cap)  # warms the page cache
         floor = measure_contender(sandbox, "floor", cap)
+        # what the requests alone cost here when no one interpreter makes them all
+        split = measure_contender(sandbox, "floor_processes", cap, processes=str(FLOOR_PROCESSES))
         ours = quiet_organisations(sandbox, REPO, cap)
         base = quiet_organisations(sandbox, BASELINE.code, cap) if BASELINE is not None else None
     full, quiet, sandbox_cpu, quiet_wrote, one_changed = ours
     rows.append(baseline_row(f"{scenario}: full load", "floor", floor, f"{cap} requests in flight"))
+    in_flight = min(cap, CONCURRENCY * companies)
+    ideal = floor.requests * seconds / in_flight
+    note = f"{cap} in flight over {FLOOR_PROCESSES} processes: {split.wall / ideal:.2f}x the ideal {ideal:.1f} s"
+    rows.append(baseline_row(f"{scenario}: full load", f"floor, {FLOOR_PROCESSES} processes", split, note))
     compared, kept = versus(f"{scenario}: full load", full.wall, base[0] if base else None, rows)
     target = f"<= 1.3x floor ({full.wall / floor.wall:.2f}x){compared}"
     rows.append(ours_row(f"{scenario}: full load", full, target, full.wall <= 1.3 * floor.wall and kept))
-    in_flight = min(cap, CONCURRENCY * companies)
     ideal = quiet.requests * seconds / in_flight
     compared, kept = versus(f"{scenario}: quiet incremental", quiet.wall, base[1] if base else None, rows)
     target = (

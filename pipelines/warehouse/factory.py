@@ -143,6 +143,17 @@ def bound_duckdb_memory() -> None:
         os.environ[_env_name(DUCKDB_GLOBAL_CONFIG)] = json.dumps({"memory_limit": DUCKDB_MEMORY_LIMIT})
 
 
+# dlt merges through a staging copy of every merged table and leaves that copy in the file until
+# the next load empties it: the file carries the biggest load twice, and the checkpoint as the
+# dataset lock is released writes it twice. A configured value wins.
+TRUNCATE_STAGING = "load.truncate_staging_dataset"
+
+
+def empty_duckdb_staging() -> None:
+    if dlt.config.get(TRUNCATE_STAGING) is None:
+        os.environ[_env_name(TRUNCATE_STAGING)] = "true"
+
+
 def completed_target(target: Target, token_store: str, retry_seconds: float | None = None) -> Target:
     """The target with its destination resolved, its dataset lock beside the token family (the
     `token_store` setting) unless the caller named another home, and the `warehouse_retry_seconds`
@@ -166,6 +177,7 @@ def make_pipeline(target: Target) -> dlt.Pipeline:
     if resolved.destination_name == "duckdb":
         default_duckdb_file()
         bound_duckdb_memory()
+        empty_duckdb_staging()
     # pipelines_dir None means dlt's default (DLT_DATA_DIR, else ~/.dlt/pipelines)
     pipeline = dlt.pipeline(
         pipeline_name=pipeline_name,

@@ -26,7 +26,7 @@ def bench(tmp_path: Path, *options: str) -> str:
 
 def test_bench_harness_prints_every_row(tmp_path: Path) -> None:
     report = bench(tmp_path)
-    for contender in ("| floor |", "| rest_api |", "| rest_api_parquet |", "| ours |"):
+    for contender in ("| floor |", "| floor, 2 processes |", "| rest_api |", "| rest_api_parquet |", "| ours |"):
         assert contender in report
     for scenario in (
         "full load",
@@ -48,9 +48,9 @@ def test_bench_harness_prints_every_row(tmp_path: Path) -> None:
         assert scenario in report
     rows = [line for line in report.splitlines() if line.startswith("| ") and "---" not in line][1:]
     # four contenders at full load, ours with history off and history's cost, the floor under latency, ours
-    # in four more, in two for many companies, the floor and ours twice for many organisations, the
-    # listener under four loads, and two start-up rows
-    assert len(rows) == 22
+    # in four more, in two for many companies, the floor (in one process and in two) and ours twice for
+    # many organisations, the listener under four loads, and two start-up rows
+    assert len(rows) == 23
     # every row but start-up's made requests to the sandbox
     assert all(int(row.split("|")[6]) > 0 for row in rows if "start-up" not in row)
     assert "state written 0 bytes" in report  # a quiet run changes no cursor

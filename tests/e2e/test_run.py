@@ -13,6 +13,15 @@ def document_requests(workspace: Workspace) -> list[dict]:
     return [e for e in log if "/xero/" in e["path"] or "/standalone/" in e["path"]]
 
 
+def staging_rows(workspace: Workspace) -> dict[str, int]:
+    """Rows left in dlt's staging copy of each merged table (DuckDB: emptied once a load is in)."""
+    tables = workspace.query(
+        "select table_name from information_schema.tables where table_schema = 'approvalmax_staging' "
+        "and table_name not like '_dlt%'"
+    )
+    return {t: workspace.query(f'select count(*) from approvalmax_staging."{t}"')[0][0] for (t,) in tables}
+
+
 def test_first_run_loads_exactly_the_sandbox_data(workspace: Workspace) -> None:
     result = workspace.cli("run", "--no-progress")
     assert result.returncode == 0, result.stderr + result.stdout
@@ -46,6 +55,10 @@ def test_second_run_fetches_only_changes_and_updates_without_duplicates(workspac
     # every document request of the second run carried the incremental filter
     requests = document_requests(workspace)
     assert requests and all("modifiedAtOrAfter" in e["query"] for e in requests)
+    # both loads merged through staging, which holds nothing once they are in
+    left = staging_rows(workspace)
+    assert "xero_bills" in left and "xero_bills__line_items" in left
+    assert sum(left.values()) == 0, left
     # one request per company and document type: nothing changed needs a second page
     assert len(requests) == 3 * 7
     served = sum(e["documents"] for e in requests)

@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from approvalmax_pipeline.pipelines.warehouse.factory import DUCKDB_MEMORY_LIMIT, bound_duckdb_memory
+from approvalmax_pipeline.pipelines.warehouse.factory import (
+    DUCKDB_MEMORY_LIMIT,
+    bound_duckdb_memory,
+    empty_duckdb_staging,
+)
 
 ENV = "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG"
 
@@ -22,6 +26,22 @@ def test_configured_duckdb_settings_are_left_alone(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv(ENV, '{"memory_limit": "4GB", "threads": 2}')
     bound_duckdb_memory()
     assert json.loads(os.environ[ENV]) == {"memory_limit": "4GB", "threads": 2}
+
+
+TRUNCATE = "LOAD__TRUNCATE_STAGING_DATASET"
+
+
+def test_duckdb_staging_is_emptied_after_a_load_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TRUNCATE, "")
+    monkeypatch.delenv(TRUNCATE)
+    empty_duckdb_staging()
+    assert os.environ[TRUNCATE] == "true"
+
+
+def test_a_configured_staging_truncation_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TRUNCATE, "false")
+    empty_duckdb_staging()
+    assert os.environ[TRUNCATE] == "false"
 
 
 def test_a_read_only_duckdb_folder_is_refused_naming_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
