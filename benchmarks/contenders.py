@@ -22,7 +22,7 @@ def floor() -> None:
     """Download and JSON-parse every page, with the pipeline's concurrency; nothing else.
 
     Each thread has a client of its own, as the pipeline's request slots do: 32 threads sharing one
-    client's pool spend a third more time (10.4 s against 7.3 s over 1,000 organisations). With
+    client's pool took 10.4 s against 7.4-7.7 s over 1,000 organisations. With
     BENCH_PARTS, this process takes only every BENCH_PARTS-th company from BENCH_PART on
     (`floor_processes`)."""
     url, token = os.environ["BENCH_URL"], os.environ["BENCH_TOKEN"]
