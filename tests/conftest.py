@@ -23,7 +23,7 @@ from .postgres_server import PostgresServer, start_postgres
 
 REPO = Path(__file__).resolve().parent.parent
 # Environment variables a test must not inherit from the machine running it.
-_LEAKY = ("SOURCES__", "DESTINATION__", "DLT_", "RUNTIME__", "APPROVALMAX_")
+_LEAKY = ("SOURCES__", "DESTINATION__", "DLT_", "RUNTIME__", "LOAD__", "APPROVALMAX_")
 
 
 @dataclass

@@ -149,9 +149,12 @@ def bound_duckdb_memory() -> None:
 TRUNCATE_STAGING = "load.truncate_staging_dataset"
 
 
-def empty_duckdb_staging() -> None:
-    if dlt.config.get(TRUNCATE_STAGING) is None:
-        os.environ[_env_name(TRUNCATE_STAGING)] = "true"
+def empty_duckdb_staging(pipeline_name: str) -> None:
+    """Set for this pipeline name only (dlt reads `<pipeline>.load.*` first), so a pipeline of
+    another destination in the same process keeps dlt's own default."""
+    scoped = f"{pipeline_name}.{TRUNCATE_STAGING}"
+    if dlt.config.get(TRUNCATE_STAGING) is None and dlt.config.get(scoped) is None:
+        os.environ[_env_name(scoped)] = "true"
 
 
 def completed_target(target: Target, token_store: str, retry_seconds: float | None = None) -> Target:
@@ -177,7 +180,7 @@ def make_pipeline(target: Target) -> dlt.Pipeline:
     if resolved.destination_name == "duckdb":
         default_duckdb_file()
         bound_duckdb_memory()
-        empty_duckdb_staging()
+        empty_duckdb_staging(target.pipeline_name)
     # pipelines_dir None means dlt's default (DLT_DATA_DIR, else ~/.dlt/pipelines)
     pipeline = dlt.pipeline(
         pipeline_name=pipeline_name,

@@ -29,19 +29,33 @@ def test_configured_duckdb_settings_are_left_alone(monkeypatch: pytest.MonkeyPat
 
 
 TRUNCATE = "LOAD__TRUNCATE_STAGING_DATASET"
+SCOPED = "APPROVALMAX__LOAD__TRUNCATE_STAGING_DATASET"  # the pipeline named approvalmax's
 
 
-def test_duckdb_staging_is_emptied_after_a_load_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TRUNCATE, "")
-    monkeypatch.delenv(TRUNCATE)
-    empty_duckdb_staging()
-    assert os.environ[TRUNCATE] == "true"
+@pytest.fixture
+def no_truncate_setting(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in (TRUNCATE, SCOPED, "OTHER__LOAD__TRUNCATE_STAGING_DATASET"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)  # recorded, so what the code sets is removed after the test
+    return monkeypatch
 
 
-def test_a_configured_staging_truncation_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TRUNCATE, "false")
-    empty_duckdb_staging()
-    assert os.environ[TRUNCATE] == "false"
+def test_duckdb_staging_is_emptied_after_a_load_by_default(no_truncate_setting: pytest.MonkeyPatch) -> None:
+    empty_duckdb_staging("approvalmax")
+    assert os.environ[SCOPED] == "true"
+    # only for that pipeline name: another (another destination, the same process) keeps dlt's default
+    assert TRUNCATE not in os.environ and "OTHER__LOAD__TRUNCATE_STAGING_DATASET" not in os.environ
+
+
+@pytest.mark.parametrize("configured", [TRUNCATE, SCOPED])
+def test_a_configured_staging_truncation_is_left_alone(
+    no_truncate_setting: pytest.MonkeyPatch, configured: str
+) -> None:
+    no_truncate_setting.setenv(configured, "false")
+    empty_duckdb_staging("approvalmax")
+    assert os.environ[configured] == "false"
+    other = SCOPED if configured == TRUNCATE else TRUNCATE
+    assert other not in os.environ
 
 
 def test_a_read_only_duckdb_folder_is_refused_naming_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
