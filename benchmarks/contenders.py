@@ -77,20 +77,14 @@ def floor() -> None:
 
 
 def floor_processes() -> None:
-    """The floor split by company over BENCH_PROCESSES processes started together, the run's
-    requests in flight shared out among them: what requests cost when no interpreter is shared by
-    all of them. Its CPU is the processes' (each waited for here, so counted in this one's)."""
+    """The floor split by company over BENCH_PROCESSES processes started together, each with
+    BENCH_CONCURRENCY requests in flight: what requests cost when no interpreter is shared by all
+    of them. Its CPU is the processes' (each waited for here, so counted in this one's)."""
     processes = int(os.environ["BENCH_PROCESSES"])
-    concurrency = int(os.environ.get("BENCH_CONCURRENCY", "4"))
     started = [
         subprocess.Popen(
             [sys.executable, "-m", "benchmarks.contenders", "floor"],
-            env={
-                **os.environ,
-                "BENCH_PART": str(part),
-                "BENCH_PARTS": str(processes),
-                "BENCH_CONCURRENCY": str(max(1, concurrency // processes)),
-            },
+            env={**os.environ, "BENCH_PART": str(part), "BENCH_PARTS": str(processes)},
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -419,18 +419,18 @@ def organisations(companies: int, documents: int, seconds: float, rows: list[Row
     and then a run where one organisation changed."""
     scenario = f"{companies} organisations, {seconds * 1000:.0f} ms latency"
     cap = DEFAULT_MAX_CONCURRENCY
+    split_cap = max(1, cap // FLOOR_PROCESSES)  # each process's share of the requests in flight
     with sandbox_process(companies, documents, latency=seconds, page_cache=True) as sandbox:
         measure_contender(sandbox, "floor", cap)  # warms the page cache
         floor = measure_contender(sandbox, "floor", cap)
         # what the requests alone cost here when no one interpreter makes them all
-        split = measure_contender(sandbox, "floor_processes", cap, processes=str(FLOOR_PROCESSES))
+        split = measure_contender(sandbox, "floor_processes", split_cap, processes=str(FLOOR_PROCESSES))
         ours = quiet_organisations(sandbox, REPO, cap)
         base = quiet_organisations(sandbox, BASELINE.code, cap) if BASELINE is not None else None
     full, quiet, sandbox_cpu, quiet_wrote, one_changed = ours
     rows.append(baseline_row(f"{scenario}: full load", "floor", floor, f"{cap} requests in flight"))
     in_flight = min(cap, CONCURRENCY * companies)
-    # each process asks for the companies once, and keeps its share of the requests in flight
-    split_in_flight = FLOOR_PROCESSES * max(1, cap // FLOOR_PROCESSES)
+    split_in_flight = FLOOR_PROCESSES * split_cap  # each process also asks for the companies once
     ideal = split.requests * seconds / split_in_flight
     note = (
         f"{split_in_flight} in flight over {FLOOR_PROCESSES} processes: {split.wall / ideal:.2f}x the ideal "

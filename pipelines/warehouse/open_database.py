@@ -28,8 +28,6 @@ from approvalmax_pipeline.pipelines.warehouse.faults import before_each_retry
 
 log = logging.getLogger(__name__)
 
-_THREAD = threading.local()  # each thread's held connections: a retry lets go of its own only
-
 
 @dataclass(frozen=True)
 class _Held:
@@ -37,12 +35,19 @@ class _Held:
     connection: Any  # borrowed from it
 
 
+class _ThreadHeld(threading.local):
+    """Each thread's held connections: a retry lets go of its own only."""
+
+    def __init__(self) -> None:
+        self.connections: list[_Held] = []
+
+
+_THREAD = _ThreadHeld()
+
+
 def held() -> list[_Held]:
     """The connections this thread holds now."""
-    if not hasattr(_THREAD, "held"):
-        _THREAD.held = []
-    connections: list[_Held] = _THREAD.held
-    return connections
+    return _THREAD.connections
 
 
 @contextlib.contextmanager
